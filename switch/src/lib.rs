@@ -1,0 +1,15 @@
+//! Switchyard's switch: the CNM control plane (controller, drivers, store)
+//! and the sans-I/O learning switch that forwards Ethernet frames between
+//! ports.
+//!
+//! Nothing in this crate reads a clock or a random source; time and
+//! randomness are passed in (see `DESIGN.md`). Real Linux I/O (TAP devices,
+//! namespaces, netlink) lives in [`real`], behind the `real` feature.
+
+pub mod mac;
+pub mod port;
+pub mod time;
+
+pub use mac::MacAddr;
+pub use port::{DropReason, PortBinding, PortConfig, PortCounters, PortId, SegmentId};
+pub use time::{Clock, Instant};
