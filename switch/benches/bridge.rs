@@ -1,1 +1,278 @@
-fn main(){}
+//! Decisions per second of the switch core: known unicast (2 and 64 ports,
+//! and with a million FDB entries), floods, and garbage being dropped.
+//!
+//! Every iteration processes a batch of pre-built frames, so the numbers
+//! are the core's own cost, not frame construction. Run with
+//! `cargo bench -p switchyard-switch --bench bridge -- --warm-up-time 1 --measurement-time 3`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use switchyard_switch::wire::{
+    EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
+};
+use switchyard_switch::{
+    Bridge, BridgeConfig, Egress, Instant, MacAddr, PortBinding, PortConfig, PortId, SegmentId,
+};
+
+/// 64-byte frames, as the classic packet-rate benchmarks use.
+const FRAME: usize = 64;
+/// Frames per criterion iteration.
+const BATCH: usize = 4096;
+
+fn mac(seg: u32, n: u32) -> MacAddr {
+    MacAddr([
+        0x02,
+        0x42,
+        (seg >> 8) as u8,
+        seg as u8,
+        (n >> 8) as u8,
+        n as u8,
+    ])
+}
+
+fn ip(seg: u32, n: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, seg as u8, (n >> 8) as u8, n as u8)
+}
+
+fn endpoint(seg: u32, n: u32) -> PortConfig {
+    PortConfig {
+        segment: SegmentId(seg),
+        binding: PortBinding::Endpoint {
+            mac: mac(seg, n),
+            ipv4: Some(ip(seg, n)),
+            ipv6: None,
+        },
+        label: String::new(),
+    }
+}
+
+fn trunk(seg: u32) -> PortConfig {
+    PortConfig {
+        segment: SegmentId(seg),
+        binding: PortBinding::Trunk,
+        label: String::new(),
+    }
+}
+
+/// A 64-byte IPv4/UDP frame.
+fn ipv4_frame(dst: MacAddr, src: MacAddr, src_ip: Ipv4Addr, dst_ip: Ipv4Addr) -> [u8; FRAME] {
+    let mut buf = [0u8; FRAME];
+    let eth = EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        vlan: None,
+        ethertype: EtherType::IPV4,
+    };
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+    let ip = Ipv4Repr {
+        src_addr: src_ip,
+        dst_addr: dst_ip,
+        next_header: IpProtocol::UDP,
+        payload_len: FRAME - 14 - 20,
+        hop_limit: 64,
+    };
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[14..]));
+    buf
+}
+
+/// Pre-built traffic: (ingress, frame) pairs processed round-robin.
+struct Traffic {
+    ingress: Vec<PortId>,
+    frames: Vec<[u8; FRAME]>,
+}
+
+impl Traffic {
+    fn run(&self, bridge: &mut Bridge, out: &mut Egress, now: Instant) {
+        for (port, frame) in self.ingress.iter().zip(&self.frames) {
+            black_box(bridge.process(now, *port, black_box(&frame[..]), out));
+        }
+    }
+}
+
+const NOW: Instant = Instant::from_secs(10);
+
+/// `n` endpoint ports in one segment, each having spoken once, and frames
+/// between random pairs of them.
+fn endpoints(n: u32, rng: &mut ChaCha8Rng) -> (Bridge, Traffic) {
+    let mut bridge = Bridge::new(BridgeConfig::default());
+    let ports: Vec<PortId> = (0..n)
+        .map(|i| bridge.add_port(endpoint(1, i + 1)))
+        .collect();
+    let mut out = bridge.egress();
+    for (i, &p) in ports.iter().enumerate() {
+        let i = i as u32 + 1;
+        let f = ipv4_frame(MacAddr::BROADCAST, mac(1, i), ip(1, i), Ipv4Addr::BROADCAST);
+        bridge.process(NOW, p, &f, &mut out);
+    }
+    let mut traffic = Traffic {
+        ingress: Vec::new(),
+        frames: Vec::new(),
+    };
+    for k in 0..BATCH as u32 {
+        let (a, b) = if n == 2 {
+            (k % 2, (k + 1) % 2)
+        } else {
+            let a = rng.next_u32() % n;
+            (a, (a + 1 + rng.next_u32() % (n - 1)) % n)
+        };
+        traffic.ingress.push(ports[a as usize]);
+        traffic.frames.push(ipv4_frame(
+            mac(1, b + 1),
+            mac(1, a + 1),
+            ip(1, a + 1),
+            ip(1, b + 1),
+        ));
+    }
+    (bridge, traffic)
+}
+
+/// 128 segments, two trunk ports each, 8192 stations per segment (half
+/// behind each port): 1,048,576 FDB entries.
+fn million(rng: &mut ChaCha8Rng) -> (Bridge, Vec<[PortId; 2]>) {
+    let mut bridge = Bridge::new(BridgeConfig::default());
+    let ports: Vec<[PortId; 2]> = (0..128)
+        .map(|s| [bridge.add_port(trunk(s)), bridge.add_port(trunk(s))])
+        .collect();
+    let mut out = bridge.egress();
+    let _ = rng;
+    for (s, pair) in ports.iter().enumerate() {
+        for n in 0..8192u32 {
+            let f = ipv4_frame(
+                MacAddr::BROADCAST,
+                mac(s as u32, n),
+                ip(s as u32, n),
+                Ipv4Addr::BROADCAST,
+            );
+            bridge.process(NOW, pair[(n % 2) as usize], &f, &mut out);
+        }
+    }
+    assert_eq!(bridge.fdb_len(), 1 << 20);
+    (bridge, ports)
+}
+
+fn known_unicast(c: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut group = c.benchmark_group("known_unicast");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for n in [2u32, 64] {
+        let (mut bridge, traffic) = endpoints(n, &mut rng);
+        let mut out = bridge.egress();
+        group.bench_function(format!("{n}_endpoint_ports"), |b| {
+            b.iter(|| traffic.run(&mut bridge, &mut out, NOW));
+        });
+        assert_eq!(bridge.stats().unicast, bridge.stats().frames - u64::from(n));
+    }
+
+    let (mut bridge, ports) = million(&mut rng);
+    let mut out = bridge.egress();
+    // One busy pair among a million entries: the table is big, the hot
+    // rows stay in cache.
+    let mut hot = Traffic {
+        ingress: Vec::new(),
+        frames: Vec::new(),
+    };
+    for k in 0..BATCH as u32 {
+        let (a, b) = (k % 2, (k + 1) % 2);
+        hot.ingress.push(ports[5][a as usize]);
+        hot.frames
+            .push(ipv4_frame(mac(5, b), mac(5, a), ip(5, a), ip(5, b)));
+    }
+    group.bench_function("1m_fdb_hot_pair", |b| {
+        b.iter(|| hot.run(&mut bridge, &mut out, NOW))
+    });
+    // Random stations all over the million: every lookup is a cache miss.
+    let mut random = Traffic {
+        ingress: Vec::new(),
+        frames: Vec::new(),
+    };
+    for _ in 0..(BATCH * 16) {
+        let s = rng.next_u32() % 128;
+        let a = rng.next_u32() % 8192;
+        let b = (rng.next_u32() % 4096) * 2 + (1 - a % 2); // behind the other port
+        random.ingress.push(ports[s as usize][(a % 2) as usize]);
+        random
+            .frames
+            .push(ipv4_frame(mac(s, b), mac(s, a), ip(s, a), ip(s, b)));
+    }
+    group.throughput(Throughput::Elements((BATCH * 16) as u64));
+    group.bench_function("1m_fdb_random_stations", |b| {
+        b.iter(|| random.run(&mut bridge, &mut out, NOW))
+    });
+    let unicast_before = bridge.stats().unicast;
+    random.run(&mut bridge, &mut out, NOW);
+    assert_eq!(
+        bridge.stats().unicast - unicast_before,
+        (BATCH * 16) as u64,
+        "all known unicast"
+    );
+    group.finish();
+}
+
+fn flood(c: &mut Criterion) {
+    let mut group = c.benchmark_group("flood");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for n in [8u32, 64] {
+        let mut bridge = Bridge::new(BridgeConfig::default());
+        let ports: Vec<PortId> = (0..n)
+            .map(|i| bridge.add_port(endpoint(1, i + 1)))
+            .collect();
+        let mut out = bridge.egress();
+        let mut traffic = Traffic {
+            ingress: Vec::new(),
+            frames: Vec::new(),
+        };
+        for k in 0..BATCH as u32 {
+            let a = k % n;
+            traffic.ingress.push(ports[a as usize]);
+            traffic.frames.push(ipv4_frame(
+                MacAddr::BROADCAST,
+                mac(1, a + 1),
+                ip(1, a + 1),
+                Ipv4Addr::BROADCAST,
+            ));
+        }
+        group.bench_function(format!("broadcast_{n}_ports"), |b| {
+            b.iter(|| traffic.run(&mut bridge, &mut out, NOW));
+        });
+        assert_eq!(bridge.stats().flooded, bridge.stats().frames);
+    }
+    group.finish();
+}
+
+fn garbage(c: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let mut bridge = Bridge::new(BridgeConfig::default());
+    let ep = bridge.add_port(endpoint(1, 1));
+    let tr = bridge.add_port(trunk(1));
+    let mut out = bridge.egress();
+    let frames: Vec<Vec<u8>> = (0..BATCH)
+        .map(|_| {
+            let len = (rng.next_u32() % 128) as usize;
+            let mut f = vec![0u8; len];
+            rng.fill_bytes(&mut f);
+            f
+        })
+        .collect();
+    let mut group = c.benchmark_group("garbage");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, port) in [("endpoint_port", ep), ("trunk_port", tr)] {
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || (),
+                |_| {
+                    for f in &frames {
+                        black_box(bridge.process(NOW, port, black_box(f), &mut out));
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, known_unicast, flood, garbage);
+criterion_main!(benches);

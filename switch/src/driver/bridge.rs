@@ -1,0 +1,99 @@
+//! The `bridge` driver: every endpoint is an interface in its sandbox, one
+//! port of the userspace switch, on the network's own segment.
+
+use super::{
+    mtu_option, Attachment, Driver, DriverCapabilities, InterfacePlan, PortPlan, MTU_OPTION,
+};
+use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
+use crate::controller::ControllerError;
+use crate::mac::MacAddr;
+use crate::port::{PortBinding, PortConfig};
+
+/// The default single-host driver.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BridgeDriver;
+
+/// Docker bridge options that tools commonly pass. They describe kernel
+/// bridge knobs with no meaning for a userspace switch; they are accepted
+/// and kept (so `inspect` shows them) rather than breaking such scripts.
+const ACCEPTED_DOCKER_OPTIONS: [&str; 7] = [
+    "com.docker.network.bridge.name",
+    "com.docker.network.bridge.enable_icc",
+    "com.docker.network.bridge.enable_ip_masquerade",
+    "com.docker.network.bridge.host_binding_ipv4",
+    "com.docker.network.bridge.default_bridge",
+    "com.docker.network.container_iface_prefix",
+    "com.docker.network.enable_ipv6",
+];
+
+/// Default interface MTU.
+pub const DEFAULT_MTU: u32 = 1500;
+
+impl Driver for BridgeDriver {
+    fn name(&self) -> &'static str {
+        "bridge"
+    }
+
+    fn capabilities(&self) -> DriverCapabilities {
+        DriverCapabilities {
+            scope: Scope::Local,
+            uses_ipam: true,
+            uses_segment: true,
+            user_creatable: true,
+            exclusive: false,
+        }
+    }
+
+    fn validate(&self, spec: &NetworkSpec) -> Result<u32, ControllerError> {
+        for key in spec.options.keys() {
+            if key != MTU_OPTION && key != "mtu" && !ACCEPTED_DOCKER_OPTIONS.contains(&key.as_str())
+            {
+                return Err(ControllerError::InvalidOption {
+                    option: key.clone(),
+                    value: spec.options[key].clone(),
+                    hint: format!(
+                        "the bridge driver knows {MTU_OPTION} (alias mtu) and accepts Docker's \
+                         com.docker.network.bridge.* options; remove -o {key}"
+                    ),
+                });
+            }
+        }
+        mtu_option(spec, DEFAULT_MTU)
+    }
+
+    fn plan_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan> {
+        let segment = network.segment?;
+        let mac = endpoint.mac?;
+        let binding = PortBinding::Endpoint {
+            mac,
+            ipv4: endpoint.ipv4.map(|n| n.ip()),
+            ipv6: endpoint.ipv6.map(|n| n.ip()),
+        };
+        let gateway4 = network.ipv4.as_ref().and_then(|s| match s.gateway {
+            std::net::IpAddr::V4(g) => Some(g),
+            std::net::IpAddr::V6(_) => None,
+        });
+        let gateway6 = network.ipv6.as_ref().and_then(|s| match s.gateway {
+            std::net::IpAddr::V6(g) => Some(g),
+            std::net::IpAddr::V4(_) => None,
+        });
+        Some(PortPlan {
+            endpoint_id: endpoint.id.clone(),
+            port: PortConfig {
+                segment,
+                binding,
+                label: format!("{}/{}", endpoint.name, endpoint.ifname),
+            },
+            attachment: Attachment::SandboxInterface(InterfacePlan {
+                ifname: endpoint.ifname.clone(),
+                mac: endpoint.mac.unwrap_or(MacAddr::ZERO),
+                ipv4: endpoint.ipv4,
+                ipv6: endpoint.ipv6,
+                gateway4,
+                gateway6,
+                default_route: endpoint.default_route,
+                mtu: network.mtu,
+            }),
+        })
+    }
+}

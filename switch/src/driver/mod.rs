@@ -1,0 +1,184 @@
+//! Drivers turn control-plane objects into data-plane ports.
+//!
+//! A driver says what a network of its kind needs (IPAM? a switch segment?
+//! endpoints at all?), validates its `-o` options, and, for each endpoint,
+//! plans the port: the [`PortConfig`] the switch core gets and the
+//! [`InterfacePlan`] the backend realises (a TAP in a namespace in real mode,
+//! a smoltcp interface in the simulator). Drivers never do I/O themselves, so
+//! the same driver serves both.
+//!
+//! `bridge`, `host` and `null` are here; `overlay` (VXLAN tunnel ports, one
+//! per remote VTEP, on the network's segment) and `macvlan` (a parent link
+//! and VLAN) plug in through [`Attachment`] without changing the trait.
+
+mod bridge;
+mod host;
+mod null;
+
+pub use bridge::BridgeDriver;
+pub use host::HostDriver;
+pub use null::NullDriver;
+
+use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
+use crate::controller::ControllerError;
+use crate::mac::MacAddr;
+use crate::port::PortConfig;
+use ipnetwork::{Ipv4Network, Ipv6Network};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// What the controller must do for networks of a driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverCapabilities {
+    /// Local or global networks.
+    pub scope: Scope,
+    /// Networks get IPv4 (and optionally IPv6) subnets from IPAM.
+    pub uses_ipam: bool,
+    /// Networks get a switch segment.
+    pub uses_segment: bool,
+    /// Users may create networks of this driver (false for `host`/`null`:
+    /// exactly one predefined instance each).
+    pub user_creatable: bool,
+    /// A sandbox on such a network may join no other network.
+    pub exclusive: bool,
+}
+
+/// How the backend should realise an endpoint's interface.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfacePlan {
+    /// Name inside the sandbox (`eth0`).
+    pub ifname: String,
+    /// MAC address.
+    pub mac: MacAddr,
+    /// IPv4 address and prefix.
+    pub ipv4: Option<Ipv4Network>,
+    /// IPv6 address and prefix.
+    pub ipv6: Option<Ipv6Network>,
+    /// IPv4 gateway (for the default route and ARP).
+    pub gateway4: Option<Ipv4Addr>,
+    /// IPv6 gateway.
+    pub gateway6: Option<Ipv6Addr>,
+    /// Install the default route(s) through this interface.
+    pub default_route: bool,
+    /// Interface MTU.
+    pub mtu: u32,
+}
+
+/// Where the data-plane port's frames come from and go to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Attachment {
+    /// An interface inside the sandbox's namespace, one station behind it.
+    SandboxInterface(InterfacePlan),
+}
+
+/// The data-plane side of one endpoint: the switch port and what backs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortPlan {
+    /// The endpoint this port serves.
+    pub endpoint_id: String,
+    /// Segment and port security for the switch core.
+    pub port: PortConfig,
+    /// What the backend creates.
+    pub attachment: Attachment,
+}
+
+/// A network driver.
+pub trait Driver: Send + Sync {
+    /// The name users pass to `-d` and `network ls` shows.
+    fn name(&self) -> &'static str;
+
+    /// What networks of this driver need.
+    fn capabilities(&self) -> DriverCapabilities;
+
+    /// Checks `-o` options and anything else driver-specific; returns the
+    /// interface MTU the network's endpoints get.
+    fn validate(&self, spec: &NetworkSpec) -> Result<u32, ControllerError>;
+
+    /// Plans the port for an endpoint, or `None` when endpoints of this
+    /// driver have no data-plane port (host, null).
+    fn plan_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan>;
+}
+
+/// The drivers known to a controller, by name.
+pub struct DriverRegistry {
+    drivers: BTreeMap<&'static str, Box<dyn Driver>>,
+}
+
+/// Drivers that are part of the design but not built yet, so users get
+/// "not available yet" rather than "unknown".
+pub const PLANNED_DRIVERS: [&str; 2] = ["overlay", "macvlan"];
+
+impl DriverRegistry {
+    /// An empty registry.
+    pub fn empty() -> Self {
+        DriverRegistry {
+            drivers: BTreeMap::new(),
+        }
+    }
+
+    /// `bridge`, `host` and `null`.
+    pub fn builtin() -> Self {
+        let mut r = Self::empty();
+        r.register(Box::new(BridgeDriver));
+        r.register(Box::new(HostDriver));
+        r.register(Box::new(NullDriver));
+        r
+    }
+
+    /// Adds (or replaces) a driver.
+    pub fn register(&mut self, driver: Box<dyn Driver>) {
+        self.drivers.insert(driver.name(), driver);
+    }
+
+    /// Finds a driver, with an error that lists the choices.
+    pub fn get(&self, name: &str) -> Result<&dyn Driver, ControllerError> {
+        if let Some(d) = self.drivers.get(name) {
+            return Ok(d.as_ref());
+        }
+        if PLANNED_DRIVERS.contains(&name) {
+            return Err(ControllerError::DriverNotYetAvailable {
+                driver: name.to_string(),
+            });
+        }
+        Err(ControllerError::UnknownDriver {
+            driver: name.to_string(),
+            known: self.names().join(", "),
+        })
+    }
+
+    /// Names of the registered drivers, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.drivers.keys().copied().collect()
+    }
+}
+
+impl Default for DriverRegistry {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+/// Options every driver accepts (labels of intent Docker tools pass).
+pub(crate) const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+
+/// Parses the MTU option, if present.
+pub(crate) fn mtu_option(spec: &NetworkSpec, default: u32) -> Result<u32, ControllerError> {
+    match spec
+        .options
+        .get(MTU_OPTION)
+        .or_else(|| spec.options.get("mtu"))
+    {
+        None => Ok(default),
+        Some(v) => match v.parse::<u32>() {
+            Ok(m) if (68..=65_521).contains(&m) => Ok(m),
+            _ => Err(ControllerError::InvalidOption {
+                option: MTU_OPTION.to_string(),
+                value: v.clone(),
+                hint:
+                    "give an MTU between 68 and 65521, e.g. -o com.docker.network.driver.mtu=1500"
+                        .to_string(),
+            }),
+        },
+    }
+}

@@ -1,0 +1,328 @@
+//! The forwarding database: which port each station (segment, MAC) was last
+//! seen on, and when.
+//!
+//! Entries age: one not refreshed for the ageing time is treated as unknown
+//! by lookups straight away and removed by the next sweep
+//! ([`crate::Bridge::expire`]). Each segment holds at most a fixed number of
+//! entries, so a station flooding random source MACs can fill its own
+//! segment's table but never grow memory without bound or evict the
+//! stations of other segments.
+//!
+//! The table is a `hashbrown` [`HashTable`] with a fixed, seeded
+//! folded-multiply hash over the packed (segment, MAC) key: deterministic
+//! for a given seed, and cheap enough for the hot path (one multiply). It
+//! is never iterated to make a forwarding decision; listings are sorted.
+
+use crate::mac::MacAddr;
+use crate::port::{PortId, SegmentId};
+use crate::time::Instant;
+use core::fmt;
+use hashbrown::HashTable;
+
+/// One learned station, as shown to people (`fdb` tables, `--explain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FdbEntry {
+    /// The segment the station lives in.
+    pub segment: SegmentId,
+    /// The station's MAC address.
+    pub mac: MacAddr,
+    /// The port it was last seen on.
+    pub port: PortId,
+    /// When it last sent a frame.
+    pub last_seen: Instant,
+}
+
+impl fmt::Display for FdbEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} on {} (last seen {})",
+            self.segment, self.mac, self.port, self.last_seen
+        )
+    }
+}
+
+/// What learning a source address did, in terms of the bridge's dense port
+/// slots (the bridge turns slots back into [`PortId`]s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Learned {
+    /// A new entry (or one that had aged out and is known again).
+    New,
+    /// Same port as before; only the timestamp moved.
+    Refreshed,
+    /// The station was known on another port of the segment.
+    Moved { from: u32 },
+    /// The segment's table is full; nothing was recorded.
+    RefusedFull,
+}
+
+/// One table row: 24 bytes, so 1M stations fit in ~40 MB with the
+/// hashbrown control bytes and load factor.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    mac: u64,
+    segment: u32,
+    slot: u32,
+    last_seen: u64,
+}
+
+/// The table itself. Ports are the bridge's dense slot numbers; the bridge
+/// purges a port's rows before the slot can be reused, so a slot in a row
+/// always names the port that was learned.
+#[derive(Debug)]
+pub(crate) struct Fdb {
+    rows: HashTable<Row>,
+    /// Rows per segment, for the capacity rule (segments with no rows are
+    /// absent).
+    counts: HashTable<(u32, usize)>,
+    ageing_nanos: u64,
+    capacity: usize,
+    seed: [u64; 2],
+}
+
+/// Constants from the fractional digits of pi, so the mixing is nothing up
+/// anyone's sleeve.
+const PI: [u64; 4] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+];
+
+/// Multiplies two words into 128 bits and folds the halves together: a
+/// strong, single-instruction mixer (the core of foldhash and wyhash).
+#[inline(always)]
+pub(crate) const fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = (a as u128).wrapping_mul(b as u128);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+impl Fdb {
+    /// An empty table.
+    pub(crate) fn new(ageing_nanos: u64, capacity: usize, hash_seed: u64) -> Fdb {
+        Fdb {
+            rows: HashTable::new(),
+            counts: HashTable::new(),
+            ageing_nanos,
+            capacity,
+            seed: [hash_seed ^ PI[0], hash_seed.rotate_left(32) ^ PI[1]],
+        }
+    }
+
+    #[inline(always)]
+    fn hash(&self, segment: u32, mac: u64) -> u64 {
+        folded_multiply(mac ^ self.seed[0], u64::from(segment) ^ self.seed[1])
+    }
+
+    #[inline(always)]
+    fn count_hash(&self, segment: u32) -> u64 {
+        folded_multiply(u64::from(segment) ^ self.seed[1], PI[2] ^ self.seed[0])
+    }
+
+    #[inline(always)]
+    fn is_fresh(&self, row: &Row, now: u64) -> bool {
+        now.saturating_sub(row.last_seen) < self.ageing_nanos
+    }
+
+    /// Makes room for `additional` more rows, so learning them later does
+    /// not allocate on the forwarding path.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let seed = self.seed;
+        self.rows.reserve(additional, |r| {
+            folded_multiply(r.mac ^ seed[0], u64::from(r.segment) ^ seed[1])
+        });
+    }
+
+    /// Records that `mac` was seen on port `slot` of `segment` at `now`.
+    #[inline]
+    pub(crate) fn learn(&mut self, segment: u32, mac: u64, slot: u32, now: u64) -> Learned {
+        let hash = self.hash(segment, mac);
+        let ageing = self.ageing_nanos;
+        if let Some(row) = self
+            .rows
+            .find_mut(hash, |r| r.mac == mac && r.segment == segment)
+        {
+            let fresh = now.saturating_sub(row.last_seen) < ageing;
+            let from = row.slot;
+            row.last_seen = now;
+            row.slot = slot;
+            return match (fresh, from == slot) {
+                (true, true) => Learned::Refreshed,
+                (true, false) => Learned::Moved { from },
+                (false, _) => Learned::New,
+            };
+        }
+        self.insert_new(hash, segment, mac, slot, now)
+    }
+
+    #[inline(never)]
+    fn insert_new(&mut self, hash: u64, segment: u32, mac: u64, slot: u32, now: u64) -> Learned {
+        let count_hash = self.count_hash(segment);
+        let seed = self.seed;
+        match self.counts.find_mut(count_hash, |c| c.0 == segment) {
+            Some(c) if c.1 >= self.capacity => return Learned::RefusedFull,
+            Some(c) => c.1 += 1,
+            None if self.capacity == 0 => return Learned::RefusedFull,
+            None => {
+                self.counts.insert_unique(count_hash, (segment, 1), |c| {
+                    folded_multiply(u64::from(c.0) ^ seed[1], PI[2] ^ seed[0])
+                });
+            }
+        }
+        self.rows.insert_unique(
+            hash,
+            Row {
+                mac,
+                segment,
+                slot,
+                last_seen: now,
+            },
+            |r| folded_multiply(r.mac ^ seed[0], u64::from(r.segment) ^ seed[1]),
+        );
+        Learned::New
+    }
+
+    /// The port slot `mac` was learned on in `segment`, unless unknown or
+    /// aged out.
+    #[inline]
+    pub(crate) fn lookup(&self, segment: u32, mac: u64, now: u64) -> Option<u32> {
+        let row = self.rows.find(self.hash(segment, mac), |r| {
+            r.mac == mac && r.segment == segment
+        })?;
+        self.is_fresh(row, now).then_some(row.slot)
+    }
+
+    /// The row for (segment, mac) even if aged: (slot, last_seen).
+    pub(crate) fn peek(&self, segment: u32, mac: u64) -> Option<(u32, u64)> {
+        self.rows
+            .find(self.hash(segment, mac), |r| {
+                r.mac == mac && r.segment == segment
+            })
+            .map(|r| (r.slot, r.last_seen))
+    }
+
+    /// Removes the rows `remove` selects, keeping the per-segment counts
+    /// right. Returns how many went.
+    fn remove_where(&mut self, mut remove: impl FnMut(&Row) -> bool) -> usize {
+        let mut removed = 0;
+        let counts = &mut self.counts;
+        let seed = self.seed;
+        self.rows.retain(|row| {
+            if !remove(row) {
+                return true;
+            }
+            removed += 1;
+            let h = folded_multiply(u64::from(row.segment) ^ seed[1], PI[2] ^ seed[0]);
+            if let Ok(entry) = counts.find_entry(h, |c| c.0 == row.segment) {
+                if entry.get().1 <= 1 {
+                    entry.remove();
+                } else {
+                    let mut entry = entry;
+                    entry.get_mut().1 -= 1;
+                }
+            }
+            false
+        });
+        removed
+    }
+
+    /// Removes every row whose age is at least the ageing time.
+    pub(crate) fn expire(&mut self, now: u64) -> usize {
+        let ageing = self.ageing_nanos;
+        self.remove_where(|r| now.saturating_sub(r.last_seen) >= ageing)
+    }
+
+    /// Removes every row pointing at port `slot`.
+    pub(crate) fn purge_slot(&mut self, slot: u32) -> usize {
+        self.remove_where(|r| r.slot == slot)
+    }
+
+    /// Rows currently stored (aged ones included until swept).
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Rows currently stored for one segment.
+    pub(crate) fn segment_len(&self, segment: u32) -> usize {
+        self.counts
+            .find(self.count_hash(segment), |c| c.0 == segment)
+            .map_or(0, |c| c.1)
+    }
+
+    /// Every row as (segment, mac, slot, last_seen), in table order: the
+    /// caller sorts.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (u32, u64, u32, u64)> + '_ {
+        self.rows
+            .iter()
+            .map(|r| (r.segment, r.mac, r.slot, r.last_seen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn learn_refresh_move_and_age() {
+        let mut fdb = Fdb::new(300 * SEC, 10, 0);
+        assert_eq!(fdb.learn(1, 0xaa, 0, 0), Learned::New);
+        assert_eq!(fdb.learn(1, 0xaa, 0, SEC), Learned::Refreshed);
+        assert_eq!(fdb.learn(1, 0xaa, 2, 2 * SEC), Learned::Moved { from: 0 });
+        assert_eq!(fdb.lookup(1, 0xaa, 3 * SEC), Some(2));
+        assert_eq!(
+            fdb.lookup(2, 0xaa, 3 * SEC),
+            None,
+            "segments are separate tables"
+        );
+        assert_eq!(
+            fdb.lookup(1, 0xaa, 302 * SEC),
+            None,
+            "aged out at exactly the ageing time"
+        );
+        assert_eq!(fdb.peek(1, 0xaa), Some((2, 2 * SEC)));
+        assert_eq!(
+            fdb.learn(1, 0xaa, 2, 400 * SEC),
+            Learned::New,
+            "aged entries are learned anew"
+        );
+        assert_eq!(fdb.len(), 1);
+    }
+
+    #[test]
+    fn capacity_is_per_segment_and_counts_follow_removals() {
+        let mut fdb = Fdb::new(10 * SEC, 2, 7);
+        assert_eq!(fdb.learn(1, 1, 0, 0), Learned::New);
+        assert_eq!(fdb.learn(1, 2, 0, 0), Learned::New);
+        assert_eq!(fdb.learn(1, 3, 0, 0), Learned::RefusedFull);
+        assert_eq!(
+            fdb.learn(1, 1, 0, 1),
+            Learned::Refreshed,
+            "known entries still refresh"
+        );
+        assert_eq!(
+            fdb.learn(2, 3, 1, 0),
+            Learned::New,
+            "other segments still learn"
+        );
+        assert_eq!(fdb.segment_len(1), 2);
+        assert_eq!(
+            fdb.expire(10 * SEC),
+            2,
+            "rows last seen at 0 are gone, the refreshed one stays"
+        );
+        assert_eq!(fdb.segment_len(1), 1);
+        assert_eq!(fdb.learn(1, 3, 0, 10 * SEC), Learned::New);
+        assert_eq!(fdb.purge_slot(0), 2);
+        assert_eq!(fdb.segment_len(1), 0);
+        assert_eq!(fdb.len(), 0);
+    }
+
+    #[test]
+    fn zero_capacity_never_learns() {
+        let mut fdb = Fdb::new(SEC, 0, 0);
+        assert_eq!(fdb.learn(1, 1, 0, 0), Learned::RefusedFull);
+        assert_eq!(fdb.len(), 0);
+    }
+}

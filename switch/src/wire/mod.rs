@@ -1,0 +1,134 @@
+//! Wire formats, as zero-copy views over byte buffers (smoltcp style).
+//!
+//! Each protocol has its own file with a `mod field` of byte offsets, a view
+//! type (`Frame`, `Packet`, `Header`) that wraps any `T: AsRef<[u8]>` and
+//! reads fields in place, setters when `T: AsMut<[u8]>` too, and a `Repr`
+//! value type with `parse`/`emit` for code that builds frames.
+//!
+//! `new_checked` validates everything the getters rely on, so once a view
+//! exists its getters never panic. Parsing never panics on any input: a
+//! frame that is too short is [`WireError::Truncated`], one whose header
+//! contradicts itself is [`WireError::Malformed`]. The bridge maps both onto
+//! a [`DropReason`] and counts the drop.
+
+pub mod arp;
+pub mod ethernet;
+pub mod ipv4;
+pub mod ipv6;
+pub mod udp;
+pub mod vnet_hdr;
+pub mod vxlan;
+
+pub use arp::{Operation as ArpOperation, Packet as ArpPacket, Repr as ArpRepr};
+pub use ethernet::{EtherType, Frame as EthernetFrame, Repr as EthernetRepr, VlanTag};
+pub use ipv4::{IpProtocol, Packet as Ipv4Packet, Repr as Ipv4Repr};
+pub use ipv6::{Packet as Ipv6Packet, Repr as Ipv6Repr};
+pub use udp::{Packet as UdpPacket, Repr as UdpRepr};
+pub use vnet_hdr::{GsoType, Header as VnetHeader, Repr as VnetHdrRepr};
+pub use vxlan::{Header as VxlanHeader, Repr as VxlanRepr};
+
+use crate::port::DropReason;
+
+/// A byte range of a fixed-size header field.
+pub(crate) type Field = core::ops::Range<usize>;
+/// The rest of a buffer from some offset: a payload.
+pub(crate) type Rest = core::ops::RangeFrom<usize>;
+
+/// Why bytes could not be read as a protocol header. Parsing reports this
+/// instead of panicking, so hostile input can only ever cause a counted drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The buffer ends before the header (or the length it announces) does.
+    #[error("truncated: the buffer is shorter than the header or the length it announces")]
+    Truncated,
+    /// A header field holds a value the protocol does not allow.
+    #[error("malformed {what}")]
+    Malformed {
+        /// Which field or rule was violated, e.g. `"IPv4 version"`.
+        what: &'static str,
+    },
+}
+
+impl WireError {
+    /// Shorthand for [`WireError::Malformed`].
+    pub(crate) const fn malformed(what: &'static str) -> WireError {
+        WireError::Malformed { what }
+    }
+}
+
+impl From<WireError> for DropReason {
+    fn from(e: WireError) -> DropReason {
+        match e {
+            WireError::Truncated => DropReason::Truncated,
+            WireError::Malformed { .. } => DropReason::Malformed,
+        }
+    }
+}
+
+/// Result of parsing a wire format.
+pub type Result<T> = core::result::Result<T, WireError>;
+
+/// The Internet checksum (RFC 1071), shared by IPv4 and UDP.
+pub mod checksum {
+    use std::net::Ipv4Addr;
+
+    /// One's-complement sum of `data` as big-endian 16-bit words (an odd
+    /// trailing byte is padded with zero), not yet folded or inverted.
+    pub fn sum(data: &[u8]) -> u32 {
+        let mut acc: u64 = 0;
+        let mut chunks = data.chunks_exact(2);
+        for c in &mut chunks {
+            acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        if let [last] = chunks.remainder() {
+            acc += u64::from(*last) << 8;
+        }
+        fold(acc)
+    }
+
+    /// Folds carries until the sum fits in 16 bits.
+    fn fold(mut acc: u64) -> u32 {
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u32
+    }
+
+    /// Adds partial sums, keeping the one's-complement carry.
+    pub fn combine(sums: &[u32]) -> u32 {
+        fold(sums.iter().map(|&s| u64::from(s)).sum())
+    }
+
+    /// The final checksum field value of a partial sum.
+    pub fn finish(sum: u32) -> u16 {
+        !(fold(u64::from(sum)) as u16)
+    }
+
+    /// The IPv4 pseudo-header sum that UDP and TCP checksums start from.
+    pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u32 {
+        let mut buf = [0u8; 12];
+        buf[0..4].copy_from_slice(&src.octets());
+        buf[4..8].copy_from_slice(&dst.octets());
+        buf[9] = protocol;
+        buf[10..12].copy_from_slice(&length.to_be_bytes());
+        sum(&buf)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn rfc1071_example_sums_to_the_published_value() {
+            // RFC 1071 section 3: 0001 f203 f4f5 f6f7 sums to ddf2.
+            let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+            assert_eq!(sum(&data), 0xddf2);
+            assert_eq!(finish(sum(&data)), !0xddf2);
+        }
+
+        #[test]
+        fn odd_length_pads_with_zero() {
+            assert_eq!(sum(&[0x12]), 0x1200);
+        }
+    }
+}
