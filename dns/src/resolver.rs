@@ -107,8 +107,9 @@ pub enum DropReason {
     Unmatched,
 }
 
-/// Counters for `lab show`, metrics and tests. Every query lands in exactly
-/// one of the outcome counters.
+/// Counters for `lab show`, metrics and tests. A query may move several
+/// (a forwarded query that times out everywhere counts in `forwarded`,
+/// `upstream_timeouts` and `servfail`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolverStats {
     /// Client messages handed to [`Resolver::handle_query`].
@@ -163,6 +164,17 @@ pub struct Resolver {
     scratch_names: Vec<u8>,
     scratch_ranges: Vec<Range<usize>>,
     scratch_out: Vec<u8>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("config", &self.config)
+            .field("endpoints", &self.records.endpoint_count())
+            .field("in_flight", &self.in_flight.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Resolver {

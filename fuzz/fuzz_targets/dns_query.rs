@@ -37,11 +37,28 @@ impl rand_core::RngCore for XorShift {
 
 fn resolver() -> Resolver {
     let mut r = Resolver::new(ResolverConfig {
-        upstreams: vec!["192.0.2.1:53".parse().unwrap(), "192.0.2.2:53".parse().unwrap()],
+        upstreams: vec![
+            "192.0.2.1:53".parse().unwrap(),
+            "192.0.2.2:53".parse().unwrap(),
+        ],
         ..ResolverConfig::default()
     });
-    r.set_network("n1", NetworkPolicy { name: "front".into(), names: true, forward: true });
-    r.set_network("n2", NetworkPolicy { name: "inner".into(), names: true, forward: false });
+    r.set_network(
+        "n1",
+        NetworkPolicy {
+            name: "front".into(),
+            names: true,
+            forward: true,
+        },
+    );
+    r.set_network(
+        "n2",
+        NetworkPolicy {
+            name: "inner".into(),
+            names: true,
+            forward: false,
+        },
+    );
     for i in 0..40u8 {
         r.upsert_endpoint(EndpointRecord {
             endpoint_id: format!("e{i}"),
@@ -61,12 +78,24 @@ fn check(query: &[u8], transport: Transport, outcome: Outcome, out: &[u8]) {
             assert!(out.len() >= 12, "reply shorter than a header");
             assert_eq!(&out[..2], &query[..2], "reply id differs from query id");
             assert!(out[2] & 0x80 != 0, "reply without QR");
-            let limit = if transport == Transport::Udp { 4096 } else { 65535 };
-            assert!(out.len() <= limit, "reply of {} bytes over {limit}", out.len());
+            let limit = if transport == Transport::Udp {
+                4096
+            } else {
+                65535
+            };
+            assert!(
+                out.len() <= limit,
+                "reply of {} bytes over {limit}",
+                out.len()
+            );
         }
         Outcome::Forward { transport: t, .. } => {
             assert_eq!(t, transport);
-            assert_eq!(&out[2..], &query[2..], "forwarded query changed beyond its id");
+            assert_eq!(
+                &out[2..],
+                &query[2..],
+                "forwarded query changed beyond its id"
+            );
         }
         Outcome::Drop(_) => assert!(out.is_empty()),
     }
@@ -79,7 +108,15 @@ fuzz_target!(|data: &[u8]| {
     let scope = Scope::new(["n1", "n2"]);
     let now = Duration::from_secs(1);
 
-    let outcome = r.handle_query(now, &scope, ClientToken(1), Transport::Udp, data, &mut rng, &mut out);
+    let outcome = r.handle_query(
+        now,
+        &scope,
+        ClientToken(1),
+        Transport::Udp,
+        data,
+        &mut rng,
+        &mut out,
+    );
     check(data, Transport::Udp, outcome, &out);
 
     let mut deframer = TcpDeframer::new();
@@ -89,21 +126,37 @@ fuzz_target!(|data: &[u8]| {
             messages.push(m.to_vec());
         }
         for m in messages {
-            let outcome = r.handle_query(now, &scope, ClientToken(2), Transport::Tcp, &m, &mut rng, &mut out);
+            let outcome = r.handle_query(
+                now,
+                &scope,
+                ClientToken(2),
+                Transport::Tcp,
+                &m,
+                &mut rng,
+                &mut out,
+            );
             check(&m, Transport::Tcp, outcome, &out);
         }
     }
 
     // As an upstream reply to a forwarded query, with the id made to match.
-    let probe = b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
-    if let Outcome::Forward { upstream, .. } =
-        r.handle_query(now, &scope, ClientToken(3), Transport::Udp, probe, &mut rng, &mut out)
-    {
+    let probe =
+        b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
+    if let Outcome::Forward { upstream, .. } = r.handle_query(
+        now,
+        &scope,
+        ClientToken(3),
+        Transport::Udp,
+        probe,
+        &mut rng,
+        &mut out,
+    ) {
         let mut reply = data.to_vec();
         if reply.len() >= 2 {
             reply[..2].copy_from_slice(&out[..2]);
         }
-        let outcome = r.handle_upstream_reply(now, upstream, Transport::Udp, &reply, &mut rng, &mut out);
+        let outcome =
+            r.handle_upstream_reply(now, upstream, Transport::Udp, &reply, &mut rng, &mut out);
         if let Outcome::Reply { .. } = outcome {
             assert_eq!(&out[..2], &probe[..2]);
             assert!(out.len() <= 512);
