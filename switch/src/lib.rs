@@ -23,9 +23,9 @@ pub use time::{Clock, Instant};
 
 pub mod controller;
 pub mod driver;
-pub mod store;
 #[cfg(feature = "real")]
 pub mod real;
+pub mod store;
 
 pub use controller::{Change, Controller, ControllerError, ControllerOptions};
 pub use driver::{Driver, DriverRegistry, PortPlan};

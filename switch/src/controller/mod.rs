@@ -39,7 +39,7 @@ pub enum Change {
     /// A network is gone (its ports were already removed).
     NetworkRemoved {
         /// The network as it was.
-        network: Network,
+        network: Box<Network>,
     },
     /// A sandbox now exists.
     SandboxCreated {
@@ -49,7 +49,7 @@ pub enum Change {
     /// A sandbox is gone (its endpoints were already removed).
     SandboxRemoved {
         /// The sandbox as it was.
-        sandbox: Sandbox,
+        sandbox: Box<Sandbox>,
     },
     /// An endpoint joined: plan its port with [`Controller::plan_port`].
     EndpointJoined {
@@ -59,7 +59,7 @@ pub enum Change {
     /// An endpoint left: remove its port and DNS records.
     EndpointLeft {
         /// The endpoint as it was.
-        endpoint: Endpoint,
+        endpoint: Box<Endpoint>,
     },
     /// An endpoint's name, aliases or default-route flag changed.
     EndpointUpdated {

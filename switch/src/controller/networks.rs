@@ -51,7 +51,7 @@ impl Controller {
             state.networks.remove(&id);
             dirty.networks.insert(id.clone());
             ctx.changes.push(Change::NetworkRemoved {
-                network: network.clone(),
+                network: Box::new(network.clone()),
             });
             Ok(network)
         })

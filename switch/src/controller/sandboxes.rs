@@ -88,7 +88,7 @@ impl Controller {
             let sandbox = state.sandboxes.remove(&id).expect("resolved above");
             dirty.sandboxes.insert(id.clone());
             ctx.changes.push(Change::SandboxRemoved {
-                sandbox: sandbox.clone(),
+                sandbox: Box::new(sandbox.clone()),
             });
             Ok(sandbox)
         })
@@ -391,7 +391,7 @@ fn leave(
         }
     }
     ctx.changes.push(Change::EndpointLeft {
-        endpoint: endpoint.clone(),
+        endpoint: Box::new(endpoint.clone()),
     });
     Ok(endpoint)
 }

@@ -57,7 +57,9 @@ pub enum RealError {
         name: String,
     },
     /// An interface we need is not in the namespace.
-    #[error("no interface named {name} in that namespace; check the name (ip link) or create it first")]
+    #[error(
+        "no interface named {name} in that namespace; check the name (ip link) or create it first"
+    )]
     NoSuchLink {
         /// Interface name (or `#index`).
         name: String,
@@ -71,7 +73,9 @@ pub enum RealError {
         ifname: String,
     },
     /// A default route of that family exists already.
-    #[error("a default {family} route already exists in that namespace; delete it first or replace it")]
+    #[error(
+        "a default {family} route already exists in that namespace; delete it first or replace it"
+    )]
     RouteExists {
         /// "IPv4" or "IPv6".
         family: &'static str,
@@ -175,11 +179,19 @@ pub enum RealError {
 
 impl RealError {
     /// An [`RealError::Os`] from the current `errno`, with optional advice.
-    pub(crate) fn os(what: impl Into<String>, source: impl Into<io::Error>, hint: &str) -> RealError {
+    pub(crate) fn os(
+        what: impl Into<String>,
+        source: impl Into<io::Error>,
+        hint: &str,
+    ) -> RealError {
         RealError::Os {
             what: what.into(),
             source: source.into(),
-            hint: if hint.is_empty() { String::new() } else { format!("; {hint}") },
+            hint: if hint.is_empty() {
+                String::new()
+            } else {
+                format!("; {hint}")
+            },
         }
     }
 }

@@ -34,10 +34,20 @@ pub struct Join {
 
 impl Join {
     /// Everything: what a container's command gets.
-    pub const ALL: Join = Join { user: true, mount: true, uts: true, net: true };
+    pub const ALL: Join = Join {
+        user: true,
+        mount: true,
+        uts: true,
+        net: true,
+    };
     /// Just the network (and, when needed, user) namespace: for namespaces
     /// given by path, which have nothing else.
-    pub const NET: Join = Join { user: true, mount: false, uts: false, net: true };
+    pub const NET: Join = Join {
+        user: true,
+        mount: false,
+        uts: false,
+        net: true,
+    };
 }
 
 /// A [`Command`] for `program` that, once spawned, runs inside `target`'s
@@ -47,8 +57,18 @@ impl Join {
 /// rootless sandbox the command runs as uid 0 of its user namespace (the
 /// caller's uid is mapped to 0) with no further setup.
 pub fn command_in(target: &NetnsTarget, join: Join, program: impl AsRef<OsStr>) -> Result<Command> {
-    let fds = ns::open_target(target, Wanted { user: join.user, net: join.net, uts: join.uts, mount: join.mount })?;
-    let cwd = std::env::current_dir().ok().and_then(|p| CString::new(p.into_os_string().into_vec()).ok());
+    let fds = ns::open_target(
+        target,
+        Wanted {
+            user: join.user,
+            net: join.net,
+            uts: join.uts,
+            mount: join.mount,
+        },
+    )?;
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|p| CString::new(p.into_os_string().into_vec()).ok());
     let mut cmd = Command::new(program);
     let steps = [
         (fds.user, libc::CLONE_NEWUSER),

@@ -16,7 +16,11 @@ use std::process::Command;
 pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Sends one message, with `fd` attached via `SCM_RIGHTS` when given.
-pub(crate) fn send_message(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+pub(crate) fn send_message(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let iov = [IoSlice::new(bytes)];
     let raw: [RawFd; 1];
     let mut cmsgs = Vec::new();
@@ -28,7 +32,10 @@ pub(crate) fn send_message(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<Borrow
         match sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
             Ok(n) if n == bytes.len() => return Ok(()),
             Ok(n) => {
-                return Err(io::Error::other(format!("short seqpacket send: {n} of {} bytes", bytes.len())))
+                return Err(io::Error::other(format!(
+                    "short seqpacket send: {n} of {} bytes",
+                    bytes.len()
+                )))
             }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
@@ -38,11 +45,19 @@ pub(crate) fn send_message(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<Borrow
 
 /// Receives one message into `buf`; returns its length (0 when the peer has
 /// closed) and the descriptor that came with it, close-on-exec.
-pub(crate) fn recv_message(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+pub(crate) fn recv_message(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<OwnedFd>)> {
     let mut space = nix::cmsg_space!([RawFd; 4]);
     loop {
         let mut iov = [IoSliceMut::new(buf)];
-        let msg = match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+        let msg = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
             Ok(m) => m,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
@@ -53,11 +68,16 @@ pub(crate) fn recv_message(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(
             if let ControlMessageOwned::ScmRights(fds) = c {
                 // SAFETY: the kernel just installed these descriptors in our
                 // table for us; nobody else owns them.
-                received.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                received.extend(
+                    fds.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
             }
         }
         if msg.flags.contains(MsgFlags::MSG_TRUNC) {
-            return Err(io::Error::other("seqpacket message larger than the receive buffer"));
+            return Err(io::Error::other(
+                "seqpacket message larger than the receive buffer",
+            ));
         }
         let n = msg.bytes;
         // More than one descriptor is a protocol violation; dropping the
@@ -68,7 +88,11 @@ pub(crate) fn recv_message(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(
 
 /// Waits until `fd` is readable (or hung up); false on timeout.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     loop {
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
@@ -104,7 +128,9 @@ pub(crate) fn inherit_fd(cmd: &mut Command, fd: RawFd) {
 pub(crate) fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only inspects the descriptor table.
     if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(io::Error::other(format!("inherited descriptor {fd} is not open")));
+        return Err(io::Error::other(format!(
+            "inherited descriptor {fd} is not open"
+        )));
     }
     // Keep it away from anything this helper might exec.
     // SAFETY: as above.

@@ -85,7 +85,9 @@ impl Holder {
     /// restart, from a pid in the store), reading its start time now.
     pub fn from_pid(pid: u32) -> Result<Holder> {
         match proc_stat(pid) {
-            Some((state, start_time)) if state != 'Z' && state != 'X' => Ok(Holder { pid, start_time }),
+            Some((state, start_time)) if state != 'Z' && state != 'X' => {
+                Ok(Holder { pid, start_time })
+            }
             _ => Err(RealError::HolderGone { pid }),
         }
     }
@@ -131,7 +133,13 @@ impl Holder {
         for (signal, wait_ms) in [(libc::SIGTERM, 2000), (libc::SIGKILL, 2000)] {
             // SAFETY: valid pidfd, no siginfo, no flags.
             let r = unsafe {
-                libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0)
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    signal,
+                    std::ptr::null::<u8>(),
+                    0,
+                )
             };
             if r < 0 {
                 let e = io::Error::last_os_error();
@@ -145,8 +153,13 @@ impl Holder {
                 ));
             }
             // A pidfd becomes readable when its process exits.
-            let exited = wait_readable(pidfd.as_fd(), wait_ms)
-                .map_err(|e| RealError::os(format!("waiting for sandbox holder {} to exit", self.pid), e, ""))?;
+            let exited = wait_readable(pidfd.as_fd(), wait_ms).map_err(|e| {
+                RealError::os(
+                    format!("waiting for sandbox holder {} to exit", self.pid),
+                    e,
+                    "",
+                )
+            })?;
             if exited {
                 break;
             }
@@ -194,13 +207,17 @@ pub fn spawn_holder(exe: &Path, spec: &HolderSpec) -> Result<Holder> {
         let r = std::path::absolute(r).unwrap_or_else(|_| r.clone());
         args.push(format!("resolv={}", r.display()));
     }
-    let log = OpenOptions::new().create(true).append(true).open(&spec.log_path).map_err(|e| {
-        RealError::os(
-            format!("cannot open the holder log {}", spec.log_path.display()),
-            e,
-            "check that its directory exists and is writable",
-        )
-    })?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log_path)
+        .map_err(|e| {
+            RealError::os(
+                format!("cannot open the holder log {}", spec.log_path.display()),
+                e,
+                "check that its directory exists and is writable",
+            )
+        })?;
     let log2 = log
         .try_clone()
         .map_err(|e| RealError::os("cannot duplicate the holder log descriptor", e, ""))?;
@@ -209,11 +226,16 @@ pub fn spawn_holder(exe: &Path, spec: &HolderSpec) -> Result<Holder> {
     args.push(format!("ready-fd={}", ready_w.as_raw_fd()));
 
     let mut cmd = Command::new(exe);
-    cmd.args(&args[..]).stdin(Stdio::null()).stdout(log).stderr(log2);
+    cmd.args(&args[..])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
     inherit_fd(&mut cmd, ready_w.as_raw_fd());
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| RealError::SpawnHelper { exe: exe.to_path_buf(), helper: "holder", source })?;
+    let mut child = cmd.spawn().map_err(|source| RealError::SpawnHelper {
+        exe: exe.to_path_buf(),
+        helper: "holder",
+        source,
+    })?;
     drop(cmd);
     // Only the holder may keep the write end, so that its death reads as EOF.
     drop(ready_w);
@@ -233,7 +255,13 @@ pub fn spawn_holder(exe: &Path, spec: &HolderSpec) -> Result<Holder> {
                 None => fail(&mut child, RealError::HolderGone { pid }),
             }
         }
-        Ok(Readiness::Failed(message)) => fail(&mut child, RealError::HolderFailed { message, log: spec.log_path.clone() }),
+        Ok(Readiness::Failed(message)) => fail(
+            &mut child,
+            RealError::HolderFailed {
+                message,
+                log: spec.log_path.clone(),
+            },
+        ),
         Ok(Readiness::Died) => {
             let status = child.wait().ok();
             let tail = log_tail(&spec.log_path);
@@ -241,13 +269,22 @@ pub fn spawn_holder(exe: &Path, spec: &HolderSpec) -> Result<Holder> {
                 Some(s) => format!("it exited ({s}) without reporting{tail}"),
                 None => format!("it exited without reporting{tail}"),
             };
-            Err(RealError::HolderFailed { message, log: spec.log_path.clone() })
+            Err(RealError::HolderFailed {
+                message,
+                log: spec.log_path.clone(),
+            })
         }
         Ok(Readiness::TimedOut) => fail(
             &mut child,
-            RealError::HolderTimeout { seconds: HOLDER_READY_TIMEOUT_SECS, log: spec.log_path.clone() },
+            RealError::HolderTimeout {
+                seconds: HOLDER_READY_TIMEOUT_SECS,
+                log: spec.log_path.clone(),
+            },
         ),
-        Err(e) => fail(&mut child, RealError::os("reading the holder readiness pipe", e, "")),
+        Err(e) => fail(
+            &mut child,
+            RealError::os("reading the holder readiness pipe", e, ""),
+        ),
     }
 }
 
@@ -321,7 +358,10 @@ fn parse_args(args: &[String]) -> Result<HolderArgs> {
     let mode = match get("mode") {
         Some("private") => HolderMode::Private,
         Some("none") => HolderMode::None,
-        Some("share") => HolderMode::ShareNetns(Holder { pid: num("share-pid")? as u32, start_time: num("share-start")? }),
+        Some("share") => HolderMode::ShareNetns(Holder {
+            pid: num("share-pid")? as u32,
+            start_time: num("share-start")?,
+        }),
         other => return Err(RealError::Usage(format!("holder: bad mode {other:?}"))),
     };
     Ok(HolderArgs {
@@ -413,13 +453,26 @@ fn set_up(a: &HolderArgs) -> Result<()> {
                 write_proc("/proc/self/uid_map", &format!("0 {euid} 1"))?;
                 write_proc("/proc/self/gid_map", &format!("0 {egid} 1"))?;
             }
-            nix::sched::unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)
-                .map_err(|e| RealError::os("cannot create the network, mount and UTS namespaces", e, "this needs root or a user namespace (CAP_SYS_ADMIN)"))?;
+            nix::sched::unshare(
+                CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS,
+            )
+            .map_err(|e| {
+                RealError::os(
+                    "cannot create the network, mount and UTS namespaces",
+                    e,
+                    "this needs root or a user namespace (CAP_SYS_ADMIN)",
+                )
+            })?;
         }
         HolderMode::ShareNetns(target) => {
             let fds = ns::open_target(
                 &NetnsTarget::Holder(*target),
-                ns::Wanted { user: true, net: true, uts: false, mount: false },
+                ns::Wanted {
+                    user: true,
+                    net: true,
+                    uts: false,
+                    mount: false,
+                },
             )?;
             fds.join_all()?;
             nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)
@@ -427,13 +480,26 @@ fn set_up(a: &HolderArgs) -> Result<()> {
         }
     }
     // Our mounts must not propagate back to the host (nor host mounts in).
-    nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| RealError::os("cannot make mounts private (mount --make-rprivate /)", e, ""))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        RealError::os(
+            "cannot make mounts private (mount --make-rprivate /)",
+            e,
+            "",
+        )
+    })?;
     if let Some(src) = &a.resolv {
         bind_resolv_conf(src)?;
     }
     if let Some(h) = &a.hostname {
-        nix::unistd::sethostname(h).map_err(|e| RealError::os(format!("cannot set the hostname to {h:?}"), e, ""))?;
+        nix::unistd::sethostname(h)
+            .map_err(|e| RealError::os(format!("cannot set the hostname to {h:?}"), e, ""))?;
     }
     if !matches!(a.mode, HolderMode::ShareNetns(_)) {
         let nl = Netlink::open_here()?;
@@ -482,9 +548,20 @@ fn bind_resolv_conf(src: &Path) -> Result<()> {
             src.display()
         )));
     }
-    nix::mount::mount(Some(src), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
+    nix::mount::mount(
+        Some(src),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
         RealError::os(
-            format!("cannot bind-mount {} over {}", src.display(), target.display()),
+            format!(
+                "cannot bind-mount {} over {}",
+                src.display(),
+                target.display()
+            ),
             e,
             "the source must be readable by the sandbox's user",
         )

@@ -29,7 +29,11 @@ pub fn configure_interface(netlink: &Netlink, plan: &InterfacePlan) -> Result<()
     netlink.set_link_mtu(index, plan.mtu)?;
     netlink.set_link_txqlen(index, SANDBOX_TXQUEUELEN)?;
     let present = netlink.list_addresses(index)?;
-    let wanted = plan.ipv4.map(IpNetwork::V4).into_iter().chain(plan.ipv6.map(IpNetwork::V6));
+    let wanted = plan
+        .ipv4
+        .map(IpNetwork::V4)
+        .into_iter()
+        .chain(plan.ipv6.map(IpNetwork::V6));
     for addr in wanted {
         if !present.contains(&addr) {
             netlink.add_address(index, addr)?;

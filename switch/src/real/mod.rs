@@ -75,7 +75,9 @@ pub enum NetnsTarget {
 pub(crate) fn parse_kv(args: &[String]) -> Result<BTreeMap<&str, &str>> {
     let mut out = BTreeMap::new();
     for a in args {
-        let (k, v) = a.split_once('=').ok_or_else(|| RealError::Usage(format!("expected key=value, got {a:?}")))?;
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| RealError::Usage(format!("expected key=value, got {a:?}")))?;
         out.insert(k, v);
     }
     Ok(out)
@@ -97,7 +99,9 @@ pub fn internal_main(args: &[String]) -> ! {
         other => {
             eprintln!(
                 "switchyard: {}",
-                RealError::Usage(format!("unknown helper {other:?} (expected holder or nsenter)"))
+                RealError::Usage(format!(
+                    "unknown helper {other:?} (expected holder or nsenter)"
+                ))
             );
             2
         }

@@ -145,7 +145,10 @@ struct KernelError {
 
 impl KernelError {
     fn detail(&self) -> String {
-        self.ext.as_ref().map(|m| format!(" (kernel says: {m})")).unwrap_or_default()
+        self.ext
+            .as_ref()
+            .map(|m| format!(" (kernel says: {m})"))
+            .unwrap_or_default()
     }
 }
 
@@ -175,7 +178,8 @@ impl Message {
     }
 
     fn attr(mut self, ty: u16, data: &[u8]) -> Message {
-        self.buf.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
         self.buf.extend_from_slice(&ty.to_ne_bytes());
         self.buf.extend_from_slice(data);
         self.pad();
@@ -212,7 +216,9 @@ fn ip_bytes(ip: IpAddr) -> Vec<u8> {
 
 fn ip_from(family: u8, data: &[u8]) -> Option<IpAddr> {
     if family == libc::AF_INET as u8 && data.len() == 4 {
-        Some(IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3])))
+        Some(IpAddr::V4(Ipv4Addr::new(
+            data[0], data[1], data[2], data[3],
+        )))
     } else if family == libc::AF_INET6 as u8 && data.len() == 16 {
         let mut o = [0u8; 16];
         o.copy_from_slice(data);
@@ -223,11 +229,15 @@ fn ip_from(family: u8, data: &[u8]) -> Option<IpAddr> {
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]])).unwrap_or(0)
+    b.get(at..at + 4)
+        .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+        .unwrap_or(0)
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2).map(|s| u16::from_ne_bytes([s[0], s[1]])).unwrap_or(0)
+    b.get(at..at + 2)
+        .map(|s| u16::from_ne_bytes([s[0], s[1]]))
+        .unwrap_or(0)
 }
 
 fn align4(n: usize) -> usize {
@@ -265,7 +275,9 @@ pub struct Netlink {
 
 impl std::fmt::Debug for Netlink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Netlink").field("fd", &self.fd.as_raw_fd()).finish()
+        f.debug_struct("Netlink")
+            .field("fd", &self.fd.as_raw_fd())
+            .finish()
     }
 }
 
@@ -290,16 +302,29 @@ impl Netlink {
                 )
             };
         }
-        Ok(Netlink { fd, seq: Mutex::new(0) })
+        Ok(Netlink {
+            fd,
+            seq: Mutex::new(0),
+        })
     }
 
     /// A socket for the calling thread's own network namespace (the
     /// holder uses it for `lo`; host-mode code may too).
     pub fn open_here() -> Result<Netlink> {
         // SAFETY: plain socket(2).
-        let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
         if raw < 0 {
-            return Err(RealError::os("cannot open a netlink socket", io::Error::last_os_error(), ""));
+            return Err(RealError::os(
+                "cannot open a netlink socket",
+                io::Error::last_os_error(),
+                "",
+            ));
         }
         // SAFETY: fresh descriptor.
         Netlink::new(unsafe { OwnedFd::from_raw_fd(raw) })
@@ -338,25 +363,43 @@ impl Netlink {
             }
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
-                return Err(RealError::os(format!("netlink {op}: cannot send the request"), e, ""));
+                return Err(RealError::os(
+                    format!("netlink {op}: cannot send the request"),
+                    e,
+                    "",
+                ));
             }
         }
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             // SAFETY: buffer valid for its length.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    0,
+                )
+            };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(RealError::os(format!("netlink {op}: cannot read the reply"), e, ""));
+                return Err(RealError::os(
+                    format!("netlink {op}: cannot read the reply"),
+                    e,
+                    "",
+                ));
             }
             let mut rest = &buf[..n as usize];
             while rest.len() >= HEADER_LEN {
                 let len = u32_at(rest, 0) as usize;
                 if len < HEADER_LEN || len > rest.len() {
-                    return Err(RealError::NetlinkProtocol { op: op.to_string(), problem: format!("bad message length {len}") });
+                    return Err(RealError::NetlinkProtocol {
+                        op: op.to_string(),
+                        problem: format!("bad message length {len}"),
+                    });
                 }
                 let ty = u16_at(rest, 4);
                 let flags = u16_at(rest, 6);
@@ -372,12 +415,18 @@ impl Netlink {
                         if errno == 0 {
                             return Ok(Ok(()));
                         }
-                        return Ok(Err(KernelError { errno, ext: ext_ack_message(payload, flags) }));
+                        return Ok(Err(KernelError {
+                            errno,
+                            ext: ext_ack_message(payload, flags),
+                        }));
                     }
                     NLMSG_DONE => {
                         let code = u32_at(payload, 0) as i32;
                         if code < 0 {
-                            return Ok(Err(KernelError { errno: -code, ext: None }));
+                            return Ok(Err(KernelError {
+                                errno: -code,
+                                ext: None,
+                            }));
                         }
                         return Ok(Ok(()));
                     }
@@ -390,13 +439,24 @@ impl Netlink {
     }
 
     fn fail(&self, op: String, e: KernelError, hint: &'static str) -> RealError {
-        let hint = if e.errno == libc::EPERM { PERM_HINT } else { hint };
-        RealError::Netlink { op, source: io::Error::from_raw_os_error(e.errno), detail: e.detail(), hint }
+        let hint = if e.errno == libc::EPERM {
+            PERM_HINT
+        } else {
+            hint
+        };
+        RealError::Netlink {
+            op,
+            source: io::Error::from_raw_os_error(e.errno),
+            detail: e.detail(),
+            hint,
+        }
     }
 
     /// A name for messages: the interface's name, or `#index`.
     fn name_of(&self, index: u32) -> String {
-        self.link(index).map(|l| l.name).unwrap_or_else(|_| format!("#{index}"))
+        self.link(index)
+            .map(|l| l.name)
+            .unwrap_or_else(|_| format!("#{index}"))
     }
 
     fn get_link(&self, msg: Message, what: &str) -> Result<LinkInfo> {
@@ -411,7 +471,9 @@ impl Netlink {
                 op: what.to_string(),
                 problem: "no link in the reply".into(),
             }),
-            Err(e) if e.errno == libc::ENODEV => Err(RealError::NoSuchLink { name: what.to_string() }),
+            Err(e) if e.errno == libc::ENODEV => Err(RealError::NoSuchLink {
+                name: what.to_string(),
+            }),
             Err(e) => Err(self.fail(format!("get link {what}"), e, "")),
         }
     }
@@ -421,7 +483,9 @@ impl Netlink {
         super::tap::validate_ifname(name)?;
         let mut n = name.as_bytes().to_vec();
         n.push(0);
-        let msg = Message::new(RTM_GETLINK, NLM_F_ACK).fixed(&ifinfomsg(0, 0, 0)).attr(IFLA_IFNAME, &n);
+        let msg = Message::new(RTM_GETLINK, NLM_F_ACK)
+            .fixed(&ifinfomsg(0, 0, 0))
+            .attr(IFLA_IFNAME, &n);
         self.get_link(msg, name).map(|l| l.index)
     }
 
@@ -434,26 +498,34 @@ impl Netlink {
     fn set_link(&self, index: u32, what: &str, msg: Message) -> Result<()> {
         match self.exchange(what, msg, |_, _| {})? {
             Ok(()) => Ok(()),
-            Err(e) if e.errno == libc::ENODEV => Err(RealError::NoSuchLink { name: format!("#{index}") }),
+            Err(e) if e.errno == libc::ENODEV => Err(RealError::NoSuchLink {
+                name: format!("#{index}"),
+            }),
             Err(e) => Err(self.fail(format!("{what} of {}", self.name_of(index)), e, "")),
         }
     }
 
     /// Sets the hardware address (Docker derives it from the IPv4 address).
     pub fn set_link_mac(&self, index: u32, mac: MacAddr) -> Result<()> {
-        let msg = Message::new(RTM_SETLINK, NLM_F_ACK).fixed(&ifinfomsg(index, 0, 0)).attr(IFLA_ADDRESS, &mac.0);
+        let msg = Message::new(RTM_SETLINK, NLM_F_ACK)
+            .fixed(&ifinfomsg(index, 0, 0))
+            .attr(IFLA_ADDRESS, &mac.0);
         self.set_link(index, &format!("set MAC address {mac}"), msg)
     }
 
     /// Sets the MTU.
     pub fn set_link_mtu(&self, index: u32, mtu: u32) -> Result<()> {
-        let msg = Message::new(RTM_SETLINK, NLM_F_ACK).fixed(&ifinfomsg(index, 0, 0)).attr_u32(IFLA_MTU, mtu);
+        let msg = Message::new(RTM_SETLINK, NLM_F_ACK)
+            .fixed(&ifinfomsg(index, 0, 0))
+            .attr_u32(IFLA_MTU, mtu);
         self.set_link(index, &format!("set MTU {mtu}"), msg)
     }
 
     /// Sets the transmit queue length (packets the kernel queues for us).
     pub fn set_link_txqlen(&self, index: u32, txqlen: u32) -> Result<()> {
-        let msg = Message::new(RTM_SETLINK, NLM_F_ACK).fixed(&ifinfomsg(index, 0, 0)).attr_u32(IFLA_TXQLEN, txqlen);
+        let msg = Message::new(RTM_SETLINK, NLM_F_ACK)
+            .fixed(&ifinfomsg(index, 0, 0))
+            .attr_u32(IFLA_TXQLEN, txqlen);
         self.set_link(index, &format!("set txqueuelen {txqlen}"), msg)
     }
 
@@ -504,11 +576,18 @@ impl Netlink {
         }
         match self.exchange("add address", msg, |_, _| {})? {
             Ok(()) => Ok(()),
-            Err(e) if e.errno == libc::EEXIST => {
-                Err(RealError::AddressExists { addr: addr.to_string(), ifname: self.name_of(index) })
-            }
-            Err(e) if e.errno == libc::ENODEV => Err(RealError::NoSuchLink { name: format!("#{index}") }),
-            Err(e) => Err(self.fail(format!("add address {addr} to {}", self.name_of(index)), e, "")),
+            Err(e) if e.errno == libc::EEXIST => Err(RealError::AddressExists {
+                addr: addr.to_string(),
+                ifname: self.name_of(index),
+            }),
+            Err(e) if e.errno == libc::ENODEV => Err(RealError::NoSuchLink {
+                name: format!("#{index}"),
+            }),
+            Err(e) => Err(self.fail(
+                format!("add address {addr} to {}", self.name_of(index)),
+                e,
+                "",
+            )),
         }
     }
 
@@ -532,12 +611,20 @@ impl Netlink {
             .attr_u32(RTA_OIF, index);
         match self.exchange("add default route", msg, |_, _| {})? {
             Ok(()) => Ok(()),
-            Err(e) if e.errno == libc::EEXIST => Err(RealError::RouteExists { family: family.name() }),
+            Err(e) if e.errno == libc::EEXIST => Err(RealError::RouteExists {
+                family: family.name(),
+            }),
             Err(e) if e.errno == libc::ENETUNREACH || e.errno == libc::EHOSTUNREACH => {
-                Err(RealError::GatewayUnreachable { gateway: gateway.to_string(), ifname: self.name_of(index) })
+                Err(RealError::GatewayUnreachable {
+                    gateway: gateway.to_string(),
+                    ifname: self.name_of(index),
+                })
             }
             Err(e) => Err(self.fail(
-                format!("add default route via {gateway} dev {}", self.name_of(index)),
+                format!(
+                    "add default route via {gateway} dev {}",
+                    self.name_of(index)
+                ),
                 e,
                 "; is the interface up and does it have an address in the gateway's subnet?",
             )),
@@ -584,7 +671,16 @@ impl Netlink {
 
     /// The addresses on interface `index`, with their prefixes.
     pub fn list_addresses(&self, index: u32) -> Result<Vec<IpNetwork>> {
-        let msg = Message::new(RTM_GETADDR, NLM_F_DUMP).fixed(&[libc::AF_UNSPEC as u8, 0, 0, 0, 0, 0, 0, 0]);
+        let msg = Message::new(RTM_GETADDR, NLM_F_DUMP).fixed(&[
+            libc::AF_UNSPEC as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
         let mut out = Vec::new();
         let r = self.exchange("list addresses", msg, |ty, p| {
             if ty != RTM_NEWADDR || p.len() < 8 || u32_at(p, 4) != index {
@@ -633,7 +729,10 @@ impl Netlink {
                     }
                 }
                 if table == RT_TABLE_MAIN as u32 && !has_dst {
-                    out.push(DefaultRoute { gateway, index: oif });
+                    out.push(DefaultRoute {
+                        gateway,
+                        index: oif,
+                    });
                 }
             })?;
             r.map_err(|e| self.fail("list routes".into(), e, ""))?;
@@ -648,7 +747,14 @@ fn parse_link(p: &[u8]) -> Option<LinkInfo> {
     }
     let index = u32_at(p, 4);
     let flags = u32_at(p, 8);
-    let mut info = LinkInfo { index, name: String::new(), mac: None, mtu: 0, txqlen: 0, up: flags & IFF_UP != 0 };
+    let mut info = LinkInfo {
+        index,
+        name: String::new(),
+        mac: None,
+        mtu: 0,
+        txqlen: 0,
+        up: flags & IFF_UP != 0,
+    };
     for (t, d) in attrs(&p[16..]) {
         match t {
             IFLA_IFNAME => info.name = c_string(d),
@@ -670,9 +776,16 @@ fn ext_ack_message(payload: &[u8], flags: u16) -> Option<String> {
     if flags & NLM_F_ACK_TLVS == 0 || payload.len() < 4 + HEADER_LEN {
         return None;
     }
-    let orig_len = if flags & NLM_F_CAPPED != 0 { HEADER_LEN } else { align4(u32_at(payload, 4) as usize) };
+    let orig_len = if flags & NLM_F_CAPPED != 0 {
+        HEADER_LEN
+    } else {
+        align4(u32_at(payload, 4) as usize)
+    };
     let tlvs = payload.get(4 + orig_len..)?;
-    attrs(tlvs).find(|(t, _)| *t == NLMSGERR_ATTR_MSG).map(|(_, d)| c_string(d)).filter(|m| !m.is_empty())
+    attrs(tlvs)
+        .find(|(t, _)| *t == NLMSGERR_ATTR_MSG)
+        .map(|(_, d)| c_string(d))
+        .filter(|m| !m.is_empty())
 }
 
 #[cfg(test)]
@@ -681,7 +794,10 @@ mod tests {
 
     #[test]
     fn attributes_are_padded_to_four_bytes() {
-        let bytes = Message::new(RTM_GETLINK, 0).fixed(&ifinfomsg(0, 0, 0)).attr(IFLA_IFNAME, b"eth0\0").finish(7);
+        let bytes = Message::new(RTM_GETLINK, 0)
+            .fixed(&ifinfomsg(0, 0, 0))
+            .attr(IFLA_IFNAME, b"eth0\0")
+            .finish(7);
         assert_eq!(bytes.len(), 16 + 16 + 12);
         assert_eq!(u32_at(&bytes, 0) as usize, bytes.len());
         assert_eq!(u32_at(&bytes, 8), 7);
@@ -694,9 +810,14 @@ mod tests {
         let mut p = Vec::new();
         p.extend_from_slice(&(-(libc::EEXIST)).to_ne_bytes());
         p.extend_from_slice(&[0u8; HEADER_LEN]);
-        let tlv = Message { buf: Vec::new() }.attr(NLMSGERR_ATTR_MSG, b"File exists\0").buf;
+        let tlv = Message { buf: Vec::new() }
+            .attr(NLMSGERR_ATTR_MSG, b"File exists\0")
+            .buf;
         p.extend_from_slice(&tlv);
-        assert_eq!(ext_ack_message(&p, NLM_F_CAPPED | NLM_F_ACK_TLVS).as_deref(), Some("File exists"));
+        assert_eq!(
+            ext_ack_message(&p, NLM_F_CAPPED | NLM_F_ACK_TLVS).as_deref(),
+            Some("File exists")
+        );
         assert_eq!(ext_ack_message(&p, NLM_F_CAPPED), None);
     }
 }

@@ -70,7 +70,10 @@ pub(crate) fn ns_identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
 
 /// True when `fd` is the calling thread's own namespace of that kind.
 pub(crate) fn is_own(fd: BorrowedFd<'_>, kind: NsKind) -> io::Result<bool> {
-    let own = open_ns_file(Path::new(&format!("/proc/thread-self/ns/{}", kind.proc_name())))?;
+    let own = open_ns_file(Path::new(&format!(
+        "/proc/thread-self/ns/{}",
+        kind.proc_name()
+    )))?;
     Ok(ns_identity(fd)? == ns_identity(own.as_fd())?)
 }
 
@@ -106,7 +109,10 @@ pub(crate) fn thread_count() -> u32 {
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse::<u32>().ok()))
+                .find_map(|l| {
+                    l.strip_prefix("Threads:")
+                        .map(|v| v.trim().parse::<u32>().ok())
+                })
                 .flatten()
         })
         .unwrap_or(0)
@@ -183,11 +189,11 @@ pub(crate) fn open_target(target: &NetnsTarget, wanted: Wanted) -> Result<Target
             let description = format!("{}", p.display());
             let net = open_ns_file(p).map_err(|e| {
                 let hint = if e.kind() == io::ErrorKind::NotFound {
-                    "; create it first (ip netns add NAME makes /run/netns/NAME) or give /proc/PID/ns/net of a running process"
+                    "create it first (ip netns add NAME makes /run/netns/NAME) or give /proc/PID/ns/net of a running process"
                 } else {
                     ""
                 };
-                RealError::os(format!("cannot open network namespace {description}"), e, hint.trim_start_matches("; "))
+                RealError::os(format!("cannot open network namespace {description}"), e, hint)
             })?;
             match ns_type(net.as_fd()) {
                 Ok(t) if t == libc::CLONE_NEWNET => {}
@@ -197,8 +203,18 @@ pub(crate) fn open_target(target: &NetnsTarget, wanted: Wanted) -> Result<Target
                     )))
                 }
             }
-            let user = if wanted.user { foreign_owner(net.as_fd(), &description)? } else { None };
-            Ok(TargetFds { user, net: wanted.net.then_some(net), uts: None, mount: None, description })
+            let user = if wanted.user {
+                foreign_owner(net.as_fd(), &description)?
+            } else {
+                None
+            };
+            Ok(TargetFds {
+                user,
+                net: wanted.net.then_some(net),
+                uts: None,
+                mount: None,
+                description,
+            })
         }
     }
 }
@@ -224,7 +240,11 @@ fn open_holder(h: &Holder, wanted: Wanted) -> Result<TargetFds> {
             if e.kind() == io::ErrorKind::NotFound {
                 RealError::HolderGone { pid: h.pid }
             } else {
-                RealError::os(format!("cannot open the {} of {description}", kind.describe()), e, "")
+                RealError::os(
+                    format!("cannot open the {} of {description}", kind.describe()),
+                    e,
+                    "",
+                )
             }
         })
     };
@@ -237,14 +257,28 @@ fn open_holder(h: &Holder, wanted: Wanted) -> Result<TargetFds> {
     } else {
         None
     };
-    let uts = if wanted.uts { Some(open(NsKind::Uts)?) } else { None };
-    let mount = if wanted.mount { Some(open(NsKind::Mount)?) } else { None };
+    let uts = if wanted.uts {
+        Some(open(NsKind::Uts)?)
+    } else {
+        None
+    };
+    let mount = if wanted.mount {
+        Some(open(NsKind::Mount)?)
+    } else {
+        None
+    };
     // The descriptors now pin the namespaces; make sure they are the
     // sandbox's and not those of a process that inherited a reused pid.
     if !h.is_alive() {
         return Err(RealError::HolderGone { pid: h.pid });
     }
-    Ok(TargetFds { user, net: wanted.net.then_some(net), uts, mount, description })
+    Ok(TargetFds {
+        user,
+        net: wanted.net.then_some(net),
+        uts,
+        mount,
+        description,
+    })
 }
 
 impl TargetFds {

@@ -13,7 +13,9 @@
 //! session is dropped (it reads end-of-file).
 
 use super::error::{RealError, Result};
-use super::fdpass::{adopt_inherited_fd, inherit_fd, recv_message, send_message, wait_readable, MAX_MESSAGE};
+use super::fdpass::{
+    adopt_inherited_fd, inherit_fd, recv_message, send_message, wait_readable, MAX_MESSAGE,
+};
 use super::netlink::Netlink;
 use super::ns::{self, Wanted};
 use super::tap::{self, TapOptions};
@@ -75,31 +77,57 @@ impl NsSession {
     /// waits until it has joined: the owning user namespace first when it
     /// is not ours (rootless), then the network namespace.
     pub fn open(exe: &Path, target: &NetnsTarget) -> Result<NsSession> {
-        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| RealError::os("cannot create a socket pair for the namespace helper", e, ""))?;
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| {
+            RealError::os(
+                "cannot create a socket pair for the namespace helper",
+                e,
+                "",
+            )
+        })?;
         let mut cmd = Command::new(exe);
-        cmd.arg("__internal").arg("nsenter").arg(format!("sock-fd={}", theirs.as_raw_fd()));
+        cmd.arg("__internal")
+            .arg("nsenter")
+            .arg(format!("sock-fd={}", theirs.as_raw_fd()));
         let description = match target {
             NetnsTarget::Holder(h) => {
-                cmd.arg("target=holder").arg(format!("pid={}", h.pid)).arg(format!("start={}", h.start_time));
+                cmd.arg("target=holder")
+                    .arg(format!("pid={}", h.pid))
+                    .arg(format!("start={}", h.start_time));
                 format!("sandbox holder {}", h.pid)
             }
             NetnsTarget::Path(p) => {
                 let s = p.to_str().ok_or_else(|| {
-                    RealError::Unsupported(format!("namespace path {} is not valid UTF-8; use a plain path", p.display()))
+                    RealError::Unsupported(format!(
+                        "namespace path {} is not valid UTF-8; use a plain path",
+                        p.display()
+                    ))
                 })?;
                 cmd.arg("target=path").arg(format!("path={s}"));
                 s.to_string()
             }
         };
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         inherit_fd(&mut cmd, theirs.as_raw_fd());
-        let child = cmd
-            .spawn()
-            .map_err(|source| RealError::SpawnHelper { exe: exe.to_path_buf(), helper: "nsenter", source })?;
+        let child = cmd.spawn().map_err(|source| RealError::SpawnHelper {
+            exe: exe.to_path_buf(),
+            helper: "nsenter",
+            source,
+        })?;
         drop(cmd);
         drop(theirs);
-        let mut session = NsSession { sock: Mutex::new(ours), child: Some(child), target: description };
+        let mut session = NsSession {
+            sock: Mutex::new(ours),
+            child: Some(child),
+            target: description,
+        };
 
         let sock = session.sock.get_mut().unwrap_or_else(|p| p.into_inner());
         let ready = wait_readable(sock.as_fd(), (SESSION_READY_TIMEOUT_SECS * 1000) as i32)
@@ -108,11 +136,15 @@ impl NsSession {
             if let Some(c) = session.child.as_mut() {
                 let _ = c.kill();
             }
-            return Err(RealError::SessionTimeout { seconds: SESSION_READY_TIMEOUT_SECS });
+            return Err(RealError::SessionTimeout {
+                seconds: SESSION_READY_TIMEOUT_SECS,
+            });
         }
         match session.receive("joining the namespace")? {
             (Reply::Ready, _) => Ok(session),
-            (other, _) => Err(RealError::Protocol(format!("expected ready, got {other:?}"))),
+            (other, _) => Err(RealError::Protocol(format!(
+                "expected ready, got {other:?}"
+            ))),
         }
     }
 
@@ -130,7 +162,9 @@ impl NsSession {
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = serde_json::to_vec(req).map_err(|e| RealError::Protocol(e.to_string()))?;
         send_message(sock.as_fd(), &bytes, None).map_err(|e| match e.raw_os_error() {
-            Some(libc::EPIPE) | Some(libc::ECONNRESET) => RealError::SessionClosed { op: op.to_string() },
+            Some(libc::EPIPE) | Some(libc::ECONNRESET) => {
+                RealError::SessionClosed { op: op.to_string() }
+            }
             _ => RealError::os(format!("sending {op} to the namespace helper"), e, ""),
         })?;
         receive_on(&sock, op)
@@ -139,7 +173,9 @@ impl NsSession {
     fn call_fd(&self, op: &str, req: &Request) -> Result<OwnedFd> {
         match self.call(op, req)? {
             (Reply::Fd, Some(fd)) => Ok(fd),
-            (other, _) => Err(RealError::Protocol(format!("{op}: expected a descriptor, got {other:?}"))),
+            (other, _) => Err(RealError::Protocol(format!(
+                "{op}: expected a descriptor, got {other:?}"
+            ))),
         }
     }
 
@@ -148,14 +184,25 @@ impl NsSession {
     /// descriptor. See [`super::tap`] for the vnet header and offloads.
     pub fn create_tap(&self, name: &str, options: TapOptions) -> Result<OwnedFd> {
         tap::validate_ifname(name)?;
-        self.call_fd(&format!("create TAP {name}"), &Request::CreateTap { name: name.to_string(), options })
+        self.call_fd(
+            &format!("create TAP {name}"),
+            &Request::CreateTap {
+                name: name.to_string(),
+                options,
+            },
+        )
     }
 
     /// Deletes the TAP `name` (persistent or not); absent is fine. Close
     /// your own descriptors for it first, or the kernel reports it busy.
     pub fn delete_tap(&self, name: &str) -> Result<()> {
         tap::validate_ifname(name)?;
-        match self.call(&format!("delete TAP {name}"), &Request::DeleteTap { name: name.to_string() })? {
+        match self.call(
+            &format!("delete TAP {name}"),
+            &Request::DeleteTap {
+                name: name.to_string(),
+            },
+        )? {
             (Reply::Done, _) => Ok(()),
             (other, _) => Err(RealError::Protocol(format!("delete TAP: got {other:?}"))),
         }
@@ -183,12 +230,20 @@ impl NsSession {
     /// A listening TCP socket bound to `addr` inside the namespace
     /// (blocking, `SO_REUSEADDR`, backlog 128).
     pub fn tcp_listener(&self, addr: SocketAddr) -> Result<OwnedFd> {
-        self.call_fd(&format!("listen on TCP {addr}"), &Request::TcpListener { addr })
+        self.call_fd(
+            &format!("listen on TCP {addr}"),
+            &Request::TcpListener { addr },
+        )
     }
 
     /// Whether an interface named `name` exists in the namespace.
     pub fn link_exists(&self, name: &str) -> Result<bool> {
-        match self.call(&format!("look up {name}"), &Request::LinkExists { name: name.to_string() })? {
+        match self.call(
+            &format!("look up {name}"),
+            &Request::LinkExists {
+                name: name.to_string(),
+            },
+        )? {
             (Reply::Bool { value }, _) => Ok(value),
             (other, _) => Err(RealError::Protocol(format!("link exists: got {other:?}"))),
         }
@@ -197,12 +252,18 @@ impl NsSession {
 
 fn receive_on(sock: &OwnedFd, op: &str) -> Result<(Reply, Option<OwnedFd>)> {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let (n, fd) = recv_message(sock.as_fd(), &mut buf)
-        .map_err(|e| RealError::os(format!("reading the namespace helper's answer to {op}"), e, ""))?;
+    let (n, fd) = recv_message(sock.as_fd(), &mut buf).map_err(|e| {
+        RealError::os(
+            format!("reading the namespace helper's answer to {op}"),
+            e,
+            "",
+        )
+    })?;
     if n == 0 {
         return Err(RealError::SessionClosed { op: op.to_string() });
     }
-    let reply: Reply = serde_json::from_slice(&buf[..n]).map_err(|e| RealError::Protocol(e.to_string()))?;
+    let reply: Reply =
+        serde_json::from_slice(&buf[..n]).map_err(|e| RealError::Protocol(e.to_string()))?;
     match reply {
         Reply::Error { message } => Err(RealError::InNamespace { message }),
         other => Ok((other, fd)),
@@ -236,30 +297,59 @@ pub(crate) fn nsenter_main(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let sock = match kv.get("sock-fd").and_then(|v| v.parse::<i32>().ok()).map(adopt_inherited_fd) {
+    let sock = match kv
+        .get("sock-fd")
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(adopt_inherited_fd)
+    {
         Some(Ok(fd)) => fd,
         Some(Err(e)) => {
             eprintln!("switchyard nsenter: {e}");
             return 2;
         }
         None => {
-            eprintln!("switchyard nsenter: {}", RealError::Usage("missing sock-fd=".into()));
+            eprintln!(
+                "switchyard nsenter: {}",
+                RealError::Usage("missing sock-fd=".into())
+            );
             return 2;
         }
     };
-    let target = match (kv.get("target").copied(), kv.get("pid"), kv.get("start"), kv.get("path")) {
+    let target = match (
+        kv.get("target").copied(),
+        kv.get("pid"),
+        kv.get("start"),
+        kv.get("path"),
+    ) {
         (Some("holder"), Some(pid), Some(start), _) => match (pid.parse(), start.parse()) {
             (Ok(pid), Ok(start_time)) => Ok(NetnsTarget::Holder(Holder { pid, start_time })),
             _ => Err(RealError::Usage("pid= and start= must be numbers".into())),
         },
         (Some("path"), _, _, Some(path)) => Ok(NetnsTarget::Path(PathBuf::from(path))),
-        _ => Err(RealError::Usage("need target=holder pid= start= or target=path path=".into())),
+        _ => Err(RealError::Usage(
+            "need target=holder pid= start= or target=path path=".into(),
+        )),
     };
     let joined = target.and_then(|t| {
-        ns::open_target(&t, Wanted { user: true, net: true, uts: false, mount: false })?.join_all()
+        ns::open_target(
+            &t,
+            Wanted {
+                user: true,
+                net: true,
+                uts: false,
+                mount: false,
+            },
+        )?
+        .join_all()
     });
     if let Err(e) = joined {
-        let _ = reply(&sock, &Reply::Error { message: e.to_string() }, None);
+        let _ = reply(
+            &sock,
+            &Reply::Error {
+                message: e.to_string(),
+            },
+            None,
+        );
         return 1;
     }
     if reply(&sock, &Reply::Ready, None).is_err() {
@@ -281,7 +371,13 @@ pub(crate) fn nsenter_main(args: &[String]) -> i32 {
         };
         let sent = match outcome {
             Ok((r, fd)) => reply(&sock, &r, fd.as_ref()),
-            Err(e) => reply(&sock, &Reply::Error { message: e.to_string() }, None),
+            Err(e) => reply(
+                &sock,
+                &Reply::Error {
+                    message: e.to_string(),
+                },
+                None,
+            ),
         };
         if sent.is_err() {
             return 1;
@@ -298,10 +394,16 @@ fn bind_error(kind: &str, addr: SocketAddr, e: io::Error) -> RealError {
     let hint = match e.raw_os_error() {
         Some(libc::EADDRINUSE) => "something inside the sandbox already uses it",
         Some(libc::EADDRNOTAVAIL) => "no interface in the sandbox has that address (is lo up?)",
-        Some(libc::EACCES) => "ports below 1024 need CAP_NET_BIND_SERVICE over the sandbox's namespace",
+        Some(libc::EACCES) => {
+            "ports below 1024 need CAP_NET_BIND_SERVICE over the sandbox's namespace"
+        }
         _ => "",
     };
-    RealError::os(format!("cannot bind {kind} {addr} inside the sandbox"), e, hint)
+    RealError::os(
+        format!("cannot bind {kind} {addr} inside the sandbox"),
+        e,
+        hint,
+    )
 }
 
 /// Handles one request inside the namespace.
@@ -314,9 +416,19 @@ fn serve(req: Request) -> Result<(Reply, Option<OwnedFd>)> {
         }
         Request::NetlinkSocket => {
             // SAFETY: plain socket(2).
-            let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+            let raw = unsafe {
+                libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    libc::NETLINK_ROUTE,
+                )
+            };
             if raw < 0 {
-                return Err(RealError::os("cannot open a netlink socket", io::Error::last_os_error(), ""));
+                return Err(RealError::os(
+                    "cannot open a netlink socket",
+                    io::Error::last_os_error(),
+                    "",
+                ));
             }
             // SAFETY: fresh descriptor.
             (Reply::Fd, Some(unsafe { OwnedFd::from_raw_fd(raw) }))
@@ -331,7 +443,12 @@ fn serve(req: Request) -> Result<(Reply, Option<OwnedFd>)> {
         }
         Request::LinkExists { name } => {
             tap::validate_ifname(&name)?;
-            (Reply::Bool { value: tap::link_exists(&name) }, None)
+            (
+                Reply::Bool {
+                    value: tap::link_exists(&name),
+                },
+                None,
+            )
         }
     })
 }

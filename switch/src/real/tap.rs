@@ -49,11 +49,15 @@ pub(crate) fn validate_ifname(name: &str) -> Result<()> {
         && name.len() < libc::IFNAMSIZ
         && name != "."
         && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace());
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace());
     if ok {
         Ok(())
     } else {
-        Err(RealError::InvalidInterfaceName { name: name.to_string() })
+        Err(RealError::InvalidInterfaceName {
+            name: name.to_string(),
+        })
     }
 }
 
@@ -73,7 +77,12 @@ fn open_tun_device() -> Result<std::fs::File> {
         })
 }
 
-fn ioctl_value(fd: &impl AsRawFd, request: libc::Ioctl, value: libc::c_ulong, what: String) -> Result<()> {
+fn ioctl_value(
+    fd: &impl AsRawFd,
+    request: libc::Ioctl,
+    value: libc::c_ulong,
+    what: String,
+) -> Result<()> {
     // SAFETY: these TUN ioctls take their argument by value.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), request, value) };
     if r < 0 {
@@ -87,7 +96,11 @@ fn ioctl_value(fd: &impl AsRawFd, request: libc::Ioctl, value: libc::c_ulong, wh
 fn attach(name: &str, vnet_hdr: bool) -> Result<std::fs::File> {
     validate_ifname(name)?;
     let file = open_tun_device()?;
-    let mut req = IfReqFlags { name: [0; libc::IFNAMSIZ], flags: 0, _pad: [0; 22] };
+    let mut req = IfReqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
     req.name[..name.len()].copy_from_slice(name.as_bytes());
     let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
     if vnet_hdr {
@@ -95,7 +108,13 @@ fn attach(name: &str, vnet_hdr: bool) -> Result<std::fs::File> {
     }
     req.flags = flags as libc::c_short;
     // SAFETY: TUNSETIFF reads (and updates) a struct ifreq we own.
-    let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req as *mut IfReqFlags) };
+    let r = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            libc::TUNSETIFF,
+            &mut req as *mut IfReqFlags,
+        )
+    };
     if r < 0 {
         let e = io::Error::last_os_error();
         return Err(match e.raw_os_error() {
@@ -120,7 +139,13 @@ pub(crate) fn create_tap(name: &str, opts: TapOptions) -> Result<OwnedFd> {
     if opts.vnet_hdr {
         let size: libc::c_int = VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads an int through the pointer.
-        let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &size as *const libc::c_int) };
+        let r = unsafe {
+            libc::ioctl(
+                file.as_raw_fd(),
+                libc::TUNSETVNETHDRSZ,
+                &size as *const libc::c_int,
+            )
+        };
         if r < 0 {
             return Err(RealError::os(
                 format!("cannot set the vnet header size of {name}"),
@@ -129,11 +154,21 @@ pub(crate) fn create_tap(name: &str, opts: TapOptions) -> Result<OwnedFd> {
             ));
         }
         let offloads = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
-        ioctl_value(&file, libc::TUNSETOFFLOAD, offloads as libc::c_ulong, format!("cannot enable offloads on {name}"))?;
+        ioctl_value(
+            &file,
+            libc::TUNSETOFFLOAD,
+            offloads as libc::c_ulong,
+            format!("cannot enable offloads on {name}"),
+        )?;
     }
     // Set persistence either way: a device re-attached without `persist`
     // should go away when we close it, as asked.
-    ioctl_value(&file, libc::TUNSETPERSIST, opts.persist as libc::c_ulong, format!("cannot set persistence of {name}"))?;
+    ioctl_value(
+        &file,
+        libc::TUNSETPERSIST,
+        opts.persist as libc::c_ulong,
+        format!("cannot set persistence of {name}"),
+    )?;
     Ok(OwnedFd::from(file))
 }
 
@@ -145,7 +180,12 @@ pub(crate) fn delete_tap(name: &str) -> Result<()> {
         return Ok(());
     }
     let file = attach(name, false)?;
-    ioctl_value(&file, libc::TUNSETPERSIST, 0, format!("cannot clear persistence of {name}"))?;
+    ioctl_value(
+        &file,
+        libc::TUNSETPERSIST,
+        0,
+        format!("cannot clear persistence of {name}"),
+    )?;
     drop(file);
     Ok(())
 }
