@@ -2,7 +2,15 @@
 //! over its unix socket; `daemon` runs it; `lab` runs the simulator in
 //! process, no daemon and no root needed.
 
+mod api;
 mod cli;
+mod client;
+mod daemon;
+mod http;
+mod lab;
+mod output;
+mod paths;
+mod run;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -16,13 +24,29 @@ fn main() -> ExitCode {
         switchyard_switch::real::internal_main(&args.args);
     }
     init_logging(&cli.log);
-    match cli.command {
+    let result = match cli.command {
         Command::Internal(_) => unreachable!("handled above"),
-        other => {
-            eprintln!("switchyard: {other:?} is being built in this revision");
-            ExitCode::from(2)
+        Command::Daemon(args) => {
+            return daemon::run(args).unwrap_or_else(|e| {
+                eprintln!("switchyard daemon: {e:#}");
+                ExitCode::from(3)
+            })
         }
-    }
+        Command::Lab(cmd) => {
+            return lab::run(cmd).unwrap_or_else(|e| {
+                eprintln!("switchyard: {e:#}");
+                ExitCode::from(3)
+            })
+        }
+        Command::Network(cmd) => client::network(cmd).map(|()| ExitCode::SUCCESS),
+        Command::Ps(a) => client::ps(a).map(|()| ExitCode::SUCCESS),
+        Command::Rm(a) => client::rm(a).map(|()| ExitCode::SUCCESS),
+        Command::Port(a) => client::port(a).map(|()| ExitCode::SUCCESS),
+        Command::Run(a) => run::run(a),
+        Command::Exec(a) => run::exec(a),
+        Command::Attach(a) => run::attach(a),
+    };
+    result.unwrap_or_else(client::ClientError::report)
 }
 
 fn init_logging(filter: &str) {

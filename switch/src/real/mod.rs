@@ -35,6 +35,7 @@
 //! Nothing here forks without exec, and nothing changes the namespaces of
 //! a thread of the calling process.
 
+pub mod dataplane;
 mod error;
 mod exec;
 mod fdpass;
@@ -45,6 +46,7 @@ mod ns;
 mod nsenter;
 mod tap;
 
+pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError, IoCounters, PortIo, PortSnapshot, Snapshot};
 pub use error::{RealError, Result};
 pub use exec::{command_in, Join};
 pub use holder::{spawn_holder, Holder, HolderMode, HolderSpec, HOLDER_READY_TIMEOUT_SECS};

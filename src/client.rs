@@ -1,0 +1,388 @@
+//! The client subcommands: each is one or two API calls to the daemon and
+//! a table (or JSON) on stdout. Mistakes exit 1 with one line saying what
+//! was wrong; daemon faults exit 3.
+
+use crate::api::{
+    Attachment, ConnectRequest, ContainerCreateRequest, ContainerInfo, DisconnectRequest, ErrorBody, PREFIX,
+};
+use crate::cli::{
+    Format, NetworkCommand, NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs, NetworkInspectArgs,
+    NetworkLsArgs, NetworkRmArgs, PortArgs, PsArgs, RmArgs, SocketArg,
+};
+use crate::http::{self, percent_encode};
+use crate::output::{self, short_id, table};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Why a client command failed, and so its exit status.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The request was wrong (exit 1).
+    User(String),
+    /// The daemon or the system failed (exit 3).
+    Internal(String),
+}
+
+impl ClientError {
+    /// Prints the one-line reason and returns the exit status.
+    pub fn report(self) -> ExitCode {
+        match self {
+            ClientError::User(m) => {
+                eprintln!("switchyard: {m}");
+                ExitCode::from(1)
+            }
+            ClientError::Internal(m) => {
+                eprintln!("switchyard: internal error: {m}");
+                ExitCode::from(3)
+            }
+        }
+    }
+}
+
+/// Result of a client command.
+pub type ClientResult<T = ()> = Result<T, ClientError>;
+
+/// A connection target for API calls.
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    /// The daemon at `--socket`/`SWITCHYARD_SOCKET`, else the default.
+    pub fn new(arg: &SocketArg) -> Client {
+        Client { socket: arg.socket.clone().unwrap_or_else(crate::paths::default_socket) }
+    }
+
+    /// Calls the daemon; maps error responses to [`ClientError`].
+    pub fn call(&self, method: &str, route: &str, body: Option<&Value>) -> ClientResult<Value> {
+        let target = format!("{PREFIX}{route}");
+        let resp = http::call(&self.socket, method, &target, body).map_err(|e| {
+            ClientError::User(format!(
+                "cannot reach the switchyard daemon at {} ({e}); start it with `switchyard daemon` \
+                 or point --socket / SWITCHYARD_SOCKET at a running one",
+                self.socket.display()
+            ))
+        })?;
+        let value: Value = if resp.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&resp.body)
+                .map_err(|e| ClientError::Internal(format!("daemon sent a body that is not JSON: {e}")))?
+        };
+        if (200..300).contains(&resp.status) {
+            return Ok(value);
+        }
+        let err: ErrorBody = serde_json::from_value(value).unwrap_or(ErrorBody {
+            message: format!("daemon answered HTTP {}", resp.status),
+            kind: "internal".into(),
+        });
+        Err(if err.kind == "user" { ClientError::User(err.message) } else { ClientError::Internal(err.message) })
+    }
+}
+
+/// Parses an IPv4 address argument.
+pub fn parse_ipv4(flag: &str, s: &Option<String>) -> ClientResult<Option<Ipv4Addr>> {
+    s.as_deref()
+        .map(|v| {
+            v.parse().map_err(|_| ClientError::User(format!("{flag} {v:?} is not an IPv4 address; write e.g. 172.18.0.10")))
+        })
+        .transpose()
+}
+
+/// Parses an IPv6 address argument.
+pub fn parse_ipv6(flag: &str, s: &Option<String>) -> ClientResult<Option<Ipv6Addr>> {
+    s.as_deref()
+        .map(|v| v.parse().map_err(|_| ClientError::User(format!("{flag} {v:?} is not an IPv6 address; write e.g. fd00::10"))))
+        .transpose()
+}
+
+fn parse_kv(flag: &str, items: &[String]) -> ClientResult<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| ClientError::User(format!("{flag} {kv:?}: write KEY=VALUE")))
+        })
+        .collect()
+}
+
+/// Runs a `network` subcommand.
+pub fn network(cmd: NetworkCommand) -> ClientResult {
+    match cmd {
+        NetworkCommand::Create(a) => network_create(a),
+        NetworkCommand::Ls(a) => network_ls(a),
+        NetworkCommand::Inspect(a) => network_inspect(a),
+        NetworkCommand::Rm(a) => network_rm(a),
+        NetworkCommand::Connect(a) => network_connect(a),
+        NetworkCommand::Disconnect(a) => network_disconnect(a),
+    }
+}
+
+fn network_create(a: NetworkCreateArgs) -> ClientResult {
+    let cidr = |flag: &str, v: &String| -> ClientResult<Value> {
+        v.parse::<ipnetwork::IpNetwork>()
+            .map(|n| json!(n.to_string()))
+            .map_err(|_| ClientError::User(format!("{flag} {v:?} is not a CIDR; write e.g. 10.1.0.0/16")))
+    };
+    let subnets = a.subnet.iter().map(|s| cidr("--subnet", s)).collect::<ClientResult<Vec<_>>>()?;
+    let ranges = a.ip_range.iter().map(|s| cidr("--ip-range", s)).collect::<ClientResult<Vec<_>>>()?;
+    let gateways = a
+        .gateway
+        .iter()
+        .map(|g| {
+            g.parse::<IpAddr>()
+                .map(|ip| json!(ip))
+                .map_err(|_| ClientError::User(format!("--gateway {g:?} is not an IP address")))
+        })
+        .collect::<ClientResult<Vec<_>>>()?;
+    let aux = parse_kv("--aux-address", &a.aux_address)?
+        .into_iter()
+        .map(|(k, v)| {
+            v.parse::<IpAddr>()
+                .map(|ip| (k.clone(), json!(ip)))
+                .map_err(|_| ClientError::User(format!("--aux-address {k}={v}: {v:?} is not an IP address")))
+        })
+        .collect::<ClientResult<serde_json::Map<_, _>>>()?;
+    let spec = json!({
+        "name": a.name,
+        "driver": a.driver,
+        "subnets": subnets,
+        "gateways": gateways,
+        "ip_ranges": ranges,
+        "aux_addresses": aux,
+        "ipv6": a.ipv6,
+        "internal": a.internal,
+        "options": parse_kv("-o", &a.opt)?,
+        "labels": parse_kv("--label", &a.label)?,
+    });
+    let created = Client::new(&a.socket).call("POST", "/networks", Some(&spec))?;
+    println!("{}", created["Id"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+fn network_ls(a: NetworkLsArgs) -> ClientResult {
+    let query: Vec<String> = a.filter.iter().map(|f| format!("filter={}", percent_encode(f))).collect();
+    let route = if query.is_empty() { "/networks".to_string() } else { format!("/networks?{}", query.join("&")) };
+    let list = Client::new(&a.socket).call("GET", &route, None)?;
+    let nets = list.as_array().cloned().unwrap_or_default();
+    if a.quiet {
+        for n in &nets {
+            println!("{}", short_id(n["Id"].as_str().unwrap_or_default()));
+        }
+        return Ok(());
+    }
+    if a.format == Format::Json {
+        println!("{}", output::json(&list));
+        return Ok(());
+    }
+    let rows = nets
+        .iter()
+        .map(|n| {
+            let subnets: Vec<&str> =
+                n["IPAM"]["Config"].as_array().into_iter().flatten().filter_map(|c| c["Subnet"].as_str()).collect();
+            vec![
+                short_id(n["Id"].as_str().unwrap_or_default()).to_string(),
+                n["Name"].as_str().unwrap_or_default().to_string(),
+                n["Driver"].as_str().unwrap_or_default().to_string(),
+                n["Scope"].as_str().unwrap_or_default().to_string(),
+                if subnets.is_empty() { "-".into() } else { subnets.join(",") },
+                n["Containers"].as_object().map(|c| c.len()).unwrap_or(0).to_string(),
+            ]
+        })
+        .collect();
+    println!("{}", table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "CONTAINERS"], rows));
+    Ok(())
+}
+
+fn network_inspect(a: NetworkInspectArgs) -> ClientResult {
+    let client = Client::new(&a.socket);
+    let mut views = Vec::new();
+    for name in &a.names {
+        views.push(client.call("GET", &format!("/networks/{}", percent_encode(name)), None)?);
+    }
+    match a.format.as_deref() {
+        None | Some("json") => println!("{}", output::json(&Value::Array(views))),
+        Some("table") => {
+            for v in &views {
+                print_network_table(v);
+            }
+        }
+        Some(template) => {
+            for v in &views {
+                println!("{}", output::render_template(template, v).map_err(ClientError::User)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_network_table(v: &Value) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    println!(
+        "{} ({}), driver {}, segment {}, mtu {}{}",
+        s(&v["Name"]),
+        short_id(v["Id"].as_str().unwrap_or_default()),
+        s(&v["Driver"]),
+        v["Switchyard"]["Segment"],
+        v["Switchyard"]["MTU"],
+        if v["Internal"].as_bool() == Some(true) { ", internal" } else { "" }
+    );
+    for c in v["IPAM"]["Config"].as_array().into_iter().flatten() {
+        println!("  subnet {} gateway {}", s(&c["Subnet"]), s(&c["Gateway"]));
+    }
+    let ports = v["Switchyard"]["Ports"].as_object().cloned().unwrap_or_default();
+    let rows = v["Containers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, c)| {
+            let name = s(&c["Name"]);
+            let p = ports.get(&name).cloned().unwrap_or(Value::Null);
+            let n = |k: &str| p[k].as_u64().map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+            vec![name, s(&c["IPv4Address"]), s(&c["MacAddress"]), n("rx_frames"), n("tx_frames"), n("dropped")]
+        })
+        .collect();
+    println!("{}", table(&["CONTAINER", "IPV4", "MAC", "RX FRAMES", "TX FRAMES", "DROPPED"], rows));
+}
+
+fn network_rm(a: NetworkRmArgs) -> ClientResult {
+    let client = Client::new(&a.socket);
+    let mut first_err = None;
+    for name in &a.names {
+        match client.call("DELETE", &format!("/networks/{}", percent_encode(name)), None) {
+            Ok(_) => println!("{name}"),
+            Err(e) => {
+                // Like Docker: report each failure, go on with the rest.
+                match &e {
+                    ClientError::User(m) | ClientError::Internal(m) => eprintln!("switchyard: {m}"),
+                }
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        None => Ok(()),
+        Some(ClientError::User(_)) => Err(ClientError::User("some networks were not removed (see above)".into())),
+        Some(e) => Err(e),
+    }
+}
+
+fn network_connect(a: NetworkConnectArgs) -> ClientResult {
+    let req = ConnectRequest {
+        container: a.container,
+        ip: parse_ipv4("--ip", &a.ip)?,
+        ip6: parse_ipv6("--ip6", &a.ip6)?,
+        aliases: a.alias,
+    };
+    let body = serde_json::to_value(req).expect("serialises");
+    Client::new(&a.socket).call("POST", &format!("/networks/{}/connect", percent_encode(&a.network)), Some(&body))?;
+    Ok(())
+}
+
+fn network_disconnect(a: NetworkDisconnectArgs) -> ClientResult {
+    let req = DisconnectRequest { container: a.container, force: a.force };
+    let body = serde_json::to_value(req).expect("serialises");
+    Client::new(&a.socket)
+        .call("POST", &format!("/networks/{}/disconnect", percent_encode(&a.network)), Some(&body))?;
+    Ok(())
+}
+
+/// Fetches one container.
+pub fn container(client: &Client, key: &str) -> ClientResult<ContainerInfo> {
+    let v = client.call("GET", &format!("/containers/{}", percent_encode(key)), None)?;
+    serde_json::from_value(v).map_err(|e| ClientError::Internal(format!("unexpected container body: {e}")))
+}
+
+/// Creates a container sandbox through the daemon.
+pub fn create_container(client: &Client, req: &ContainerCreateRequest) -> ClientResult<ContainerInfo> {
+    let body = serde_json::to_value(req).expect("serialises");
+    let v = client.call("POST", "/containers", Some(&body))?;
+    serde_json::from_value(v).map_err(|e| ClientError::Internal(format!("unexpected container body: {e}")))
+}
+
+fn attachment_summary(a: &Attachment) -> String {
+    let ip = a.ipv4.as_deref().or(a.ipv6.as_deref()).unwrap_or("-");
+    if a.ifname.is_empty() {
+        a.network.clone()
+    } else {
+        format!("{}:{}={}", a.network, a.ifname, ip)
+    }
+}
+
+/// `ps`.
+pub fn ps(a: PsArgs) -> ClientResult {
+    let v = Client::new(&a.socket).call("GET", "/containers", None)?;
+    if a.format == Format::Json {
+        println!("{}", output::json(&v));
+        return Ok(());
+    }
+    let list: Vec<ContainerInfo> =
+        serde_json::from_value(v).map_err(|e| ClientError::Internal(format!("unexpected container list: {e}")))?;
+    if a.quiet {
+        for c in &list {
+            println!("{}", short_id(&c.id));
+        }
+        return Ok(());
+    }
+    let rows = list
+        .iter()
+        .map(|c| {
+            let command = c
+                .command
+                .as_ref()
+                .map(|p| {
+                    let cmd = p.command.join(" ");
+                    match p.exit_code {
+                        Some(code) => format!("{cmd} (exited {code})"),
+                        None => cmd,
+                    }
+                })
+                .unwrap_or_else(|| "-".into());
+            vec![
+                short_id(&c.id).to_string(),
+                c.name.clone(),
+                c.mode.clone(),
+                c.status.clone(),
+                c.networks.iter().map(attachment_summary).collect::<Vec<_>>().join(" "),
+                command,
+            ]
+        })
+        .collect();
+    println!("{}", table(&["CONTAINER ID", "NAME", "MODE", "STATUS", "NETWORKS", "COMMAND"], rows));
+    Ok(())
+}
+
+/// `rm`.
+pub fn rm(a: RmArgs) -> ClientResult {
+    let client = Client::new(&a.socket);
+    let mut failed = None;
+    for name in &a.names {
+        let route = format!("/containers/{}{}", percent_encode(name), if a.force { "?force=1" } else { "" });
+        match client.call("DELETE", &route, None) {
+            Ok(_) => println!("{name}"),
+            Err(e) => {
+                match &e {
+                    ClientError::User(m) | ClientError::Internal(m) => eprintln!("switchyard: {m}"),
+                }
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    match failed {
+        None => Ok(()),
+        Some(ClientError::User(_)) => Err(ClientError::User("some containers were not removed (see above)".into())),
+        Some(e) => Err(e),
+    }
+}
+
+/// `port`: published ports do not exist yet, so this says so for a known
+/// container (and fails for an unknown one, as Docker does).
+pub fn port(a: PortArgs) -> ClientResult {
+    let c = container(&Client::new(&a.socket), &a.container)?;
+    eprintln!("{} publishes no ports (publishing with -p is not supported yet)", c.name);
+    Ok(())
+}

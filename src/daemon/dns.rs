@@ -1,0 +1,842 @@
+//! The embedded DNS server of real mode: answers 127.0.0.11:53 inside every
+//! sandbox from the controller's records, through the same sans-I/O
+//! [`Resolver`] the simulator uses.
+//!
+//! - Sockets: a UDP socket and a TCP listener bound to 127.0.0.11:53 *inside*
+//!   each sandbox's namespace, made there by the namespace helper (so it
+//!   works rootless) and handed to this thread. Which socket a query came in
+//!   on says which sandbox asked, hence its scope — no NAT, no iptables.
+//! - One thread owns the resolver, every socket and the upstream sockets;
+//!   record updates arrive over a channel and are applied between batches,
+//!   so the next query sees them and no query is ever dropped for an update.
+//! - UDP is batched: `recvmmsg` up to [`BATCH`] queries, answer each into a
+//!   reused buffer, one `sendmmsg` for the replies.
+//! - Forwarding leaves from the daemon's own namespace, so an upstream on
+//!   the host's loopback (127.0.0.53, a test's dnsmasq) works. TCP queries
+//!   are forwarded over TCP on a short-lived helper thread each.
+
+use crossbeam_channel::{Receiver, Sender};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, SystemTime};
+use switchyard_dns::{
+    parse_resolv_conf, parse_upstream, tcp_frame, ClientToken, EndpointRecord, NetworkPolicy, Outcome, Resolver,
+    ResolverConfig, Scope, TcpDeframer, Transport,
+};
+use switchyard_switch::real::NsSession;
+use switchyard_switch::Controller;
+
+/// Queries read (and replies written) per system call.
+pub const BATCH: usize = 32;
+/// Largest UDP query accepted (EDNS clients may send up to this).
+const MAX_QUERY: usize = 4096;
+/// Most concurrent TCP client connections across all sandboxes.
+const MAX_TCP_CONNS: usize = 512;
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+const WAKE: u64 = 0;
+const UPSTREAM_V4: u64 = 1;
+const UPSTREAM_V6: u64 = 2;
+const KIND_UDP: u64 = 1 << 32;
+const KIND_LISTEN: u64 = 2 << 32;
+const KIND_CONN: u64 = 3 << 32;
+const KIND_MASK: u64 = 0xffff_ffff << 32;
+
+/// Everything the resolver must know, recomputed from the controller.
+#[derive(Debug, Default, Clone)]
+struct Records {
+    networks: Vec<(String, NetworkPolicy)>,
+    endpoints: Vec<EndpointRecord>,
+    scopes: BTreeMap<String, Scope>,
+}
+
+enum Command {
+    AddSandbox { id: String, udp: OwnedFd, tcp: OwnedFd },
+    RemoveSandbox { id: String },
+    Sync(Box<Records>),
+    TcpUpstreamReply { from: SocketAddr, reply: Vec<u8> },
+    Stats { reply: Sender<Value> },
+    Stop,
+}
+
+/// Handle to the DNS thread.
+pub(crate) struct DnsServer {
+    commands: Sender<Command>,
+    wake: OwnedFd,
+    thread: Option<std::thread::JoinHandle<()>>,
+    served: BTreeSet<String>,
+}
+
+impl DnsServer {
+    /// Starts the DNS thread. Upstreams: `--dns-upstream` values, or the
+    /// host's /etc/resolv.conf (re-read when it changes).
+    pub(crate) fn start(upstream_args: &[String], ttl: u32) -> Result<DnsServer, String> {
+        let fixed: Vec<SocketAddr> = upstream_args
+            .iter()
+            .map(|a| parse_upstream(a).map_err(|e| format!("--dns-upstream {a}: {e}")))
+            .collect::<Result<_, _>>()?;
+        if fixed.len() > switchyard_dns::MAX_UPSTREAMS {
+            return Err(format!("at most {} --dns-upstream servers are used; give fewer", switchyard_dns::MAX_UPSTREAMS));
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        // SAFETY: plain syscall; result checked.
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
+            return Err(format!("cannot create an eventfd: {}", io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh descriptor we own.
+        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
+        let thread_wake = wake.try_clone().map_err(|e| e.to_string())?;
+        let worker_tx = tx.clone();
+        let worker = Worker::new(fixed, ttl, thread_wake, rx, worker_tx).map_err(|e| format!("DNS server: {e}"))?;
+        let thread = std::thread::Builder::new()
+            .name("dns".into())
+            .spawn(move || worker.run())
+            .map_err(|e| format!("cannot start the DNS thread: {e}"))?;
+        Ok(DnsServer { commands: tx, wake, thread: Some(thread), served: BTreeSet::new() })
+    }
+
+    fn send(&self, cmd: Command) {
+        if self.commands.send(cmd).is_ok() {
+            wake(self.wake.as_raw_fd());
+        }
+    }
+
+    /// Makes sure a sandbox's namespace has our 127.0.0.11:53 sockets. A
+    /// failure is logged, not fatal: the container still has its network.
+    pub(crate) fn ensure_sandbox(&mut self, session: &NsSession, sandbox_id: &str) {
+        if self.served.contains(sandbox_id) {
+            return;
+        }
+        let addr = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 11), 53));
+        match (session.udp_socket(addr), session.tcp_listener(addr)) {
+            (Ok(udp), Ok(tcp)) => {
+                self.served.insert(sandbox_id.to_string());
+                self.send(Command::AddSandbox { id: sandbox_id.to_string(), udp, tcp });
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(sandbox = sandbox_id, error = %e, "no embedded DNS in this sandbox");
+            }
+        }
+    }
+
+    /// Closes a sandbox's DNS sockets.
+    pub(crate) fn remove_sandbox(&mut self, sandbox_id: &str) {
+        if self.served.remove(sandbox_id) {
+            self.send(Command::RemoveSandbox { id: sandbox_id.to_string() });
+        }
+    }
+
+    /// Hands the resolver the controller's current names, policies and
+    /// scopes; the next query sees them.
+    pub(crate) fn sync(&mut self, controller: &Controller) {
+        let mut records = Records::default();
+        for n in controller.networks() {
+            records.networks.push((
+                n.id.clone(),
+                NetworkPolicy { name: n.name.clone(), names: n.dns_names, forward: !n.internal },
+            ));
+        }
+        for e in controller.endpoints() {
+            if e.ipv4.is_none() && e.ipv6.is_none() {
+                continue;
+            }
+            records.endpoints.push(EndpointRecord {
+                endpoint_id: e.id.clone(),
+                network_id: e.network_id.clone(),
+                name: e.name.clone(),
+                aliases: e.aliases.clone(),
+                ipv4: e.ipv4.map(|n| n.ip()),
+                ipv6: e.ipv6.map(|n| n.ip()),
+            });
+        }
+        for s in controller.sandboxes() {
+            let owner = controller.namespace_owner(s);
+            let nets = controller.endpoints_of_sandbox(&owner.id).into_iter().map(|e| e.network_id.clone());
+            records.scopes.insert(owner.id.clone(), Scope::new(nets));
+        }
+        self.send(Command::Sync(Box::new(records)));
+    }
+
+    /// The resolver's counters.
+    pub(crate) fn stats(&self) -> Value {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Stats { reply: tx });
+        rx.recv_timeout(Duration::from_secs(2)).unwrap_or(Value::Null)
+    }
+
+    /// Stops the thread and closes every socket.
+    pub(crate) fn stop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.send(Command::Stop);
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wake(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writing 8 bytes from a live u64 to an eventfd.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+struct SandboxSockets {
+    id: String,
+    udp: UdpSocket,
+    tcp: TcpListener,
+}
+
+struct Conn {
+    stream: TcpStream,
+    slot: usize,
+    deframer: TcpDeframer,
+}
+
+#[derive(Clone, Copy)]
+enum Client {
+    Udp { slot: usize, peer: SocketAddr },
+    Tcp { conn: usize },
+}
+
+/// Preallocated `recvmmsg`/`sendmmsg` state.
+struct Batch {
+    bufs: Vec<Vec<u8>>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    outs: Vec<Vec<u8>>,
+    out_addrs: Vec<libc::sockaddr_storage>,
+    out_lens: Vec<libc::socklen_t>,
+}
+
+// SAFETY: the raw pointers inside `iovs` and `msgs` only ever point into
+// buffers owned by the same `Batch`, and are rewritten before every use;
+// moving the whole `Batch` to another thread moves those buffers with it.
+unsafe impl Send for Batch {}
+
+impl Batch {
+    fn new() -> Batch {
+        // SAFETY: sockaddr_storage and mmsghdr are plain C structs for which
+        // all-zero is a valid value.
+        let zero_addr: libc::sockaddr_storage = unsafe { MaybeUninit::zeroed().assume_init() };
+        Batch {
+            bufs: (0..BATCH).map(|_| vec![0u8; MAX_QUERY]).collect(),
+            addrs: vec![zero_addr; BATCH],
+            iovs: (0..BATCH).map(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }).collect(),
+            // SAFETY: as above.
+            msgs: (0..BATCH).map(|_| unsafe { MaybeUninit::zeroed().assume_init() }).collect(),
+            outs: (0..BATCH).map(|_| Vec::with_capacity(MAX_QUERY)).collect(),
+            out_addrs: vec![zero_addr; BATCH],
+            out_lens: vec![0; BATCH],
+        }
+    }
+
+    /// Receives up to BATCH datagrams; returns how many.
+    fn recv(&mut self, fd: RawFd) -> usize {
+        for i in 0..BATCH {
+            self.iovs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: MAX_QUERY };
+            let m = &mut self.msgs[i].msg_hdr;
+            m.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            m.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_iov = &mut self.iovs[i];
+            m.msg_iovlen = 1;
+            m.msg_control = std::ptr::null_mut();
+            m.msg_controllen = 0;
+            m.msg_flags = 0;
+            self.msgs[i].msg_len = 0;
+        }
+        // SAFETY: every mmsghdr points at live buffers owned by self.
+        let n = unsafe {
+            libc::recvmmsg(fd, self.msgs.as_mut_ptr(), BATCH as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        };
+        if n < 0 {
+            0
+        } else {
+            n as usize
+        }
+    }
+
+    /// Sends `outs[..count]` to `out_addrs[..count]` in one call.
+    fn send(&mut self, fd: RawFd, count: usize) {
+        if count == 0 {
+            return;
+        }
+        for i in 0..count {
+            self.iovs[i] = libc::iovec { iov_base: self.outs[i].as_mut_ptr().cast(), iov_len: self.outs[i].len() };
+            let m = &mut self.msgs[i].msg_hdr;
+            m.msg_name = (&mut self.out_addrs[i] as *mut libc::sockaddr_storage).cast();
+            m.msg_namelen = self.out_lens[i];
+            m.msg_iov = &mut self.iovs[i];
+            m.msg_iovlen = 1;
+            m.msg_control = std::ptr::null_mut();
+            m.msg_controllen = 0;
+            m.msg_flags = 0;
+        }
+        let mut sent = 0;
+        while sent < count {
+            // SAFETY: the headers point at live buffers owned by self.
+            let n = unsafe {
+                libc::sendmmsg(fd, self.msgs[sent..].as_mut_ptr(), (count - sent) as u32, libc::MSG_DONTWAIT)
+            };
+            if n <= 0 {
+                break;
+            }
+            sent += n as usize;
+        }
+    }
+}
+
+fn sockaddr_to_std(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a: &libc::sockaddr_in = unsafe { &*(addr as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a: &libc::sockaddr_in6 = unsafe { &*(addr as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                a.sin6_addr.s6_addr.into(),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The scope of the sandbox behind socket slot `slot` (a free function so
+/// the caller can borrow it beside the resolver, without a clone per query).
+fn scope_in<'a>(
+    sandboxes: &[Option<SandboxSockets>],
+    scopes: &'a BTreeMap<String, Scope>,
+    empty: &'a Scope,
+    slot: usize,
+) -> &'a Scope {
+    sandboxes.get(slot).and_then(Option::as_ref).and_then(|s| scopes.get(&s.id)).unwrap_or(empty)
+}
+
+struct Worker {
+    resolver: Resolver,
+    rng: ChaCha20Rng,
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    commands: Receiver<Command>,
+    self_tx: Sender<Command>,
+    upstream_v4: UdpSocket,
+    upstream_v6: Option<UdpSocket>,
+    fixed_upstreams: bool,
+    resolv_mtime: Option<SystemTime>,
+    sandboxes: Vec<Option<SandboxSockets>>,
+    scopes: BTreeMap<String, Scope>,
+    empty_scope: Scope,
+    conns: Vec<Option<Conn>>,
+    pending: BTreeMap<u64, Client>,
+    next_token: u64,
+    batch: Batch,
+    out: Vec<u8>,
+    started: std::time::Instant,
+    records: Records,
+    tcp_dropped: u64,
+}
+
+impl Worker {
+    #[allow(clippy::disallowed_methods)] // real mode: the resolver's clock is the system's monotonic one
+    fn new(
+        fixed: Vec<SocketAddr>,
+        ttl: u32,
+        wake_fd: OwnedFd,
+        commands: Receiver<Command>,
+        self_tx: Sender<Command>,
+    ) -> io::Result<Worker> {
+        // SAFETY: plain syscall; result checked.
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epoll < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        let upstream_v4 = UdpSocket::bind("0.0.0.0:0")?;
+        upstream_v4.set_nonblocking(true)?;
+        let upstream_v6 = UdpSocket::bind("[::]:0").ok();
+        if let Some(s) = &upstream_v6 {
+            s.set_nonblocking(true)?;
+        }
+        let fixed_upstreams = !fixed.is_empty();
+        let mut resolver = Resolver::new(ResolverConfig { ttl, upstreams: fixed, ..ResolverConfig::default() });
+        let mut resolv_mtime = None;
+        if !fixed_upstreams {
+            resolv_mtime = std::fs::metadata(RESOLV_CONF).and_then(|m| m.modified()).ok();
+            let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
+            resolver.set_upstreams(&parse_resolv_conf(&text));
+        }
+        let w = Worker {
+            resolver,
+            rng: ChaCha20Rng::from_os_rng(),
+            epoll,
+            wake: wake_fd,
+            commands,
+            self_tx,
+            upstream_v4,
+            upstream_v6,
+            fixed_upstreams,
+            resolv_mtime,
+            sandboxes: Vec::new(),
+            scopes: BTreeMap::new(),
+            empty_scope: Scope::default(),
+            conns: Vec::new(),
+            pending: BTreeMap::new(),
+            next_token: 1,
+            batch: Batch::new(),
+            out: Vec::with_capacity(MAX_QUERY),
+            started: std::time::Instant::now(),
+            records: Records::default(),
+            tcp_dropped: 0,
+        };
+        w.watch(w.wake.as_raw_fd(), WAKE)?;
+        w.watch(w.upstream_v4.as_raw_fd(), UPSTREAM_V4)?;
+        if let Some(s) = &w.upstream_v6 {
+            w.watch(s.as_raw_fd(), UPSTREAM_V6)?;
+        }
+        Ok(w)
+    }
+
+    fn watch(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+        // SAFETY: ev is a valid epoll_event.
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn unwatch(&self, fd: RawFd) {
+        // SAFETY: removing a registered descriptor; a null event is allowed.
+        unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn run(mut self) {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut last_reload = Duration::ZERO;
+        loop {
+            let now = self.now();
+            let timeout_ms = match self.resolver.next_deadline() {
+                Some(d) => d.saturating_sub(now).as_millis().clamp(1, 1000) as i32,
+                None => 1000,
+            };
+            // SAFETY: events is a valid array of the given length.
+            let n = unsafe {
+                libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, timeout_ms)
+            };
+            if n < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(error = %io::Error::last_os_error(), "DNS epoll failed; DNS stops");
+                return;
+            }
+            for ev in &events[..n as usize] {
+                let token = ev.u64;
+                match token & KIND_MASK {
+                    0 if token == WAKE => {
+                        let mut v: u64 = 0;
+                        // SAFETY: reading 8 bytes into a live u64.
+                        unsafe { libc::read(self.wake.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+                        if !self.handle_commands() {
+                            return;
+                        }
+                    }
+                    0 => self.upstream_readable(token),
+                    KIND_UDP => self.udp_readable((token & !KIND_MASK) as usize),
+                    KIND_LISTEN => self.accept((token & !KIND_MASK) as usize),
+                    KIND_CONN => self.conn_readable((token & !KIND_MASK) as usize),
+                    _ => {}
+                }
+            }
+            let now = self.now();
+            self.poll_timeouts(now);
+            if !self.fixed_upstreams && now.saturating_sub(last_reload) >= Duration::from_secs(2) {
+                last_reload = now;
+                self.reload_resolv_conf();
+            }
+        }
+    }
+
+    fn reload_resolv_conf(&mut self) {
+        let mtime = std::fs::metadata(RESOLV_CONF).and_then(|m| m.modified()).ok();
+        if mtime != self.resolv_mtime {
+            self.resolv_mtime = mtime;
+            let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
+            let ups = parse_resolv_conf(&text);
+            tracing::info!(upstreams = ?ups, "host resolv.conf changed; new upstream servers");
+            self.resolver.set_upstreams(&ups);
+        }
+    }
+
+    fn handle_commands(&mut self) -> bool {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::AddSandbox { id, udp, tcp } => self.add_sandbox(id, udp, tcp),
+                Command::RemoveSandbox { id } => {
+                    if let Some(slot) = self.sandboxes.iter().position(|s| s.as_ref().is_some_and(|s| s.id == id)) {
+                        let s = self.sandboxes[slot].take().expect("just found");
+                        self.unwatch(s.udp.as_raw_fd());
+                        self.unwatch(s.tcp.as_raw_fd());
+                        for c in 0..self.conns.len() {
+                            if self.conns[c].as_ref().is_some_and(|c| c.slot == slot) {
+                                self.close_conn(c);
+                            }
+                        }
+                    }
+                }
+                Command::Sync(records) => self.sync(*records),
+                Command::TcpUpstreamReply { from, reply } => {
+                    let now = self.now();
+                    let mut out = std::mem::take(&mut self.out);
+                    let outcome =
+                        self.resolver.handle_upstream_reply(now, from, Transport::Tcp, &reply, &mut self.rng, &mut out);
+                    self.dispatch(outcome, &out);
+                    self.out = out;
+                }
+                Command::Stats { reply } => {
+                    let mut v = serde_json::to_value(self.resolver.stats()).unwrap_or(Value::Null);
+                    v["sandboxes"] = json!(self.sandboxes.iter().flatten().count());
+                    v["upstreams"] =
+                        json!(self.resolver.config().upstreams.iter().map(|u| u.to_string()).collect::<Vec<_>>());
+                    v["in_flight"] = json!(self.resolver.in_flight());
+                    v["tcp_connections_refused"] = json!(self.tcp_dropped);
+                    let _ = reply.send(v);
+                }
+                Command::Stop => return false,
+            }
+        }
+        true
+    }
+
+    fn add_sandbox(&mut self, id: String, udp: OwnedFd, tcp: OwnedFd) {
+        let udp = UdpSocket::from(udp);
+        let tcp = TcpListener::from(tcp);
+        if udp.set_nonblocking(true).is_err() || tcp.set_nonblocking(true).is_err() {
+            tracing::warn!(sandbox = %id, "cannot make DNS sockets non-blocking");
+            return;
+        }
+        let slot = match self.sandboxes.iter().position(Option::is_none) {
+            Some(s) => s,
+            None => {
+                self.sandboxes.push(None);
+                self.sandboxes.len() - 1
+            }
+        };
+        let ok = self.watch(udp.as_raw_fd(), KIND_UDP | slot as u64).is_ok()
+            && self.watch(tcp.as_raw_fd(), KIND_LISTEN | slot as u64).is_ok();
+        if !ok {
+            tracing::warn!(sandbox = %id, "cannot watch DNS sockets");
+            return;
+        }
+        self.sandboxes[slot] = Some(SandboxSockets { id, udp, tcp });
+    }
+
+    /// Applies the controller's current records: removes what is gone,
+    /// upserts the rest (cheap when unchanged).
+    fn sync(&mut self, records: Records) {
+        let new_nets: BTreeSet<&str> = records.networks.iter().map(|(id, _)| id.as_str()).collect();
+        for (id, _) in &self.records.networks {
+            if !new_nets.contains(id.as_str()) {
+                self.resolver.remove_network(id);
+            }
+        }
+        for (id, policy) in &records.networks {
+            if self.resolver.network(id) != Some(policy) {
+                self.resolver.set_network(id, policy.clone());
+            }
+        }
+        let new_eps: BTreeSet<&str> = records.endpoints.iter().map(|e| e.endpoint_id.as_str()).collect();
+        for e in &self.records.endpoints {
+            if !new_eps.contains(e.endpoint_id.as_str()) {
+                self.resolver.remove_endpoint(&e.endpoint_id);
+            }
+        }
+        for e in &records.endpoints {
+            if self.resolver.endpoint(&e.endpoint_id) != Some(e) {
+                self.resolver.upsert_endpoint(e.clone());
+            }
+        }
+        self.scopes = records.scopes.clone();
+        self.records = records;
+    }
+
+
+    fn udp_readable(&mut self, slot: usize) {
+        let Some(fd) = self.sandboxes.get(slot).and_then(Option::as_ref).map(|s| s.udp.as_raw_fd()) else { return };
+        loop {
+            let n = self.batch.recv(fd);
+            if n == 0 {
+                return;
+            }
+            let now = self.now();
+            let mut replies = 0;
+            for i in 0..n {
+                let len = self.batch.msgs[i].msg_len as usize;
+                let Some(peer) = sockaddr_to_std(&self.batch.addrs[i]) else { continue };
+                if self.batch.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                    continue;
+                }
+                let token = self.next_token;
+                self.next_token += 1;
+                let mut out = std::mem::take(&mut self.batch.outs[replies]);
+                let scope = scope_in(&self.sandboxes, &self.scopes, &self.empty_scope, slot);
+                let outcome = self.resolver.handle_query(
+                    now,
+                    scope,
+                    ClientToken(token),
+                    Transport::Udp,
+                    &self.batch.bufs[i][..len],
+                    &mut self.rng,
+                    &mut out,
+                );
+                match outcome {
+                    Outcome::Reply { .. } => {
+                        self.batch.out_addrs[replies] = self.batch.addrs[i];
+                        self.batch.out_lens[replies] = self.batch.msgs[i].msg_hdr.msg_namelen;
+                        self.batch.outs[replies] = out;
+                        replies += 1;
+                    }
+                    Outcome::Forward { upstream, .. } => {
+                        self.pending.insert(token, Client::Udp { slot, peer });
+                        self.send_upstream_udp(upstream, &out);
+                        self.batch.outs[replies] = out;
+                    }
+                    Outcome::Drop(_) => self.batch.outs[replies] = out,
+                }
+            }
+            self.batch.send(fd, replies);
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    fn send_upstream_udp(&self, upstream: SocketAddr, bytes: &[u8]) {
+        let sock = match (upstream, &self.upstream_v6) {
+            (SocketAddr::V6(_), Some(s)) => s,
+            _ => &self.upstream_v4,
+        };
+        if let Err(e) = sock.send_to(bytes, upstream) {
+            // The resolver's timeout moves on to the next upstream.
+            tracing::debug!(%upstream, error = %e, "send to upstream failed");
+        }
+    }
+
+    fn upstream_readable(&mut self, token: u64) {
+        let mut buf = [0u8; 65_535];
+        loop {
+            let sock = if token == UPSTREAM_V6 { self.upstream_v6.as_ref() } else { Some(&self.upstream_v4) };
+            let Some(sock) = sock else { return };
+            let (n, from) = match sock.recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(_) => return,
+            };
+            let now = self.now();
+            let mut out = std::mem::take(&mut self.out);
+            let outcome =
+                self.resolver.handle_upstream_reply(now, from, Transport::Udp, &buf[..n], &mut self.rng, &mut out);
+            self.dispatch(outcome, &out);
+            self.out = out;
+        }
+    }
+
+    /// Carries out an outcome produced outside the UDP batch path (upstream
+    /// replies, timeouts, TCP).
+    fn dispatch(&mut self, outcome: Outcome, bytes: &[u8]) {
+        match outcome {
+            Outcome::Reply { client, .. } => {
+                let Some(c) = self.pending.remove(&client.0) else { return };
+                self.reply_to(c, bytes);
+            }
+            Outcome::Forward { upstream, transport: Transport::Udp } => self.send_upstream_udp(upstream, bytes),
+            Outcome::Forward { upstream, transport: Transport::Tcp } => self.forward_tcp(upstream, bytes.to_vec()),
+            Outcome::Drop(_) => {}
+        }
+    }
+
+    fn reply_to(&mut self, client: Client, bytes: &[u8]) {
+        match client {
+            Client::Udp { slot, peer } => {
+                if let Some(s) = self.sandboxes.get(slot).and_then(Option::as_ref) {
+                    let _ = s.udp.send_to(bytes, peer);
+                }
+            }
+            Client::Tcp { conn } => {
+                let mut framed = Vec::with_capacity(bytes.len() + 2);
+                if tcp_frame(bytes, &mut framed).is_err() {
+                    return;
+                }
+                let failed = match self.conns.get_mut(conn).and_then(Option::as_mut) {
+                    Some(c) => c.stream.write_all(&framed).is_err(),
+                    None => false,
+                };
+                if failed {
+                    self.close_conn(conn);
+                }
+            }
+        }
+    }
+
+    fn poll_timeouts(&mut self, now: Duration) {
+        let mut actions: Vec<(Outcome, Vec<u8>)> = Vec::new();
+        self.resolver.poll_timeouts(now, &mut self.rng, |o, b| actions.push((o, b.to_vec())));
+        for (o, b) in actions {
+            self.dispatch(o, &b);
+        }
+    }
+
+    /// Forwards one TCP query on a helper thread; the reply comes back
+    /// through the command channel. A failure is left to the resolver's
+    /// timeout, which moves on to the next upstream.
+    fn forward_tcp(&self, upstream: SocketAddr, query: Vec<u8>) {
+        let tx = self.self_tx.clone();
+        let wake_fd = self.wake.try_clone();
+        let timeout = self.resolver.config().upstream_timeout;
+        let _ = std::thread::Builder::new().name("dns-tcp-fwd".into()).spawn(move || {
+            let result = (|| -> io::Result<Vec<u8>> {
+                let mut s = TcpStream::connect_timeout(&upstream, timeout)?;
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))?;
+                let mut framed = Vec::with_capacity(query.len() + 2);
+                tcp_frame(&query, &mut framed).map_err(|e| io::Error::other(e.to_string()))?;
+                s.write_all(&framed)?;
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len)?;
+                let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                s.read_exact(&mut reply)?;
+                Ok(reply)
+            })();
+            if let (Ok(reply), Ok(w)) = (result, wake_fd) {
+                if tx.send(Command::TcpUpstreamReply { from: upstream, reply }).is_ok() {
+                    wake(w.as_raw_fd());
+                }
+            }
+        });
+    }
+
+    fn accept(&mut self, slot: usize) {
+        loop {
+            let Some(s) = self.sandboxes.get(slot).and_then(Option::as_ref) else { return };
+            let (stream, _) = match s.tcp.accept() {
+                Ok(c) => c,
+                Err(_) => return,
+            };
+            if self.conns.iter().flatten().count() >= MAX_TCP_CONNS {
+                self.tcp_dropped += 1;
+                continue;
+            }
+            // Reads are driven by epoll (non-blocking); writes are small
+            // replies, written blocking with a bound.
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let idx = match self.conns.iter().position(Option::is_none) {
+                Some(i) => i,
+                None => {
+                    self.conns.push(None);
+                    self.conns.len() - 1
+                }
+            };
+            if self.watch(stream.as_raw_fd(), KIND_CONN | idx as u64).is_err() {
+                continue;
+            }
+            self.conns[idx] = Some(Conn { stream, slot, deframer: TcpDeframer::new() });
+        }
+    }
+
+    fn close_conn(&mut self, idx: usize) {
+        if let Some(c) = self.conns.get_mut(idx).and_then(Option::take) {
+            self.unwatch(c.stream.as_raw_fd());
+        }
+        self.pending.retain(|_, c| !matches!(c, Client::Tcp { conn } if *conn == idx));
+    }
+
+    fn conn_readable(&mut self, idx: usize) {
+        let mut buf = [0u8; 4096];
+        let mut queries: Vec<Vec<u8>> = Vec::new();
+        let mut close = false;
+        {
+            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else { return };
+            loop {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => {
+                        close = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        if c.deframer.push(&buf[..n]).is_err() {
+                            close = true;
+                            break;
+                        }
+                        while let Some(m) = c.deframer.next_message() {
+                            queries.push(m.to_vec());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        close = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(slot) = self.conns.get(idx).and_then(Option::as_ref).map(|c| c.slot) else { return };
+        for q in queries {
+            let now = self.now();
+            let token = self.next_token;
+            self.next_token += 1;
+            let scope = scope_in(&self.sandboxes, &self.scopes, &self.empty_scope, slot);
+            let mut out = std::mem::take(&mut self.out);
+            let outcome =
+                self.resolver.handle_query(now, scope, ClientToken(token), Transport::Tcp, &q, &mut self.rng, &mut out);
+            match outcome {
+                Outcome::Reply { .. } => {
+                    // Write blocking (bounded) so a reply is never cut short.
+                    if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                        let _ = c.stream.set_nonblocking(false);
+                        let _ = c.stream.set_write_timeout(Some(Duration::from_secs(1)));
+                    }
+                    self.reply_to(Client::Tcp { conn: idx }, &out);
+                    if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                        let _ = c.stream.set_nonblocking(true);
+                    }
+                }
+                Outcome::Forward { upstream, .. } => {
+                    self.pending.insert(token, Client::Tcp { conn: idx });
+                    self.forward_tcp(upstream, out.clone());
+                }
+                Outcome::Drop(_) => {}
+            }
+            self.out = out;
+        }
+        if close {
+            self.close_conn(idx);
+        }
+    }
+}

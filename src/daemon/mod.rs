@@ -1,0 +1,194 @@
+//! `switchyard daemon`: owns the controller, the switch data plane, the
+//! sandboxes' namespaces and the embedded DNS, and serves the API on a unix
+//! socket (mode 0600: only its owner may drive the switch).
+//!
+//! Threads: one accepts API connections (a short-lived thread per request,
+//! all serialised on one control-plane lock), the data plane runs on its own
+//! thread and never waits for the control plane, and the main thread waits
+//! for SIGTERM/SIGINT to stop cleanly. State is on disk after every
+//! operation, so a SIGKILL loses nothing either.
+
+mod api;
+mod dns;
+mod runtime;
+
+use crate::cli::DaemonArgs;
+use crate::paths;
+use anyhow::Context;
+use nix::sys::signal::{SigSet, Signal};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use runtime::{Runtime, RuntimeOptions};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use switchyard_ipam::{DefaultPool, IpamConfig};
+use switchyard_switch::controller::ControllerOptions;
+use switchyard_switch::{Controller, DriverRegistry, FileStore, StoreError};
+
+/// Everything behind the control-plane lock.
+pub(crate) struct Inner {
+    pub(crate) controller: Controller,
+    pub(crate) runtime: Runtime,
+}
+
+/// The running daemon.
+pub(crate) struct Daemon {
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) socket: PathBuf,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
+    if let Some(store) = &args.store {
+        eprintln!(
+            "switchyard: --store {store}: a shared etcd store is not available yet in this version; \
+             omit --store to use the embedded store in --state-dir"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let state_dir = args.state_dir.clone().unwrap_or_else(paths::default_state_dir);
+    let socket = args.socket.socket.clone().unwrap_or_else(paths::default_socket);
+
+    // Block the stop signals before any thread exists, so every thread
+    // inherits the mask and only the main thread's sigwait sees them.
+    let mut stop_signals = SigSet::empty();
+    stop_signals.add(Signal::SIGTERM);
+    stop_signals.add(Signal::SIGINT);
+    stop_signals.thread_block().context("blocking SIGTERM/SIGINT")?;
+
+    let store = match FileStore::open(&state_dir) {
+        Ok(s) => s,
+        Err(e @ StoreError::Locked { .. }) => {
+            eprintln!("switchyard: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e).context("opening the state directory"),
+    };
+    let ipam = parse_default_pools(&args.default_address_pools)?;
+    let controller = Controller::open(
+        Box::new(store),
+        DriverRegistry::builtin(),
+        Box::new(ChaCha20Rng::from_os_rng()),
+        ControllerOptions { ipam },
+    )
+    .context("opening the controller state")?;
+
+    let listener = bind_socket(&socket)?;
+    let runtime = Runtime::start(RuntimeOptions {
+        exe: std::env::current_exe().context("finding our own executable")?,
+        state_dir: state_dir.clone(),
+        offload: !args.no_offload,
+        dns_upstreams: args.dns_upstream.clone(),
+        dns_ttl: args.dns_ttl,
+    })
+    .context("starting the data plane")?;
+    let daemon = Arc::new(Daemon {
+        inner: Mutex::new(Inner { controller, runtime }),
+        state_dir: state_dir.clone(),
+        socket: socket.clone(),
+    });
+    {
+        let mut inner = daemon.lock();
+        let Inner { controller, runtime } = &mut *inner;
+        runtime.restore(controller).context("restoring sandboxes")?;
+    }
+    tracing::info!(socket = %socket.display(), state = %state_dir.display(), "switchyard daemon ready");
+    eprintln!("switchyard daemon listening on {} (state in {})", socket.display(), state_dir.display());
+
+    let acceptor = Arc::clone(&daemon);
+    std::thread::Builder::new()
+        .name("api-accept".into())
+        .spawn(move || accept_loop(acceptor, listener))
+        .context("starting the API thread")?;
+
+    let signal = stop_signals.wait().context("waiting for a stop signal")?;
+    tracing::info!(?signal, "stopping");
+    let _ = std::fs::remove_file(&socket);
+    let mut inner = daemon.lock();
+    inner.runtime.shutdown();
+    eprintln!("switchyard daemon stopped ({signal:?}); containers keep their interfaces and come back on restart");
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Daemon {
+    /// The control-plane lock. A panic while holding it must not wedge the
+    /// daemon, so a poisoned lock is taken over.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
+    for conn in listener.incoming() {
+        match conn {
+            Ok(stream) => {
+                let d = Arc::clone(&daemon);
+                let spawned = std::thread::Builder::new().name("api".into()).spawn(move || serve(d, stream));
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "cannot start a thread for an API request");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "accept failed"),
+        }
+    }
+}
+
+fn serve(daemon: Arc<Daemon>, mut stream: UnixStream) {
+    let req = match crate::http::read_request(&mut stream) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "unreadable API request");
+            return;
+        }
+    };
+    let resp = api::handle(&daemon, &req);
+    tracing::debug!(method = %req.method, path = %req.path, status = resp.status, "api");
+    let _ = crate::http::write_response(&mut stream, &resp);
+}
+
+/// Binds the API socket with mode 0600 in a 0700 directory. A socket file
+/// left by a dead daemon is replaced; one a live daemon answers on is not.
+fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another switchyard daemon is already serving {}; stop it or pass a different --socket",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("setting mode 0600 on {}", path.display()))?;
+    Ok(listener)
+}
+
+fn parse_default_pools(args: &[String]) -> anyhow::Result<Option<IpamConfig>> {
+    if args.is_empty() {
+        return Ok(None);
+    }
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for a in args {
+        let pool: DefaultPool = a.parse().map_err(|e| anyhow::anyhow!("--default-address-pool {a}: {e}"))?;
+        if pool.base.is_ipv4() {
+            v4.push(pool);
+        } else {
+            v6.push(pool);
+        }
+    }
+    let mut config = IpamConfig::docker_defaults("fd00::/48".parse().expect("valid"));
+    config.v4_pools = v4;
+    if !v6.is_empty() {
+        config.v6_pools = v6;
+    }
+    Ok(Some(config))
+}

@@ -1,0 +1,522 @@
+//! The daemon's real-mode runtime: turns the controller's changes into
+//! namespaces (holders), TAP devices configured through netlink, and ports
+//! of the data plane; restores them after a restart.
+//!
+//! Runtime facts live in the sandbox's labels, so they survive restarts
+//! with the rest of the state:
+//! - `switchyard.holder` — the holder process (`{"pid":…,"start_time":…}`)
+//! - `switchyard.netns` — the adopted namespace path (`attach`)
+//! - `switchyard.process` — the command the client started inside
+
+use super::dns::DnsServer;
+use crate::api::{Attachment, ContainerInfo, ProcessReport};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
+use switchyard_switch::driver::Attachment as PortAttachment;
+use switchyard_switch::real::{
+    configure_interface, remove_default_routes, spawn_holder, Dataplane, DataplaneConfig, DataplaneError, Holder,
+    HolderMode, HolderSpec, NetnsTarget, NsSession, PortIo, RealError, TapOptions,
+};
+use switchyard_switch::{Change, Controller, ControllerError, PortCounters, PortId};
+
+const LABEL_HOLDER: &str = "switchyard.holder";
+const LABEL_NETNS: &str = "switchyard.netns";
+const LABEL_PROCESS: &str = "switchyard.process";
+
+/// What the runtime is configured with.
+#[derive(Debug, Clone)]
+pub(crate) struct RuntimeOptions {
+    /// Our own executable, re-executed for holders and namespace helpers.
+    pub exe: PathBuf,
+    /// The state directory (per-sandbox files live under `sandboxes/`).
+    pub state_dir: PathBuf,
+    /// Open TAPs with virtio-net headers and offloads.
+    pub offload: bool,
+    /// `--dns-upstream` values.
+    pub dns_upstreams: Vec<String>,
+    /// TTL of local DNS answers.
+    pub dns_ttl: u32,
+}
+
+/// Why the runtime could not realise a change.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RuntimeError {
+    /// Namespaces, TAPs or netlink failed.
+    #[error(transparent)]
+    Real(#[from] RealError),
+    /// The data plane failed.
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    /// The controller refused.
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    /// A mistake in the request.
+    #[error("{0}")]
+    User(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl RuntimeError {
+    /// True for mistakes the user can fix in the request.
+    pub(crate) fn is_user_error(&self) -> bool {
+        match self {
+            RuntimeError::User(_) => true,
+            RuntimeError::Controller(e) => e.is_user_error(),
+            _ => false,
+        }
+    }
+}
+
+/// A live data-plane port and the interface behind it.
+#[derive(Debug, Clone)]
+struct LivePort {
+    port: PortId,
+    ifname: String,
+    sandbox_id: String,
+    network_id: String,
+}
+
+/// The real-mode runtime.
+pub(crate) struct Runtime {
+    opts: RuntimeOptions,
+    dataplane: Option<Dataplane>,
+    dns: DnsServer,
+    /// Endpoint id → its port.
+    ports: BTreeMap<String, LivePort>,
+}
+
+impl Runtime {
+    /// Starts the data plane and the DNS server.
+    pub(crate) fn start(opts: RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        let dataplane = Dataplane::start(DataplaneConfig::default())?;
+        let dns = DnsServer::start(&opts.dns_upstreams, opts.dns_ttl).map_err(RuntimeError::User)?;
+        Ok(Runtime { opts, dataplane: Some(dataplane), dns, ports: BTreeMap::new() })
+    }
+
+    fn dataplane(&self) -> Result<&Dataplane, RuntimeError> {
+        self.dataplane.as_ref().ok_or(RuntimeError::Dataplane(DataplaneError::Stopped))
+    }
+
+    fn sandbox_dir(&self, id: &str) -> PathBuf {
+        self.opts.state_dir.join("sandboxes").join(id)
+    }
+
+    /// Brings a new sandbox's namespaces into being: a holder for private,
+    /// `none` and `container:` sandboxes, nothing for `host`, the given
+    /// path for `attach`. Records what it made in the sandbox's labels.
+    pub(crate) fn prepare_sandbox(
+        &mut self,
+        controller: &mut Controller,
+        sandbox_id: &str,
+        netns: Option<&Path>,
+    ) -> Result<(), RuntimeError> {
+        let sandbox = controller
+            .sandbox_by_id(sandbox_id)
+            .cloned()
+            .ok_or_else(|| RuntimeError::Other(format!("sandbox {sandbox_id} vanished")))?;
+        let mut labels = BTreeMap::new();
+        if let Some(path) = netns {
+            if !path.exists() {
+                return Err(RuntimeError::User(format!(
+                    "--netns {}: no such file; give a namespace path such as /run/netns/NAME (ip netns add NAME) or /proc/PID/ns/net",
+                    path.display()
+                )));
+            }
+            // Prove we can enter it before recording anything.
+            NsSession::open(&self.opts.exe, &NetnsTarget::Path(path.to_path_buf()))?;
+            labels.insert(LABEL_NETNS.to_string(), path.display().to_string());
+            controller.set_sandbox_labels(sandbox_id, labels)?;
+            return Ok(());
+        }
+        let mode = match &sandbox.mode {
+            NetnsMode::Host => return Ok(()),
+            NetnsMode::Private => HolderMode::Private,
+            NetnsMode::None => HolderMode::None,
+            NetnsMode::Container(owner_id) => {
+                let owner = controller
+                    .sandbox_by_id(owner_id)
+                    .ok_or_else(|| RuntimeError::Other(format!("owner {owner_id} vanished")))?;
+                match holder_of(owner) {
+                    Some(h) => HolderMode::ShareNetns(h),
+                    None => {
+                        return Err(RuntimeError::User(format!(
+                            "--network container:{}: that container has no namespace of ours to share \
+                             (it runs on the host network or was attached from a path)",
+                            owner.name
+                        )))
+                    }
+                }
+            }
+        };
+        let dir = self.sandbox_dir(sandbox_id);
+        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::Other(format!("creating {}: {e}", dir.display())))?;
+        let resolv = dir.join("resolv.conf");
+        write_file(&resolv, b"nameserver 127.0.0.11\noptions ndots:0\n")?;
+        let holder = spawn_holder(
+            &self.opts.exe,
+            &HolderSpec {
+                mode,
+                hostname: Some(sandbox.hostname.clone()),
+                resolv_conf: Some(resolv),
+                log_path: dir.join("holder.log"),
+            },
+        )?;
+        labels.insert(LABEL_HOLDER.to_string(), serde_json::to_string(&holder).expect("serialises"));
+        if let Err(e) = controller.set_sandbox_labels(sandbox_id, labels) {
+            let _ = holder.terminate();
+            return Err(e.into());
+        }
+        tracing::info!(sandbox = %sandbox.name, pid = holder.pid, "sandbox namespaces ready");
+        Ok(())
+    }
+
+    /// Realises every change the controller queued. Goes on after a
+    /// failure (the controller has already committed) and reports the
+    /// first error.
+    pub(crate) fn apply(&mut self, controller: &mut Controller) -> Result<(), RuntimeError> {
+        let mut first_err = None;
+        for change in controller.take_changes() {
+            if let Err(e) = self.apply_one(controller, &change) {
+                tracing::warn!(?change, error = %e, "could not realise a change");
+                first_err.get_or_insert(e);
+            }
+        }
+        self.dns.sync(controller);
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn apply_one(&mut self, controller: &Controller, change: &Change) -> Result<(), RuntimeError> {
+        match change {
+            Change::EndpointJoined { endpoint_id } => self.attach_endpoint(controller, endpoint_id),
+            Change::EndpointLeft { endpoint } => {
+                let Some(live) = self.ports.remove(&endpoint.id) else { return Ok(()) };
+                self.dataplane()?.remove_port(live.port)?;
+                // The TAP is persistent: delete it, or it would outlive us in
+                // a namespace we do not own (attach) until that one goes.
+                if let Some(target) = controller.sandbox_by_id(&live.sandbox_id).and_then(|s| target_of(controller, s)) {
+                    if target_alive(&target) {
+                        NsSession::open(&self.opts.exe, &target)?.delete_tap(&live.ifname)?;
+                    }
+                }
+                Ok(())
+            }
+            Change::EndpointUpdated { endpoint_id } => {
+                // The default route may have moved to this endpoint.
+                let Some(plan) = controller.plan_port(endpoint_id) else { return Ok(()) };
+                let PortAttachment::SandboxInterface(iface) = &plan.attachment;
+                let Some(endpoint) = controller.endpoint(endpoint_id) else { return Ok(()) };
+                let Some(sandbox) = controller.sandbox_by_id(&endpoint.sandbox_id) else { return Ok(()) };
+                let Some(target) = target_of(controller, sandbox) else { return Ok(()) };
+                let netlink = NsSession::open(&self.opts.exe, &target)?.netlink()?;
+                if iface.default_route {
+                    configure_interface(&netlink, iface)?;
+                } else {
+                    remove_default_routes(&netlink, iface)?;
+                }
+                Ok(())
+            }
+            Change::SandboxRemoved { sandbox } => {
+                if let Some(holder) = holder_of(sandbox) {
+                    holder.terminate()?;
+                }
+                if let Some(pid) = process_of(sandbox).map(|p| p.pid) {
+                    kill_process(pid);
+                }
+                let _ = std::fs::remove_dir_all(self.sandbox_dir(&sandbox.id));
+                self.dns.remove_sandbox(&sandbox.id);
+                Ok(())
+            }
+            Change::SandboxCreated { .. } | Change::NetworkCreated { .. } | Change::NetworkRemoved { .. } => Ok(()),
+        }
+    }
+
+    /// Creates (or, after a restart, re-opens) an endpoint's TAP inside its
+    /// sandbox, configures it, and plugs it into the switch.
+    fn attach_endpoint(&mut self, controller: &Controller, endpoint_id: &str) -> Result<(), RuntimeError> {
+        let Some(plan) = controller.plan_port(endpoint_id) else { return Ok(()) };
+        let endpoint = controller.endpoint(endpoint_id).cloned().expect("planned endpoints exist");
+        let sandbox = controller
+            .sandbox_by_id(&endpoint.sandbox_id)
+            .ok_or_else(|| RuntimeError::Other(format!("sandbox of endpoint {endpoint_id} vanished")))?;
+        let target = target_of(controller, sandbox).ok_or_else(|| {
+            RuntimeError::Other(format!("container {} has no namespace to put {} in", sandbox.name, endpoint.ifname))
+        })?;
+        let PortAttachment::SandboxInterface(iface) = &plan.attachment;
+        let session = NsSession::open(&self.opts.exe, &target)?;
+        let tap = session.create_tap(&iface.ifname, TapOptions { vnet_hdr: self.opts.offload, persist: true })?;
+        if let Err(e) = configure_interface(&session.netlink()?, iface) {
+            let _ = session.delete_tap(&iface.ifname);
+            return Err(e.into());
+        }
+        let port = self.dataplane()?.add_port(plan.port.clone(), tap, PortIo { vnet_hdr: self.opts.offload })?;
+        self.dns.ensure_sandbox(&session, &sandbox.id);
+        self.ports.insert(
+            endpoint.id.clone(),
+            LivePort { port, ifname: iface.ifname.clone(), sandbox_id: sandbox.id.clone(), network_id: endpoint.network_id },
+        );
+        tracing::info!(container = %sandbox.name, ifname = %iface.ifname, %port, "port attached");
+        Ok(())
+    }
+
+    /// After a restart: re-opens every sandbox's TAPs and plugs them back
+    /// in; removes sandboxes whose namespace vanished while we were down.
+    pub(crate) fn restore(&mut self, controller: &mut Controller) -> Result<(), RuntimeError> {
+        controller.take_changes();
+        let sandboxes: Vec<Sandbox> = controller.sandboxes().cloned().collect();
+        for sandbox in &sandboxes {
+            let alive = match target_of(controller, sandbox) {
+                Some(t) => target_alive(&t),
+                None => sandbox.mode == NetnsMode::Host,
+            };
+            if !alive {
+                tracing::warn!(container = %sandbox.name, "its namespace vanished while the daemon was down; removing it");
+                eprintln!("switchyard: container {} lost its namespace while the daemon was down; removed", sandbox.name);
+                controller.remove_sandbox(&sandbox.id, true)?;
+                // Its TAPs went with the namespace; only files remain.
+                for change in controller.take_changes() {
+                    if let Change::SandboxRemoved { sandbox } = change {
+                        let _ = std::fs::remove_dir_all(self.sandbox_dir(&sandbox.id));
+                    }
+                }
+            }
+        }
+        let endpoints: Vec<String> = controller.endpoints().map(|e| e.id.clone()).collect();
+        for id in endpoints {
+            if let Err(e) = self.attach_endpoint(controller, &id) {
+                tracing::error!(endpoint = %id, error = %e, "could not restore a port");
+                eprintln!("switchyard: could not restore a port: {e}");
+            }
+        }
+        self.dns.sync(controller);
+        Ok(())
+    }
+
+    /// Refuses to remove a container whose command still runs, unless
+    /// forced (then the command is killed with it).
+    pub(crate) fn check_removable(&self, _controller: &Controller, sandbox: &Sandbox, force: bool) -> Result<(), RuntimeError> {
+        if let Some(p) = process_of(sandbox) {
+            if !force && p.exit_code.is_none() && process_alive(p.pid) {
+                return Err(RuntimeError::User(format!(
+                    "container {} is running `{}` (pid {}); stop it first or use rm -f",
+                    sandbox.name,
+                    p.command.join(" "),
+                    p.pid
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the command a client started in a sandbox.
+    pub(crate) fn record_process(
+        &mut self,
+        controller: &mut Controller,
+        key: &str,
+        report: ProcessReport,
+    ) -> Result<(), RuntimeError> {
+        let labels = BTreeMap::from([(LABEL_PROCESS.to_string(), serde_json::to_string(&report).expect("serialises"))]);
+        controller.set_sandbox_labels(key, labels)?;
+        Ok(())
+    }
+
+    /// The API's view of a container.
+    pub(crate) fn container_info(&self, controller: &Controller, sandbox: &Sandbox) -> ContainerInfo {
+        let target = target_of(controller, sandbox);
+        let alive = match &target {
+            Some(t) => target_alive(t),
+            None => sandbox.mode == NetnsMode::Host,
+        };
+        let holder = holder_of(sandbox);
+        let mode = match &sandbox.mode {
+            NetnsMode::Private if sandbox.labels.contains_key(LABEL_NETNS) => "attached".to_string(),
+            NetnsMode::Private => "private".to_string(),
+            NetnsMode::Host => "host".to_string(),
+            NetnsMode::None => "none".to_string(),
+            NetnsMode::Container(id) => {
+                format!("container:{}", controller.sandbox_by_id(id).map(|s| s.name.as_str()).unwrap_or(id))
+            }
+        };
+        let networks = controller
+            .endpoints_of_sandbox(&controller.namespace_owner(sandbox).id)
+            .into_iter()
+            .map(|e| Attachment {
+                network: controller.network_by_id(&e.network_id).map(|n| n.name.clone()).unwrap_or_default(),
+                ifname: e.ifname.clone(),
+                ipv4: e.ipv4.map(|n| n.to_string()),
+                ipv6: e.ipv6.map(|n| n.to_string()),
+                mac: e.mac.map(|m| m.to_string()),
+                aliases: e.aliases.clone(),
+            })
+            .collect();
+        let mut process = process_of(sandbox);
+        if let Some(p) = &mut process {
+            if p.exit_code.is_none() && !process_alive(p.pid) {
+                p.exit_code = Some(-1);
+            }
+        }
+        ContainerInfo {
+            id: sandbox.id.clone(),
+            name: sandbox.name.clone(),
+            hostname: sandbox.hostname.clone(),
+            mode,
+            status: if alive { "running".into() } else { "gone".into() },
+            holder_pid: holder.as_ref().map(|h| h.pid),
+            holder_start_time: holder.as_ref().map(|h| h.start_time),
+            netns: match &target {
+                Some(NetnsTarget::Holder(h)) => Some(format!("/proc/{}/ns/net", h.pid)),
+                Some(NetnsTarget::Path(p)) => Some(p.display().to_string()),
+                None => None,
+            },
+            user_namespace: !crate::paths::is_root() && holder.is_some(),
+            log: holder.as_ref().map(|_| self.sandbox_dir(&sandbox.id).join("cmd.log").display().to_string()),
+            command: process,
+            networks,
+        }
+    }
+
+    fn snapshot(&self) -> Option<switchyard_switch::real::Snapshot> {
+        self.dataplane.as_ref().and_then(|d| d.snapshot().ok())
+    }
+
+    /// Totals over a network's ports.
+    pub(crate) fn network_counters(&self, network: &Network) -> Value {
+        let Some(snap) = self.snapshot() else { return Value::Null };
+        let mut total = PortCounters::default();
+        let mut ports = 0;
+        for p in snap.ports.iter().filter(|p| Some(p.config.segment) == network.segment) {
+            total.accumulate(&p.counters);
+            ports += 1;
+        }
+        let mut v = counters_json(&total);
+        v["ports"] = json!(ports);
+        v
+    }
+
+    /// Per-container counters of a network's ports, keyed by container.
+    pub(crate) fn port_counters(&self, controller: &Controller, network: &Network) -> Value {
+        let Some(snap) = self.snapshot() else { return Value::Null };
+        let mut out = serde_json::Map::new();
+        for (endpoint_id, live) in self.ports.iter().filter(|(_, l)| l.network_id == network.id) {
+            let Some(p) = snap.ports.iter().find(|p| p.id == live.port) else { continue };
+            let name = controller.endpoint(endpoint_id).map(|e| e.name.clone()).unwrap_or_default();
+            let mut v = counters_json(&p.counters);
+            v["port"] = json!(p.id.to_string());
+            v["ifname"] = json!(live.ifname);
+            v["tx_errors"] = json!(p.io.tx_errors);
+            out.insert(name, v);
+        }
+        Value::Object(out)
+    }
+
+    /// Ports, FDB and bridge counters, for `GET /v1/switch`.
+    pub(crate) fn switch_view(&self, controller: &Controller) -> Value {
+        let Some(snap) = self.snapshot() else { return Value::Null };
+        let label = |id: PortId| snap.ports.iter().find(|p| p.id == id).map(|p| p.config.label.clone());
+        let now = snap.now_nanos;
+        let net_of = |seg: u32| {
+            controller
+                .networks()
+                .find(|n| n.segment.map(|s| s.0) == Some(seg))
+                .map(|n| n.name.clone())
+                .unwrap_or_default()
+        };
+        json!({
+            "Ports": snap.ports.iter().map(|p| {
+                let mut v = counters_json(&p.counters);
+                v["port"] = json!(p.id.to_string());
+                v["label"] = json!(p.config.label);
+                v["network"] = json!(net_of(p.config.segment.0));
+                v["tx_errors"] = json!(p.io.tx_errors);
+                v
+            }).collect::<Vec<_>>(),
+            "Fdb": snap.fdb.iter().map(|e| json!({
+                "network": net_of(e.segment.0),
+                "mac": e.mac.to_string(),
+                "port": e.port.to_string(),
+                "label": label(e.port),
+                "age_seconds": now.saturating_sub(e.last_seen.as_nanos()) as f64 / 1e9,
+            })).collect::<Vec<_>>(),
+            "Stats": serde_json::to_value(&snap.stats).expect("serialises"),
+            "Dns": self.dns.stats(),
+        })
+    }
+
+    /// Stops the data plane (TAPs persist for the next start) and DNS.
+    pub(crate) fn shutdown(&mut self) {
+        self.dns.stop();
+        if let Some(d) = self.dataplane.take() {
+            d.stop();
+        }
+    }
+}
+
+fn counters_json(c: &PortCounters) -> Value {
+    let drops: serde_json::Map<String, Value> = switchyard_switch::DropReason::ALL
+        .iter()
+        .filter(|r| c.drops_for(**r) > 0)
+        .map(|r| (r.name().to_string(), json!(c.drops_for(*r))))
+        .collect();
+    json!({
+        "rx_frames": c.rx_frames, "rx_bytes": c.rx_bytes,
+        "tx_frames": c.tx_frames, "tx_bytes": c.tx_bytes,
+        "dropped": c.dropped(), "drops": drops,
+    })
+}
+
+/// The holder recorded on a sandbox, if any.
+pub(crate) fn holder_of(sandbox: &Sandbox) -> Option<Holder> {
+    sandbox.labels.get(LABEL_HOLDER).and_then(|v| serde_json::from_str(v).ok())
+}
+
+fn process_of(sandbox: &Sandbox) -> Option<ProcessReport> {
+    sandbox.labels.get(LABEL_PROCESS).and_then(|v| serde_json::from_str(v).ok())
+}
+
+/// Where a sandbox's network namespace is: its (owner's) holder or the
+/// adopted path. `None` for host sandboxes.
+pub(crate) fn target_of(controller: &Controller, sandbox: &Sandbox) -> Option<NetnsTarget> {
+    let owner = controller.namespace_owner(sandbox);
+    if let Some(path) = owner.labels.get(LABEL_NETNS) {
+        return Some(NetnsTarget::Path(PathBuf::from(path)));
+    }
+    holder_of(owner).map(NetnsTarget::Holder)
+}
+
+fn target_alive(target: &NetnsTarget) -> bool {
+    match target {
+        NetnsTarget::Holder(h) => h.is_alive(),
+        NetnsTarget::Path(p) => p.exists(),
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    // Signal 0 only checks existence; a zombie counts as gone.
+    // SAFETY: kill with signal 0 has no effect beyond the check.
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    exists
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .unwrap_or(false)
+}
+
+fn kill_process(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        if process_alive(pid as u32) {
+            // SAFETY: sending SIGKILL to a pid we recorded and just saw alive.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Writes a small file durably enough for our purposes (it is rewritten
+/// in place, never renamed: a bind mount pins the inode).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+    let mut f = std::fs::File::create(path).map_err(|e| RuntimeError::Other(format!("creating {}: {e}", path.display())))?;
+    f.write_all(bytes).map_err(|e| RuntimeError::Other(format!("writing {}: {e}", path.display())))
+}
