@@ -77,8 +77,10 @@ impl RuntimeError {
 struct LivePort {
     port: PortId,
     ifname: String,
-    sandbox_id: String,
     network_id: String,
+    /// Where the TAP lives, kept here because the sandbox record may be
+    /// gone by the time the port is removed.
+    target: NetnsTarget,
 }
 
 /// The real-mode runtime.
@@ -198,10 +200,8 @@ impl Runtime {
                 self.dataplane()?.remove_port(live.port)?;
                 // The TAP is persistent: delete it, or it would outlive us in
                 // a namespace we do not own (attach) until that one goes.
-                if let Some(target) = controller.sandbox_by_id(&live.sandbox_id).and_then(|s| target_of(controller, s)) {
-                    if target_alive(&target) {
-                        NsSession::open(&self.opts.exe, &target)?.delete_tap(&live.ifname)?;
-                    }
+                if target_alive(&live.target) {
+                    NsSession::open(&self.opts.exe, &live.target)?.delete_tap(&live.ifname)?;
                 }
                 Ok(())
             }
@@ -222,10 +222,11 @@ impl Runtime {
             }
             Change::SandboxRemoved { sandbox } => {
                 if let Some(holder) = holder_of(sandbox) {
+                    // Everything started inside (run, exec, their children)
+                    // shares the holder's mount namespace; stop it all, or a
+                    // stray process would keep the network namespace alive.
+                    kill_processes_in(&holder);
                     holder.terminate()?;
-                }
-                if let Some(pid) = process_of(sandbox).map(|p| p.pid) {
-                    kill_process(pid);
                 }
                 let _ = std::fs::remove_dir_all(self.sandbox_dir(&sandbox.id));
                 self.dns.remove_sandbox(&sandbox.id);
@@ -257,7 +258,12 @@ impl Runtime {
         self.dns.ensure_sandbox(&session, &sandbox.id);
         self.ports.insert(
             endpoint.id.clone(),
-            LivePort { port, ifname: iface.ifname.clone(), sandbox_id: sandbox.id.clone(), network_id: endpoint.network_id },
+            LivePort {
+                port,
+                ifname: iface.ifname.clone(),
+                network_id: endpoint.network_id,
+                target,
+            },
         );
         tracing::info!(container = %sandbox.name, ifname = %iface.ifname, %port, "port attached");
         Ok(())
@@ -505,12 +511,22 @@ fn process_alive(pid: u32) -> bool {
             .unwrap_or(false)
 }
 
-fn kill_process(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        if process_alive(pid as u32) {
-            // SAFETY: sending SIGKILL to a pid we recorded and just saw alive.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+/// SIGKILLs every process (but the holder) in the holder's mount
+/// namespace. Only processes of our own user are visible to a rootless
+/// daemon, which are exactly those it may have started there.
+fn kill_processes_in(holder: &Holder) {
+    use std::os::unix::fs::MetadataExt;
+    let ns_of = |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok().map(|m| (m.dev(), m.ino()));
+    let Some(target) = ns_of(&holder.pid.to_string()) else { return };
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        if pid as u32 == holder.pid || ns_of(&pid.to_string()) != Some(target) {
+            continue;
         }
+        // SAFETY: sending SIGKILL to a process we just saw inside the sandbox.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 
