@@ -6,7 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use std::net::Ipv4Addr;
 use switchyard_switch::{
-    Action, Bridge, BridgeConfig, Egress, Instant, MacAddr, PortBinding, PortConfig, PortId, SegmentId,
+    Action, Bridge, BridgeConfig, Egress, Instant, MacAddr, PortBinding, PortConfig, PortId,
+    SegmentId,
 };
 
 /// Reads the fuzz input as a little program.
@@ -54,7 +55,11 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     PortBinding::Trunk
                 };
-                let cfg = PortConfig { segment: SegmentId(u32::from(seg & 0x03)), binding, label: String::new() };
+                let cfg = PortConfig {
+                    segment: SegmentId(u32::from(seg & 0x03)),
+                    binding,
+                    label: String::new(),
+                };
                 ports.push(bridge.add_port(cfg));
             }
             1 => {
@@ -67,7 +72,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             2 => {
-                now = now + core::time::Duration::from_millis(u64::from(input.byte().unwrap_or(0)) * 10);
+                now = now
+                    + core::time::Duration::from_millis(u64::from(input.byte().unwrap_or(0)) * 10);
                 bridge.expire(now);
             }
             _ => {
@@ -88,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
                 };
                 for p in out.ports() {
                     assert_ne!(*p, ingress, "echo");
-                    assert_eq!(bridge.port(*p).map(|c| c.segment), Some(seg), "crossed segments");
+                    assert_eq!(
+                        bridge.port(*p).map(|c| c.segment),
+                        Some(seg),
+                        "crossed segments"
+                    );
                 }
                 if let Action::Unicast(p) = d.action {
                     assert_eq!(out.ports(), &[p][..]);

@@ -5,32 +5,56 @@
 
 use libfuzzer_sys::fuzz_target;
 use switchyard_switch::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket,
-    UdpRepr, VnetHdrRepr, VnetHeader, VxlanHeader, VxlanRepr,
+    ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
+    UdpPacket, UdpRepr, VnetHdrRepr, VnetHeader, VxlanHeader, VxlanRepr,
 };
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(f) = EthernetFrame::new_checked(data) {
-        let _ = (f.dst_addr(), f.src_addr(), f.ethertype(), f.tci(), f.vlan_tag(), f.inner_ethertype());
+        let _ = (
+            f.dst_addr(),
+            f.src_addr(),
+            f.ethertype(),
+            f.tci(),
+            f.vlan_tag(),
+            f.inner_ethertype(),
+        );
         let payload = f.payload();
         assert_eq!(payload.len() + f.header_len(), data.len());
         let repr = EthernetRepr::parse(&f).expect("checked frames parse");
         let mut buf = data.to_vec();
         repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
-        assert_eq!(EthernetRepr::parse(&EthernetFrame::new_checked(&buf[..]).unwrap()).unwrap(), repr);
+        assert_eq!(
+            EthernetRepr::parse(&EthernetFrame::new_checked(&buf[..]).unwrap()).unwrap(),
+            repr
+        );
     }
     if let Ok(p) = ArpPacket::new_checked(data) {
         let repr = ArpRepr::parse(&p).expect("checked ARP parses");
         let mut buf = vec![0u8; repr.buffer_len()];
         repr.emit(&mut ArpPacket::new_unchecked(&mut buf[..]));
-        assert_eq!(ArpRepr::parse(&ArpPacket::new_checked(&buf[..]).unwrap()).unwrap(), repr);
+        assert_eq!(
+            ArpRepr::parse(&ArpPacket::new_checked(&buf[..]).unwrap()).unwrap(),
+            repr
+        );
     }
     if let Ok(p) = Ipv4Packet::new_checked(data) {
-        let _ = (p.dscp(), p.ecn(), p.ident(), p.dont_frag(), p.more_frags(), p.frag_offset(), p.payload());
+        let _ = (
+            p.dscp(),
+            p.ecn(),
+            p.ident(),
+            p.dont_frag(),
+            p.more_frags(),
+            p.frag_offset(),
+            p.payload(),
+        );
         if let Ok(repr) = Ipv4Repr::parse(&p) {
             let mut buf = vec![0u8; repr.buffer_len() + repr.payload_len];
             repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
-            assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_checked(&buf[..]).unwrap()).unwrap(), repr);
+            assert_eq!(
+                Ipv4Repr::parse(&Ipv4Packet::new_checked(&buf[..]).unwrap()).unwrap(),
+                repr
+            );
         }
     }
     if let Ok(p) = Ipv6Packet::new_checked(data) {
@@ -38,21 +62,33 @@ fuzz_target!(|data: &[u8]| {
         let repr = Ipv6Repr::parse(&p).expect("checked IPv6 parses");
         let mut buf = vec![0u8; repr.buffer_len() + repr.payload_len];
         repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
-        assert_eq!(Ipv6Repr::parse(&Ipv6Packet::new_checked(&buf[..]).unwrap()).unwrap(), repr);
+        assert_eq!(
+            Ipv6Repr::parse(&Ipv6Packet::new_checked(&buf[..]).unwrap()).unwrap(),
+            repr
+        );
     }
     if let Ok(p) = UdpPacket::new_checked(data) {
-        let _ = (p.payload(), p.verify_checksum_v4([1, 2, 3, 4].into(), [5, 6, 7, 8].into()));
+        let _ = (
+            p.payload(),
+            p.verify_checksum_v4([1, 2, 3, 4].into(), [5, 6, 7, 8].into()),
+        );
         let repr = UdpRepr::parse(&p).expect("checked UDP parses");
         let mut buf = vec![0u8; repr.buffer_len() + repr.payload_len];
         repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]));
-        assert_eq!(UdpRepr::parse(&UdpPacket::new_checked(&buf[..]).unwrap()).unwrap(), repr);
+        assert_eq!(
+            UdpRepr::parse(&UdpPacket::new_checked(&buf[..]).unwrap()).unwrap(),
+            repr
+        );
     }
     if let Ok(h) = VxlanHeader::new_checked(data) {
         let repr = VxlanRepr::parse(&h).expect("checked VXLAN parses");
         let _ = h.payload();
         let mut buf = vec![0u8; repr.buffer_len()];
         repr.emit(&mut VxlanHeader::new_unchecked(&mut buf[..]));
-        assert_eq!(VxlanRepr::parse(&VxlanHeader::new_checked(&buf[..]).unwrap()).unwrap(), repr);
+        assert_eq!(
+            VxlanRepr::parse(&VxlanHeader::new_checked(&buf[..]).unwrap()).unwrap(),
+            repr
+        );
     }
     if let Ok(h) = VnetHeader::new_checked(data) {
         let _ = h.payload();
@@ -60,7 +96,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = repr.check_frame_len(h.payload().len());
             let mut buf = vec![0u8; repr.buffer_len()];
             repr.emit(&mut VnetHeader::new_unchecked(&mut buf[..]));
-            assert_eq!(VnetHdrRepr::parse(&VnetHeader::new_checked(&buf[..]).unwrap()).unwrap(), repr);
+            assert_eq!(
+                VnetHdrRepr::parse(&VnetHeader::new_checked(&buf[..]).unwrap()).unwrap(),
+                repr
+            );
         }
     }
 });

@@ -95,7 +95,14 @@ pub(crate) struct Runtime {
 impl Runtime {
     /// Starts the data plane and the DNS server.
     pub(crate) fn start(opts: RuntimeOptions) -> Result<Runtime, RuntimeError> {
-        let dataplane = Dataplane::start(DataplaneConfig::default())?;
+        // A secret FDB hash seed, so remote stations cannot pick MACs that
+        // collide in the table.
+        let mut bridge = switchyard_switch::bridge::BridgeConfig::default();
+        bridge.hash_seed = {
+            use rand_chacha::rand_core::{RngCore, SeedableRng};
+            rand_chacha::ChaCha20Rng::from_os_rng().next_u64()
+        };
+        let dataplane = Dataplane::start(DataplaneConfig { bridge })?;
         let dns = DnsServer::start(&opts.dns_upstreams, opts.dns_ttl).map_err(RuntimeError::User)?;
         Ok(Runtime { opts, dataplane: Some(dataplane), dns, ports: BTreeMap::new() })
     }

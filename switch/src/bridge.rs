@@ -22,6 +22,10 @@
 //!    segment except the ingress port (`NoDestination` when that leaves
 //!    nobody); known unicast goes to its one port (`SameSegmentLoop` when
 //!    that is the ingress port). Nothing ever crosses segments.
+//!
+//! A port belongs to exactly one segment; an 802.1Q tag inside a frame does
+//! not pick a segment (trunk ports pass tagged frames through unchanged,
+//! endpoint ports are checked on the header inside the tag).
 
 use crate::fdb::{folded_multiply, Fdb, FdbEntry, Learned};
 use crate::mac::MacAddr;
@@ -281,6 +285,14 @@ struct Segment {
     members: Vec<(PortId, u32)>,
 }
 
+/// Hash of a port or segment id for the small index tables. Ids are ours
+/// (ports) or the controller's (segments), not chosen by stations, so a
+/// fixed key is fine here.
+#[inline(always)]
+fn small_hash(id: u32) -> u64 {
+    folded_multiply(u64::from(id) ^ 0x9e37_79b9_7f4a_7c15, 0x2d35_8dcc_aa6c_78a5)
+}
+
 /// Rows the FDB reserves per added port, so the usual one or few stations
 /// behind a port are learned without allocating on the forwarding path.
 const FDB_RESERVE_PER_PORT: usize = 4;
@@ -335,20 +347,15 @@ impl Bridge {
     }
 
     #[inline(always)]
-    fn id_hash(&self, id: u32) -> u64 {
-        folded_multiply(u64::from(id) ^ 0x9e37_79b9_7f4a_7c15, 0x2d35_8dcc_aa6c_78a5)
-    }
-
-    #[inline(always)]
     fn slot_of(&self, id: PortId) -> Option<u32> {
         self.index
-            .find(self.id_hash(id.0), |e| e.0 == id.0)
+            .find(small_hash(id.0), |e| e.0 == id.0)
             .map(|e| e.1)
     }
 
     fn segment_slot_of(&self, segment: SegmentId) -> Option<u32> {
         self.segment_index
-            .find(self.id_hash(segment.0), |e| e.0 == segment.0)
+            .find(small_hash(segment.0), |e| e.0 == segment.0)
             .map(|e| e.1)
     }
 
@@ -386,15 +393,9 @@ impl Bridge {
                         (self.segments.len() - 1) as u32
                     }
                 };
-                let h = self.id_hash(cfg.segment.0);
-                let hasher = |e: &(u32, u32)| {
-                    folded_multiply(
-                        u64::from(e.0) ^ 0x9e37_79b9_7f4a_7c15,
-                        0x2d35_8dcc_aa6c_78a5,
-                    )
-                };
+                let h = small_hash(cfg.segment.0);
                 self.segment_index
-                    .insert_unique(h, (cfg.segment.0, s), hasher);
+                    .insert_unique(h, (cfg.segment.0, s), |e| small_hash(e.0));
                 s
             }
         };
@@ -421,14 +422,9 @@ impl Bridge {
             // Ids only grow, so pushing keeps members sorted.
             segment.members.push((id, slot));
         }
-        let h = self.id_hash(id.0);
-        let hasher = |e: &(u32, u32)| {
-            folded_multiply(
-                u64::from(e.0) ^ 0x9e37_79b9_7f4a_7c15,
-                0x2d35_8dcc_aa6c_78a5,
-            )
-        };
-        self.index.insert_unique(h, (id.0, slot), hasher);
+        let h = small_hash(id.0);
+        self.index
+            .insert_unique(h, (id.0, slot), |e| small_hash(e.0));
         self.order.push((id, slot));
         self.fdb.reserve(FDB_RESERVE_PER_PORT);
         id
@@ -438,7 +434,7 @@ impl Bridge {
     /// its configuration back. `None` if there is no such port.
     pub fn remove_port(&mut self, id: PortId) -> Option<PortConfig> {
         let slot = self.slot_of(id)?;
-        let h = self.id_hash(id.0);
+        let h = small_hash(id.0);
         if let Ok(entry) = self.index.find_entry(h, |e| e.0 == id.0) {
             entry.remove();
         }
@@ -460,7 +456,7 @@ impl Bridge {
         if now_empty {
             self.segments[segment_slot] = None;
             self.free_segments.push(port.segment_slot);
-            let h = self.id_hash(port.segment.0);
+            let h = small_hash(port.segment.0);
             if let Ok(entry) = self.segment_index.find_entry(h, |e| e.0 == port.segment.0) {
                 entry.remove();
             }

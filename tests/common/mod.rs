@@ -75,12 +75,14 @@ impl TestDaemon {
     pub fn start_with(extra: &[&str]) -> TestDaemon {
         let dir = tempfile::Builder::new().prefix("swy-test-").tempdir().expect("tempdir");
         let socket = dir.path().join("api.sock");
-        let mut d = TestDaemon {
-            dir,
-            socket,
-            child: None,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
-        };
+        let mut extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if !extra_args.iter().any(|a| a == "--dns-upstream") {
+            // Tests send traffic only to loopback: never let a test daemon
+            // forward to the host's real resolvers. Port 9 (discard) has no
+            // listener, so forwarded names fail fast with SERVFAIL.
+            extra_args.extend(["--dns-upstream".to_string(), "127.0.0.1:9".to_string()]);
+        }
+        let mut d = TestDaemon { dir, socket, child: None, extra_args };
         d.spawn();
         d
     }
