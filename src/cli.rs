@@ -54,6 +54,8 @@ pub enum Command {
     Rm(RmArgs),
     /// Show a container's published ports.
     Port(PortArgs),
+    /// Rename a container (its DNS name follows at once).
+    Rename(RenameArgs),
     /// Adopt a network namespace created elsewhere as a container.
     Attach(AttachArgs),
     /// Teaching labs and scenarios in the deterministic simulator.
@@ -300,6 +302,17 @@ pub struct RmArgs {
 pub struct PortArgs {
     /// Container.
     pub container: String,
+    #[command(flatten)]
+    pub socket: SocketArg,
+}
+
+/// `rename`.
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// The container.
+    pub container: String,
+    /// Its new name.
+    pub new_name: String,
     #[command(flatten)]
     pub socket: SocketArg,
 }

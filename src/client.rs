@@ -7,7 +7,7 @@ use crate::api::{
 };
 use crate::cli::{
     Format, NetworkCommand, NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs, NetworkInspectArgs,
-    NetworkLsArgs, NetworkRmArgs, PortArgs, PsArgs, RmArgs, SocketArg,
+    NetworkLsArgs, NetworkRmArgs, PortArgs, PsArgs, RenameArgs, RmArgs, SocketArg,
 };
 use crate::http::{self, percent_encode};
 use crate::output::{self, short_id, table};
@@ -384,5 +384,12 @@ pub fn rm(a: RmArgs) -> ClientResult {
 pub fn port(a: PortArgs) -> ClientResult {
     let c = container(&Client::new(&a.socket), &a.container)?;
     eprintln!("{} publishes no ports (publishing with -p is not supported yet)", c.name);
+    Ok(())
+}
+
+/// `rename`.
+pub fn rename(a: RenameArgs) -> ClientResult {
+    let body = json!({ "name": a.new_name });
+    Client::new(&a.socket).call("POST", &format!("/containers/{}/rename", percent_encode(&a.container)), Some(&body))?;
     Ok(())
 }

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Ps(a) => client::ps(a).map(|()| ExitCode::SUCCESS),
         Command::Rm(a) => client::rm(a).map(|()| ExitCode::SUCCESS),
         Command::Port(a) => client::port(a).map(|()| ExitCode::SUCCESS),
+        Command::Rename(a) => client::rename(a).map(|()| ExitCode::SUCCESS),
         Command::Run(a) => run::run(a),
         Command::Exec(a) => run::exec(a),
         Command::Attach(a) => run::attach(a),

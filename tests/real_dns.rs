@@ -201,3 +201,18 @@ fn upstream_down_gives_servfail_within_the_timeout() {
     assert_eq!(status(&d, "a", &["nowhere.example"]), "SERVFAIL");
     assert!(started.elapsed() < Duration::from_secs(5), "answered in {:?}", started.elapsed());
 }
+
+#[test]
+fn rename_moves_the_name_at_once() {
+    if !require_root("dns_rename") {
+        return;
+    }
+    let d = TestDaemon::start();
+    d.ok(&["network", "create", "front", "--subnet", "10.55.0.0/24"]);
+    d.container("a", &["--network", "front"]);
+    d.container("old", &["--network", "front", "--ip", "10.55.0.40"]);
+    assert_eq!(dig(&d, "a", &["old"]).trim(), "10.55.0.40");
+    d.ok(&["rename", "old", "new"]);
+    assert_eq!(dig(&d, "a", &["new"]).trim(), "10.55.0.40", "the new name answers at once");
+    assert_eq!(dig(&d, "a", &["old"]).trim(), "", "the old one is gone");
+}

@@ -107,6 +107,16 @@ fn route(daemon: &Daemon, req: &Request) -> ApiResult {
             let force = matches!(req.query_param("force"), Some("1" | "true"));
             remove_container(inner, key, force)
         }
+        ("POST", ["containers", key, "rename"]) => {
+            #[derive(serde::Deserialize)]
+            struct Rename {
+                name: String,
+            }
+            let req: Rename = body(req)?;
+            let sandbox = inner.controller.rename_sandbox(key, &req.name)?;
+            inner.runtime.apply(&mut inner.controller)?;
+            Ok((200, json!({ "Name": sandbox.name, "Id": sandbox.id })))
+        }
         ("POST", ["containers", key, "process"]) => {
             let report: ProcessReport = body(req)?;
             inner.runtime.record_process(&mut inner.controller, key, report)?;

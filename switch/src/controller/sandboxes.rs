@@ -161,7 +161,8 @@ impl Controller {
         })
     }
 
-    /// Renames a sandbox; its endpoints (and so its DNS names) follow.
+    /// Renames a sandbox; its endpoints (and so its DNS names) follow. The
+    /// hostname inside stays, as with `docker rename`.
     pub fn rename_sandbox(
         &mut self,
         key: &str,
@@ -180,9 +181,6 @@ impl Controller {
                 });
             }
             let sandbox = state.sandboxes.get_mut(&id).expect("resolved above");
-            if sandbox.hostname == sandbox.name {
-                sandbox.hostname = new_name.to_string();
-            }
             sandbox.name = new_name.to_string();
             dirty.sandboxes.insert(id.clone());
             for endpoint_id in sandbox.endpoints.clone() {

@@ -687,7 +687,7 @@ fn sandbox_names_are_unique_and_rename_follows_endpoints() {
         ControllerError::SandboxExists { .. }
     ));
     let s = c.rename_sandbox("web", "www").unwrap();
-    assert_eq!(s.hostname, "www");
+    assert_eq!(s.hostname, "web", "the hostname inside does not change, as with docker rename");
     assert_eq!(c.endpoint(&e.id).unwrap().name, "www");
 }
 
