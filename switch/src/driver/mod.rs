@@ -12,12 +12,10 @@
 //! and VLAN) plug in through [`Attachment`] without changing the trait.
 
 mod bridge;
-mod host;
-mod null;
+mod exclusive;
 
 pub use bridge::BridgeDriver;
-pub use host::HostDriver;
-pub use null::NullDriver;
+pub use exclusive::ExclusiveDriver;
 
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::ControllerError;
@@ -121,8 +119,8 @@ impl DriverRegistry {
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         r.register(Box::new(BridgeDriver));
-        r.register(Box::new(HostDriver));
-        r.register(Box::new(NullDriver));
+        r.register(Box::new(ExclusiveDriver::HOST));
+        r.register(Box::new(ExclusiveDriver::NULL));
         r
     }
 
