@@ -3,11 +3,13 @@
 //! was wrong; daemon faults exit 3.
 
 use crate::api::{
-    Attachment, ConnectRequest, ContainerCreateRequest, ContainerInfo, DisconnectRequest, ErrorBody, PREFIX,
+    Attachment, ConnectRequest, ContainerCreateRequest, ContainerInfo, DisconnectRequest,
+    ErrorBody, PREFIX,
 };
 use crate::cli::{
-    Format, NetworkCommand, NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs, NetworkInspectArgs,
-    NetworkLsArgs, NetworkRmArgs, PortArgs, PsArgs, RenameArgs, RmArgs, SocketArg,
+    Format, NetworkCommand, NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs,
+    NetworkInspectArgs, NetworkLsArgs, NetworkRmArgs, PortArgs, PsArgs, RenameArgs, RmArgs,
+    SocketArg,
 };
 use crate::http::{self, percent_encode};
 use crate::output::{self, short_id, table};
@@ -53,7 +55,12 @@ pub struct Client {
 impl Client {
     /// The daemon at `--socket`/`SWITCHYARD_SOCKET`, else the default.
     pub fn new(arg: &SocketArg) -> Client {
-        Client { socket: arg.socket.clone().unwrap_or_else(crate::paths::default_socket) }
+        Client {
+            socket: arg
+                .socket
+                .clone()
+                .unwrap_or_else(crate::paths::default_socket),
+        }
     }
 
     /// Calls the daemon; maps error responses to [`ClientError`].
@@ -69,8 +76,9 @@ impl Client {
         let value: Value = if resp.body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&resp.body)
-                .map_err(|e| ClientError::Internal(format!("daemon sent a body that is not JSON: {e}")))?
+            serde_json::from_slice(&resp.body).map_err(|e| {
+                ClientError::Internal(format!("daemon sent a body that is not JSON: {e}"))
+            })?
         };
         if (200..300).contains(&resp.status) {
             return Ok(value);
@@ -79,7 +87,11 @@ impl Client {
             message: format!("daemon answered HTTP {}", resp.status),
             kind: "internal".into(),
         });
-        Err(if err.kind == "user" { ClientError::User(err.message) } else { ClientError::Internal(err.message) })
+        Err(if err.kind == "user" {
+            ClientError::User(err.message)
+        } else {
+            ClientError::Internal(err.message)
+        })
     }
 }
 
@@ -87,7 +99,11 @@ impl Client {
 pub fn parse_ipv4(flag: &str, s: &Option<String>) -> ClientResult<Option<Ipv4Addr>> {
     s.as_deref()
         .map(|v| {
-            v.parse().map_err(|_| ClientError::User(format!("{flag} {v:?} is not an IPv4 address; write e.g. 172.18.0.10")))
+            v.parse().map_err(|_| {
+                ClientError::User(format!(
+                    "{flag} {v:?} is not an IPv4 address; write e.g. 172.18.0.10"
+                ))
+            })
         })
         .transpose()
 }
@@ -95,7 +111,13 @@ pub fn parse_ipv4(flag: &str, s: &Option<String>) -> ClientResult<Option<Ipv4Add
 /// Parses an IPv6 address argument.
 pub fn parse_ipv6(flag: &str, s: &Option<String>) -> ClientResult<Option<Ipv6Addr>> {
     s.as_deref()
-        .map(|v| v.parse().map_err(|_| ClientError::User(format!("{flag} {v:?} is not an IPv6 address; write e.g. fd00::10"))))
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ClientError::User(format!(
+                    "{flag} {v:?} is not an IPv6 address; write e.g. fd00::10"
+                ))
+            })
+        })
         .transpose()
 }
 
@@ -126,10 +148,22 @@ fn network_create(a: NetworkCreateArgs) -> ClientResult {
     let cidr = |flag: &str, v: &String| -> ClientResult<Value> {
         v.parse::<ipnetwork::IpNetwork>()
             .map(|n| json!(n.to_string()))
-            .map_err(|_| ClientError::User(format!("{flag} {v:?} is not a CIDR; write e.g. 10.1.0.0/16")))
+            .map_err(|_| {
+                ClientError::User(format!(
+                    "{flag} {v:?} is not a CIDR; write e.g. 10.1.0.0/16"
+                ))
+            })
     };
-    let subnets = a.subnet.iter().map(|s| cidr("--subnet", s)).collect::<ClientResult<Vec<_>>>()?;
-    let ranges = a.ip_range.iter().map(|s| cidr("--ip-range", s)).collect::<ClientResult<Vec<_>>>()?;
+    let subnets = a
+        .subnet
+        .iter()
+        .map(|s| cidr("--subnet", s))
+        .collect::<ClientResult<Vec<_>>>()?;
+    let ranges = a
+        .ip_range
+        .iter()
+        .map(|s| cidr("--ip-range", s))
+        .collect::<ClientResult<Vec<_>>>()?;
     let gateways = a
         .gateway
         .iter()
@@ -144,7 +178,9 @@ fn network_create(a: NetworkCreateArgs) -> ClientResult {
         .map(|(k, v)| {
             v.parse::<IpAddr>()
                 .map(|ip| (k.clone(), json!(ip)))
-                .map_err(|_| ClientError::User(format!("--aux-address {k}={v}: {v:?} is not an IP address")))
+                .map_err(|_| {
+                    ClientError::User(format!("--aux-address {k}={v}: {v:?} is not an IP address"))
+                })
         })
         .collect::<ClientResult<serde_json::Map<_, _>>>()?;
     let spec = json!({
@@ -165,8 +201,16 @@ fn network_create(a: NetworkCreateArgs) -> ClientResult {
 }
 
 fn network_ls(a: NetworkLsArgs) -> ClientResult {
-    let query: Vec<String> = a.filter.iter().map(|f| format!("filter={}", percent_encode(f))).collect();
-    let route = if query.is_empty() { "/networks".to_string() } else { format!("/networks?{}", query.join("&")) };
+    let query: Vec<String> = a
+        .filter
+        .iter()
+        .map(|f| format!("filter={}", percent_encode(f)))
+        .collect();
+    let route = if query.is_empty() {
+        "/networks".to_string()
+    } else {
+        format!("/networks?{}", query.join("&"))
+    };
     let list = Client::new(&a.socket).call("GET", &route, None)?;
     let nets = list.as_array().cloned().unwrap_or_default();
     if a.quiet {
@@ -182,19 +226,44 @@ fn network_ls(a: NetworkLsArgs) -> ClientResult {
     let rows = nets
         .iter()
         .map(|n| {
-            let subnets: Vec<&str> =
-                n["IPAM"]["Config"].as_array().into_iter().flatten().filter_map(|c| c["Subnet"].as_str()).collect();
+            let subnets: Vec<&str> = n["IPAM"]["Config"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["Subnet"].as_str())
+                .collect();
             vec![
                 short_id(n["Id"].as_str().unwrap_or_default()).to_string(),
                 n["Name"].as_str().unwrap_or_default().to_string(),
                 n["Driver"].as_str().unwrap_or_default().to_string(),
                 n["Scope"].as_str().unwrap_or_default().to_string(),
-                if subnets.is_empty() { "-".into() } else { subnets.join(",") },
-                n["Containers"].as_object().map(|c| c.len()).unwrap_or(0).to_string(),
+                if subnets.is_empty() {
+                    "-".into()
+                } else {
+                    subnets.join(",")
+                },
+                n["Containers"]
+                    .as_object()
+                    .map(|c| c.len())
+                    .unwrap_or(0)
+                    .to_string(),
             ]
         })
         .collect();
-    println!("{}", table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "CONTAINERS"], rows));
+    println!(
+        "{}",
+        table(
+            &[
+                "NETWORK ID",
+                "NAME",
+                "DRIVER",
+                "SCOPE",
+                "SUBNET",
+                "CONTAINERS"
+            ],
+            rows
+        )
+    );
     Ok(())
 }
 
@@ -213,7 +282,10 @@ fn network_inspect(a: NetworkInspectArgs) -> ClientResult {
         }
         Some(template) => {
             for v in &views {
-                println!("{}", output::render_template(template, v).map_err(ClientError::User)?);
+                println!(
+                    "{}",
+                    output::render_template(template, v).map_err(ClientError::User)?
+                );
             }
         }
     }
@@ -229,12 +301,19 @@ fn print_network_table(v: &Value) {
         s(&v["Driver"]),
         v["Switchyard"]["Segment"],
         v["Switchyard"]["MTU"],
-        if v["Internal"].as_bool() == Some(true) { ", internal" } else { "" }
+        if v["Internal"].as_bool() == Some(true) {
+            ", internal"
+        } else {
+            ""
+        }
     );
     for c in v["IPAM"]["Config"].as_array().into_iter().flatten() {
         println!("  subnet {} gateway {}", s(&c["Subnet"]), s(&c["Gateway"]));
     }
-    let ports = v["Switchyard"]["Ports"].as_object().cloned().unwrap_or_default();
+    let ports = v["Switchyard"]["Ports"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let rows = v["Containers"]
         .as_object()
         .into_iter()
@@ -242,18 +321,46 @@ fn print_network_table(v: &Value) {
         .map(|(_, c)| {
             let name = s(&c["Name"]);
             let p = ports.get(&name).cloned().unwrap_or(Value::Null);
-            let n = |k: &str| p[k].as_u64().map(|x| x.to_string()).unwrap_or_else(|| "-".into());
-            vec![name, s(&c["IPv4Address"]), s(&c["MacAddress"]), n("rx_frames"), n("tx_frames"), n("dropped")]
+            let n = |k: &str| {
+                p[k].as_u64()
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            vec![
+                name,
+                s(&c["IPv4Address"]),
+                s(&c["MacAddress"]),
+                n("rx_frames"),
+                n("tx_frames"),
+                n("dropped"),
+            ]
         })
         .collect();
-    println!("{}", table(&["CONTAINER", "IPV4", "MAC", "RX FRAMES", "TX FRAMES", "DROPPED"], rows));
+    println!(
+        "{}",
+        table(
+            &[
+                "CONTAINER",
+                "IPV4",
+                "MAC",
+                "RX FRAMES",
+                "TX FRAMES",
+                "DROPPED"
+            ],
+            rows
+        )
+    );
 }
 
 fn network_rm(a: NetworkRmArgs) -> ClientResult {
     let client = Client::new(&a.socket);
     let mut first_err = None;
     for name in &a.names {
-        match client.call("DELETE", &format!("/networks/{}", percent_encode(name)), None) {
+        match client.call(
+            "DELETE",
+            &format!("/networks/{}", percent_encode(name)),
+            None,
+        ) {
             Ok(_) => println!("{name}"),
             Err(e) => {
                 // Like Docker: report each failure, go on with the rest.
@@ -266,7 +373,9 @@ fn network_rm(a: NetworkRmArgs) -> ClientResult {
     }
     match first_err {
         None => Ok(()),
-        Some(ClientError::User(_)) => Err(ClientError::User("some networks were not removed (see above)".into())),
+        Some(ClientError::User(_)) => Err(ClientError::User(
+            "some networks were not removed (see above)".into(),
+        )),
         Some(e) => Err(e),
     }
 }
@@ -279,29 +388,44 @@ fn network_connect(a: NetworkConnectArgs) -> ClientResult {
         aliases: a.alias,
     };
     let body = serde_json::to_value(req).expect("serialises");
-    Client::new(&a.socket).call("POST", &format!("/networks/{}/connect", percent_encode(&a.network)), Some(&body))?;
+    Client::new(&a.socket).call(
+        "POST",
+        &format!("/networks/{}/connect", percent_encode(&a.network)),
+        Some(&body),
+    )?;
     Ok(())
 }
 
 fn network_disconnect(a: NetworkDisconnectArgs) -> ClientResult {
-    let req = DisconnectRequest { container: a.container, force: a.force };
+    let req = DisconnectRequest {
+        container: a.container,
+        force: a.force,
+    };
     let body = serde_json::to_value(req).expect("serialises");
-    Client::new(&a.socket)
-        .call("POST", &format!("/networks/{}/disconnect", percent_encode(&a.network)), Some(&body))?;
+    Client::new(&a.socket).call(
+        "POST",
+        &format!("/networks/{}/disconnect", percent_encode(&a.network)),
+        Some(&body),
+    )?;
     Ok(())
 }
 
 /// Fetches one container.
 pub fn container(client: &Client, key: &str) -> ClientResult<ContainerInfo> {
     let v = client.call("GET", &format!("/containers/{}", percent_encode(key)), None)?;
-    serde_json::from_value(v).map_err(|e| ClientError::Internal(format!("unexpected container body: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| ClientError::Internal(format!("unexpected container body: {e}")))
 }
 
 /// Creates a container sandbox through the daemon.
-pub fn create_container(client: &Client, req: &ContainerCreateRequest) -> ClientResult<ContainerInfo> {
+pub fn create_container(
+    client: &Client,
+    req: &ContainerCreateRequest,
+) -> ClientResult<ContainerInfo> {
     let body = serde_json::to_value(req).expect("serialises");
     let v = client.call("POST", "/containers", Some(&body))?;
-    serde_json::from_value(v).map_err(|e| ClientError::Internal(format!("unexpected container body: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| ClientError::Internal(format!("unexpected container body: {e}")))
 }
 
 fn attachment_summary(a: &Attachment) -> String {
@@ -320,8 +444,8 @@ pub fn ps(a: PsArgs) -> ClientResult {
         println!("{}", output::json(&v));
         return Ok(());
     }
-    let list: Vec<ContainerInfo> =
-        serde_json::from_value(v).map_err(|e| ClientError::Internal(format!("unexpected container list: {e}")))?;
+    let list: Vec<ContainerInfo> = serde_json::from_value(v)
+        .map_err(|e| ClientError::Internal(format!("unexpected container list: {e}")))?;
     if a.quiet {
         for c in &list {
             println!("{}", short_id(&c.id));
@@ -347,12 +471,29 @@ pub fn ps(a: PsArgs) -> ClientResult {
                 c.name.clone(),
                 c.mode.clone(),
                 c.status.clone(),
-                c.networks.iter().map(attachment_summary).collect::<Vec<_>>().join(" "),
+                c.networks
+                    .iter()
+                    .map(attachment_summary)
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 command,
             ]
         })
         .collect();
-    println!("{}", table(&["CONTAINER ID", "NAME", "MODE", "STATUS", "NETWORKS", "COMMAND"], rows));
+    println!(
+        "{}",
+        table(
+            &[
+                "CONTAINER ID",
+                "NAME",
+                "MODE",
+                "STATUS",
+                "NETWORKS",
+                "COMMAND"
+            ],
+            rows
+        )
+    );
     Ok(())
 }
 
@@ -361,7 +502,11 @@ pub fn rm(a: RmArgs) -> ClientResult {
     let client = Client::new(&a.socket);
     let mut failed = None;
     for name in &a.names {
-        let route = format!("/containers/{}{}", percent_encode(name), if a.force { "?force=1" } else { "" });
+        let route = format!(
+            "/containers/{}{}",
+            percent_encode(name),
+            if a.force { "?force=1" } else { "" }
+        );
         match client.call("DELETE", &route, None) {
             Ok(_) => println!("{name}"),
             Err(e) => {
@@ -374,7 +519,9 @@ pub fn rm(a: RmArgs) -> ClientResult {
     }
     match failed {
         None => Ok(()),
-        Some(ClientError::User(_)) => Err(ClientError::User("some containers were not removed (see above)".into())),
+        Some(ClientError::User(_)) => Err(ClientError::User(
+            "some containers were not removed (see above)".into(),
+        )),
         Some(e) => Err(e),
     }
 }
@@ -383,13 +530,20 @@ pub fn rm(a: RmArgs) -> ClientResult {
 /// container (and fails for an unknown one, as Docker does).
 pub fn port(a: PortArgs) -> ClientResult {
     let c = container(&Client::new(&a.socket), &a.container)?;
-    eprintln!("{} publishes no ports (publishing with -p is not supported yet)", c.name);
+    eprintln!(
+        "{} publishes no ports (publishing with -p is not supported yet)",
+        c.name
+    );
     Ok(())
 }
 
 /// `rename`.
 pub fn rename(a: RenameArgs) -> ClientResult {
     let body = json!({ "name": a.new_name });
-    Client::new(&a.socket).call("POST", &format!("/containers/{}/rename", percent_encode(&a.container)), Some(&body))?;
+    Client::new(&a.socket).call(
+        "POST",
+        &format!("/containers/{}/rename", percent_encode(&a.container)),
+        Some(&body),
+    )?;
     Ok(())
 }

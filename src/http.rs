@@ -29,12 +29,18 @@ pub struct Request {
 impl Request {
     /// The first value of query parameter `key`.
     pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All values of query parameter `key`.
     pub fn query_params<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.query.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -50,7 +56,10 @@ pub struct Response {
 impl Response {
     /// A JSON response.
     pub fn json(status: u16, value: &serde_json::Value) -> Response {
-        Response { status, body: serde_json::to_vec(value).expect("JSON values serialise") }
+        Response {
+            status,
+            body: serde_json::to_vec(value).expect("JSON values serialise"),
+        }
     }
 }
 
@@ -76,7 +85,10 @@ fn bad(msg: impl Into<String>) -> io::Error {
 fn read_message(reader: &mut impl BufRead) -> io::Result<(String, Vec<u8>)> {
     let mut start = String::new();
     if reader.read_line(&mut start)? == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a request"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed before a request",
+        ));
     }
     let mut length = 0usize;
     for _ in 0..MAX_HEADER_LINES {
@@ -106,7 +118,9 @@ pub fn read_request(stream: &mut UnixStream) -> io::Result<Request> {
     let (start, body) = read_message(&mut reader)?;
     let mut parts = start.split(' ');
     let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().ok_or_else(|| bad("request line has no target"))?;
+    let target = parts
+        .next()
+        .ok_or_else(|| bad("request line has no target"))?;
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let query = query
         .split('&')
@@ -116,7 +130,12 @@ pub fn read_request(stream: &mut UnixStream) -> io::Result<Request> {
             (percent_decode(k), percent_decode(v))
         })
         .collect();
-    Ok(Request { method, path: percent_decode(path), query, body })
+    Ok(Request {
+        method,
+        path: percent_decode(path),
+        query,
+        body,
+    })
 }
 
 /// Writes a response and flushes.
@@ -133,12 +152,19 @@ pub fn write_response(stream: &mut UnixStream, resp: &Response) -> io::Result<()
 }
 
 /// Sends one request to the daemon at `socket` and returns the response.
-pub fn call(socket: &Path, method: &str, target: &str, body: Option<&serde_json::Value>) -> io::Result<Response> {
+pub fn call(
+    socket: &Path,
+    method: &str,
+    target: &str,
+    body: Option<&serde_json::Value>,
+) -> io::Result<Response> {
     let mut stream = UnixStream::connect(socket)?;
     // Creating a sandbox spawns processes and configures interfaces; give
     // it time, but never hang forever on a wedged daemon.
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let body = body.map(|b| serde_json::to_vec(b).expect("JSON values serialise")).unwrap_or_default();
+    let body = body
+        .map(|b| serde_json::to_vec(b).expect("JSON values serialise"))
+        .unwrap_or_default();
     let head = format!(
         "{method} {target} HTTP/1.1\r\nHost: switchyard\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -176,7 +202,9 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -223,9 +251,16 @@ mod tests {
             assert_eq!(req.path, "/v1/networks/my net");
             assert_eq!(req.query_param("force"), Some("1"));
             assert_eq!(req.body, br#"{"x":1}"#);
-            write_response(&mut b, &Response::json(201, &serde_json::json!({"ok": true}))).unwrap();
+            write_response(
+                &mut b,
+                &Response::json(201, &serde_json::json!({"ok": true})),
+            )
+            .unwrap();
         });
-        a.write_all(b"POST /v1/networks/my%20net?force=1 HTTP/1.1\r\nContent-Length: 7\r\n\r\n{\"x\":1}").unwrap();
+        a.write_all(
+            b"POST /v1/networks/my%20net?force=1 HTTP/1.1\r\nContent-Length: 7\r\n\r\n{\"x\":1}",
+        )
+        .unwrap();
         let mut reader = BufReader::new(&mut a);
         let (start, body) = read_message(&mut reader).unwrap();
         assert!(start.starts_with("HTTP/1.1 201"));

@@ -9,13 +9,19 @@ use serde_json::Value;
 /// columns, no rules.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = Table::new();
-    t.load_preset(NOTHING).set_content_arrangement(ContentArrangement::Disabled).set_header(headers.to_vec());
+    t.load_preset(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headers.to_vec());
     for row in rows {
         t.add_row(row);
     }
     // comfy-table pads each cell with one space on both sides; trim the
     // leading one so output starts at column 0 like Docker's.
-    t.to_string().lines().map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end()).collect::<Vec<_>>().join("\n")
+    t.to_string()
+        .lines()
+        .map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Pretty JSON with a trailing newline.
@@ -37,7 +43,9 @@ pub fn render_template(template: &str, value: &Value) -> Result<String, String> 
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| format!("unclosed {{{{ in template {template:?}"))?;
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed {{{{ in template {template:?}"))?;
         let expr = after[..end].trim();
         let (as_json, path) = match expr.strip_prefix("json ") {
             Some(p) => (true, p.trim()),
@@ -71,13 +79,17 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Result<&'a Value, String> {
             None => (part, ""),
         };
         if !name.is_empty() {
-            cur = cur.get(name).ok_or_else(|| format!("template: no field {name:?} in {path:?}"))?;
+            cur = cur
+                .get(name)
+                .ok_or_else(|| format!("template: no field {name:?} in {path:?}"))?;
         }
         let mut idx = indexes;
         while let Some(s) = idx.strip_prefix('[') {
             let close = s.find(']').ok_or_else(unsupported)?;
             let i: usize = s[..close].parse().map_err(|_| unsupported())?;
-            cur = cur.get(i).ok_or_else(|| format!("template: index {i} out of range in {path:?}"))?;
+            cur = cur
+                .get(i)
+                .ok_or_else(|| format!("template: index {i} out of range in {path:?}"))?;
             idx = &s[close + 1..];
         }
     }
@@ -92,8 +104,14 @@ mod tests {
     #[test]
     fn template_reads_nested_fields_and_indexes() {
         let v = json!({"Name": "front", "IPAM": {"Config": [{"Subnet": "10.1.0.0/16"}]}});
-        assert_eq!(render_template("{{.Name}}: {{.IPAM.Config[0].Subnet}}", &v).unwrap(), "front: 10.1.0.0/16");
-        assert_eq!(render_template("{{json .IPAM.Config}}", &v).unwrap(), r#"[{"Subnet":"10.1.0.0/16"}]"#);
+        assert_eq!(
+            render_template("{{.Name}}: {{.IPAM.Config[0].Subnet}}", &v).unwrap(),
+            "front: 10.1.0.0/16"
+        );
+        assert_eq!(
+            render_template("{{json .IPAM.Config}}", &v).unwrap(),
+            r#"[{"Subnet":"10.1.0.0/16"}]"#
+        );
         assert!(render_template("{{.Nope}}", &v).is_err());
         assert!(render_template("{{range .X}}", &v).is_err());
         assert!(render_template("{{.Name", &v).is_err());
@@ -101,7 +119,13 @@ mod tests {
 
     #[test]
     fn table_has_headers_and_aligned_rows() {
-        let t = table(&["NAME", "DRIVER"], vec![vec!["bridge".into(), "bridge".into()], vec!["h".into(), "host".into()]]);
+        let t = table(
+            &["NAME", "DRIVER"],
+            vec![
+                vec!["bridge".into(), "bridge".into()],
+                vec!["h".into(), "host".into()],
+            ],
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("NAME"), "{t}");
         assert_eq!(lines.len(), 3);

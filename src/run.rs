@@ -5,7 +5,9 @@
 
 use crate::api::{ContainerCreateRequest, ContainerInfo, ProcessReport};
 use crate::cli::{AttachArgs, ExecArgs, RunArgs};
-use crate::client::{container, create_container, parse_ipv4, parse_ipv6, Client, ClientError, ClientResult};
+use crate::client::{
+    container, create_container, parse_ipv4, parse_ipv6, Client, ClientError, ClientResult,
+};
 use crate::http::percent_encode;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode, Stdio};
@@ -13,7 +15,9 @@ use switchyard_switch::real::{command_in, Holder, Join, NetnsTarget};
 
 /// Builds the command for `argv` inside a container's namespaces.
 fn command_for(info: &ContainerInfo, argv: &[String]) -> ClientResult<Command> {
-    let (program, args) = argv.split_first().ok_or_else(|| ClientError::User("no command given after --".into()))?;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| ClientError::User("no command given after --".into()))?;
     if info.status != "running" {
         return Err(ClientError::User(format!(
             "container {} has no namespace any more (status {}); remove it with switchyard rm {}",
@@ -29,7 +33,10 @@ fn command_for(info: &ContainerInfo, argv: &[String]) -> ClientResult<Command> {
         command_in(&NetnsTarget::Path(path.into()), Join::NET, program)
             .map_err(|e| ClientError::Internal(e.to_string()))?
     } else {
-        return Err(ClientError::Internal(format!("container {} has no namespace to enter", info.name)));
+        return Err(ClientError::Internal(format!(
+            "container {} has no namespace to enter",
+            info.name
+        )));
     };
     cmd.args(args);
     Ok(cmd)
@@ -37,16 +44,20 @@ fn command_for(info: &ContainerInfo, argv: &[String]) -> ClientResult<Command> {
 
 fn report(client: &Client, name: &str, report: &ProcessReport) {
     let body = serde_json::to_value(report).expect("serialises");
-    if let Err(ClientError::User(m) | ClientError::Internal(m)) =
-        client.call("POST", &format!("/containers/{}/process", percent_encode(name)), Some(&body))
-    {
+    if let Err(ClientError::User(m) | ClientError::Internal(m)) = client.call(
+        "POST",
+        &format!("/containers/{}/process", percent_encode(name)),
+        Some(&body),
+    ) {
         tracing::warn!(error = %m, "could not record the command with the daemon");
     }
 }
 
 /// The exit status to give for a finished child: its code, or 128+signal.
 fn exit_code_of(status: std::process::ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// `run`.
@@ -59,7 +70,10 @@ pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
         )));
     }
     if a.detach && a.rm {
-        return Err(ClientError::User("--rm cannot be combined with -d yet; remove the container with switchyard rm -f".into()));
+        return Err(ClientError::User(
+            "--rm cannot be combined with -d yet; remove the container with switchyard rm -f"
+                .into(),
+        ));
     }
     let client = Client::new(&a.socket);
     let req = ContainerCreateRequest {
@@ -79,10 +93,23 @@ pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
             .append(true)
             .open(&log)
             .map_err(|e| ClientError::Internal(format!("opening {log}: {e}")))?;
-        let err = out.try_clone().map_err(|e| ClientError::Internal(e.to_string()))?;
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        let err = out
+            .try_clone()
+            .map_err(|e| ClientError::Internal(e.to_string()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
         let child = cmd.spawn().map_err(|e| spawn_error(&a.command, e))?;
-        report(&client, &info.id, &ProcessReport { pid: child.id(), command: a.command.clone(), exit_code: None });
+        report(
+            &client,
+            &info.id,
+            &ProcessReport {
+                pid: child.id(),
+                command: a.command.clone(),
+                exit_code: None,
+            },
+        );
         println!("{}", info.id);
         return Ok(ExitCode::SUCCESS);
     }
@@ -90,18 +117,44 @@ pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
         Ok(c) => c,
         Err(e) => {
             if a.rm {
-                let _ = client.call("DELETE", &format!("/containers/{}?force=1", percent_encode(&info.id)), None);
+                let _ = client.call(
+                    "DELETE",
+                    &format!("/containers/{}?force=1", percent_encode(&info.id)),
+                    None,
+                );
             }
             return Err(spawn_error(&a.command, e));
         }
     };
-    report(&client, &info.id, &ProcessReport { pid: child.id(), command: a.command.clone(), exit_code: None });
-    let status = child.wait().map_err(|e| ClientError::Internal(format!("waiting for the command: {e}")))?;
+    report(
+        &client,
+        &info.id,
+        &ProcessReport {
+            pid: child.id(),
+            command: a.command.clone(),
+            exit_code: None,
+        },
+    );
+    let status = child
+        .wait()
+        .map_err(|e| ClientError::Internal(format!("waiting for the command: {e}")))?;
     let code = exit_code_of(status);
     if a.rm {
-        client.call("DELETE", &format!("/containers/{}?force=1", percent_encode(&info.id)), None)?;
+        client.call(
+            "DELETE",
+            &format!("/containers/{}?force=1", percent_encode(&info.id)),
+            None,
+        )?;
     } else {
-        report(&client, &info.id, &ProcessReport { pid: child.id(), command: a.command, exit_code: Some(code) });
+        report(
+            &client,
+            &info.id,
+            &ProcessReport {
+                pid: child.id(),
+                command: a.command,
+                exit_code: Some(code),
+            },
+        );
     }
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
@@ -109,7 +162,9 @@ pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
 fn spawn_error(argv: &[String], e: std::io::Error) -> ClientError {
     let program = argv.first().map(String::as_str).unwrap_or("");
     if e.kind() == std::io::ErrorKind::NotFound {
-        ClientError::User(format!("{program}: command not found inside the container (check the name and PATH)"))
+        ClientError::User(format!(
+            "{program}: command not found inside the container (check the name and PATH)"
+        ))
     } else {
         ClientError::Internal(format!("cannot start {program} inside the container: {e}"))
     }
@@ -131,7 +186,9 @@ pub fn attach(a: AttachArgs) -> ClientResult<ExitCode> {
     let netns = if a.netns.is_absolute() {
         a.netns.clone()
     } else {
-        std::env::current_dir().map_err(|e| ClientError::Internal(e.to_string()))?.join(&a.netns)
+        std::env::current_dir()
+            .map_err(|e| ClientError::Internal(e.to_string()))?
+            .join(&a.netns)
     };
     let req = ContainerCreateRequest {
         name: a.name,

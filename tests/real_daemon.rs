@@ -2,6 +2,9 @@
 //! on TAP ports of the userspace switch, real `ping`, `iperf3`, `ip`.
 //! Needs root (CI runs as root); without it each test prints SKIPPED.
 
+// Real processes are waited for with wall-clock timeouts.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use common::{as_test_user, ensure_test_user, require_root, run_ok, unique, TestDaemon, EXE};
@@ -28,10 +31,16 @@ fn two_containers_on_a_network_ping_each_other_and_another_network_is_isolated()
     assert!(d.ping("a", &ib, 2), "a reaches b on the same network");
     assert!(d.ping("b", &d.ip_of("a"), 1), "and back");
     let before = port_counters(&d, "back", "c");
-    assert!(!d.ping("a", &ic, 2), "a must not reach c on another network");
+    assert!(
+        !d.ping("a", &ic, 2),
+        "a must not reach c on another network"
+    );
     assert!(!d.ping("c", &ib, 1), "c must not reach b");
     let after = port_counters(&d, "back", "c");
-    assert_eq!(after["tx_frames"], 0, "the switch sent nothing to c's port: {after}");
+    assert_eq!(
+        after["tx_frames"], 0,
+        "the switch sent nothing to c's port: {after}"
+    );
     assert_eq!(before["tx_frames"], after["tx_frames"]);
     let front_ports = port_counters(&d, "front", "a");
     assert!(front_ports["rx_frames"].as_u64().unwrap() > 0);
@@ -48,11 +57,21 @@ fn disconnect_cuts_at_once_and_connect_restores() {
     d.container("b", &["--network", "n1", "--ip", "10.33.0.50"]);
     assert!(d.ping("a", "10.33.0.50", 1));
     d.ok(&["network", "disconnect", "n1", "b"]);
-    assert!(!d.ping("a", "10.33.0.50", 1), "unreachable right after disconnect");
-    let links = run_ok(Command::new(EXE).env("SWITCHYARD_SOCKET", &d.socket).args(["exec", "b", "--", "ip", "-o", "link"]));
+    assert!(
+        !d.ping("a", "10.33.0.50", 1),
+        "unreachable right after disconnect"
+    );
+    let links = run_ok(
+        Command::new(EXE)
+            .env("SWITCHYARD_SOCKET", &d.socket)
+            .args(["exec", "b", "--", "ip", "-o", "link"]),
+    );
     assert!(!links.contains("eth0"), "b's interface is gone: {links}");
     d.ok(&["network", "connect", "n1", "b", "--ip", "10.33.0.50"]);
-    assert!(d.ping("a", "10.33.0.50", 2), "reachable again after connect");
+    assert!(
+        d.ping("a", "10.33.0.50", 2),
+        "reachable again after connect"
+    );
 }
 
 #[test]
@@ -66,7 +85,10 @@ fn static_ip_is_honoured_and_mac_follows_dockers_convention() {
     let addr = d.ok(&["exec", "a", "--", "ip", "-o", "addr", "show", "eth0"]);
     assert!(addr.contains("inet 10.34.0.77/24"), "{addr}");
     let link = d.ok(&["exec", "a", "--", "ip", "-o", "link", "show", "eth0"]);
-    assert!(link.contains("02:42:0a:22:00:4d"), "MAC derived from the IP: {link}");
+    assert!(
+        link.contains("02:42:0a:22:00:4d"),
+        "MAC derived from the IP: {link}"
+    );
     let route = d.ok(&["exec", "a", "--", "ip", "route"]);
     assert!(route.contains("default via 10.34.0.1 dev eth0"), "{route}");
     let resolv = d.ok(&["exec", "a", "--", "cat", "/etc/resolv.conf"]);
@@ -82,11 +104,27 @@ fn container_mode_sees_the_owners_interfaces() {
     let d = TestDaemon::start();
     d.ok(&["network", "create", "n1", "--subnet", "10.35.0.0/24"]);
     d.container("owner", &["--network", "n1", "--ip", "10.35.0.9"]);
-    let out = d.ok(&["run", "--name", "side", "--network", "container:owner", "--", "ip", "-o", "addr"]);
-    assert!(out.contains("10.35.0.9/24"), "sidecar sees owner's eth0: {out}");
+    let out = d.ok(&[
+        "run",
+        "--name",
+        "side",
+        "--network",
+        "container:owner",
+        "--",
+        "ip",
+        "-o",
+        "addr",
+    ]);
+    assert!(
+        out.contains("10.35.0.9/24"),
+        "sidecar sees owner's eth0: {out}"
+    );
     let (code, err) = d.fails(&["network", "connect", "n1", "side"]);
     assert_eq!(code, 1);
-    assert!(err.contains("shares the network namespace of owner"), "{err}");
+    assert!(
+        err.contains("shares the network namespace of owner"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -96,8 +134,22 @@ fn none_network_has_only_loopback_and_refuses_connect() {
     }
     let d = TestDaemon::start();
     d.ok(&["network", "create", "n1"]);
-    let out = d.ok(&["run", "--name", "lonely", "--network", "none", "--", "ip", "-o", "link"]);
-    let names: Vec<&str> = out.lines().filter_map(|l| l.split(':').nth(1)).map(str::trim).collect();
+    let out = d.ok(&[
+        "run",
+        "--name",
+        "lonely",
+        "--network",
+        "none",
+        "--",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    let names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .collect();
     assert_eq!(names, ["lo"], "{out}");
     let (code, err) = d.fails(&["network", "connect", "n1", "lonely"]);
     assert_eq!(code, 1);
@@ -112,7 +164,16 @@ fn host_network_runs_in_the_host_namespace() {
     }
     let d = TestDaemon::start();
     let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let out = d.ok(&["run", "--name", "h", "--network", "host", "--", "readlink", "/proc/self/ns/net"]);
+    let out = d.ok(&[
+        "run",
+        "--name",
+        "h",
+        "--network",
+        "host",
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
     assert_eq!(out.trim(), ours.display().to_string());
 }
 
@@ -127,7 +188,10 @@ fn foreground_run_returns_the_commands_exit_status() {
     assert!(d.ok(&["ps", "-q"]).trim().is_empty(), "--rm removed it");
     let out = d.cli(&["run", "--name", "y", "--", "true"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(d.ok(&["ps"]).contains("exited 0"), "ps shows the exit status");
+    assert!(
+        d.ok(&["ps"]).contains("exited 0"),
+        "ps shows the exit status"
+    );
 }
 
 #[test]
@@ -142,13 +206,26 @@ fn iperf3_tcp_moves_data_both_ways() {
     d.ok(&["exec", "srv", "--", "iperf3", "-s", "-D", "-p", "5201"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     for reverse in [false, true] {
-        let mut args = vec!["exec", "cli", "--", "iperf3", "-c", "10.36.0.2", "-t", "2", "-J"];
+        let mut args = vec![
+            "exec",
+            "cli",
+            "--",
+            "iperf3",
+            "-c",
+            "10.36.0.2",
+            "-t",
+            "2",
+            "-J",
+        ];
         if reverse {
             args.push("-R");
         }
         let v: Value = serde_json::from_str(&d.ok(&args)).unwrap();
         let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap();
-        assert!(bytes > 10_000_000, "reverse={reverse}: only {bytes} bytes moved");
+        assert!(
+            bytes > 10_000_000,
+            "reverse={reverse}: only {bytes} bytes moved"
+        );
     }
 }
 
@@ -164,7 +241,11 @@ fn daemon_restart_after_sigkill_keeps_containers_connected() {
     assert!(d.ping("a", "10.37.0.20", 1));
     d.kill9();
     d.restart();
-    assert!(d.ping("a", "10.37.0.20", 2), "ping resumes after the restart:\n{}", d.log());
+    assert!(
+        d.ping("a", "10.37.0.20", 2),
+        "ping resumes after the restart:\n{}",
+        d.log()
+    );
     let ps = d.ok(&["ps"]);
     assert!(ps.contains("running") && ps.contains("10.37.0.20"), "{ps}");
     // New allocations do not collide with restored ones.
@@ -190,8 +271,15 @@ fn container_whose_namespace_vanished_is_cleaned_up_on_restart() {
     let _ = Command::new("kill").args(["-KILL", &holder]).status();
     std::thread::sleep(std::time::Duration::from_millis(200));
     d.restart();
-    assert!(d.ok(&["ps", "-q"]).trim().is_empty(), "the lost container was removed");
-    assert!(d.log().contains("lost its namespace"), "and it was logged:\n{}", d.log());
+    assert!(
+        d.ok(&["ps", "-q"]).trim().is_empty(),
+        "the lost container was removed"
+    );
+    assert!(
+        d.log().contains("lost its namespace"),
+        "and it was logged:\n{}",
+        d.log()
+    );
     d.ok(&["network", "rm", "n1"]);
 }
 
@@ -205,22 +293,66 @@ fn bad_input_exits_1_with_one_clear_line() {
     d.container("a", &["--network", "n1", "--ip", "10.38.0.5"]);
     d.container("off", &["--network", "none"]);
     let cases: [(&[&str], &str); 7] = [
-        (&["run", "--name", "x", "--network", "nope", "--", "true"], "network nope not found"),
+        (
+            &["run", "--name", "x", "--network", "nope", "--", "true"],
+            "network nope not found",
+        ),
         (&["network", "create", "n1"], "already exists"),
-        (&["run", "--name", "a", "--network", "n1", "--", "true"], "already in use"),
-        (&["run", "--name", "y", "--network", "n1", "--ip", "10.99.0.5", "--", "true"], "outside subnet"),
-        (&["run", "--name", "z", "--network", "n1", "--ip", "10.38.0.5", "--", "true"], "already in use"),
+        (
+            &["run", "--name", "a", "--network", "n1", "--", "true"],
+            "already in use",
+        ),
+        (
+            &[
+                "run",
+                "--name",
+                "y",
+                "--network",
+                "n1",
+                "--ip",
+                "10.99.0.5",
+                "--",
+                "true",
+            ],
+            "outside subnet",
+        ),
+        (
+            &[
+                "run",
+                "--name",
+                "z",
+                "--network",
+                "n1",
+                "--ip",
+                "10.38.0.5",
+                "--",
+                "true",
+            ],
+            "already in use",
+        ),
         (&["network", "connect", "n1", "off"], "cannot be connected"),
-        (&["run", "--name", "p", "-p", "8080:80", "--", "true"], "not supported yet"),
+        (
+            &["run", "--name", "p", "-p", "8080:80", "--", "true"],
+            "not supported yet",
+        ),
     ];
     for (args, needle) in cases {
         let (code, err) = d.fails(args);
         assert_eq!(code, 1, "{args:?}: exit status");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got:\n{err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got:\n{err}"
+        );
         assert!(err.contains(needle), "{args:?}: {err}");
     }
     // Nothing half-made was left behind by the failed runs.
-    let names: Vec<String> = d.ok(&["ps"]).lines().skip(1).map(|l| l.split_whitespace().nth(1).unwrap().to_string()).collect();
+    let names: Vec<String> = d
+        .ok(&["ps"])
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+        .collect();
     assert_eq!(names, ["a", "off"]);
 }
 
@@ -242,13 +374,25 @@ fn attach_adopts_a_namespace_made_by_ip_netns() {
     d.ok(&["network", "create", "n1", "--subnet", "10.39.0.0/24"]);
     d.container("a", &["--network", "n1"]);
     let path = format!("/run/netns/{}", ns.0);
-    d.ok(&["attach", "adopted", "--netns", &path, "--network", "n1", "--ip", "10.39.0.99"]);
+    d.ok(&[
+        "attach",
+        "adopted",
+        "--netns",
+        &path,
+        "--network",
+        "n1",
+        "--ip",
+        "10.39.0.99",
+    ]);
     let addr = run_ok(Command::new("ip").args(["-n", &ns.0, "-o", "addr", "show", "eth0"]));
     assert!(addr.contains("10.39.0.99/24"), "{addr}");
     assert!(d.ping("a", "10.39.0.99", 2));
     d.ok(&["rm", "adopted"]);
     let links = run_ok(Command::new("ip").args(["-n", &ns.0, "-o", "link"]));
-    assert!(!links.contains("eth0"), "our TAP left the adopted namespace: {links}");
+    assert!(
+        !links.contains("eth0"),
+        "our TAP left the adopted namespace: {links}"
+    );
 }
 
 #[test]
@@ -266,7 +410,10 @@ fn a_second_daemon_on_the_same_state_dir_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("pid {}", d.pid())), "names the holder: {err}");
+    assert!(
+        err.contains(&format!("pid {}", d.pid())),
+        "names the holder: {err}"
+    );
 }
 
 #[test]
@@ -281,7 +428,11 @@ fn api_socket_is_owner_only_and_sigterm_stops_cleanly() {
     let status = d.terminate();
     assert!(status.success(), "{status}");
     assert!(!d.socket.exists(), "socket removed on a clean stop");
-    let out = Command::new(EXE).env("SWITCHYARD_SOCKET", &d.socket).args(["network", "ls"]).output().unwrap();
+    let out = Command::new(EXE)
+        .env("SWITCHYARD_SOCKET", &d.socket)
+        .args(["network", "ls"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the switchyard daemon"));
 }
@@ -292,7 +443,15 @@ fn inspect_prints_docker_shaped_json_with_counters() {
         return;
     }
     let d = TestDaemon::start();
-    d.ok(&["network", "create", "n1", "--subnet", "10.40.0.0/24", "--ip-range", "10.40.0.128/25"]);
+    d.ok(&[
+        "network",
+        "create",
+        "n1",
+        "--subnet",
+        "10.40.0.0/24",
+        "--ip-range",
+        "10.40.0.128/25",
+    ]);
     d.container("a", &["--network", "n1"]);
     let v: Value = serde_json::from_str(&d.ok(&["network", "inspect", "n1"])).unwrap();
     let n = &v[0];
@@ -301,13 +460,29 @@ fn inspect_prints_docker_shaped_json_with_counters() {
     assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "10.40.0.0/24");
     assert_eq!(n["IPAM"]["Config"][0]["Gateway"], "10.40.0.1");
     assert_eq!(n["IPAM"]["Config"][0]["IPRange"], "10.40.0.128/25");
-    let c = n["Containers"].as_object().unwrap().values().next().unwrap();
+    let c = n["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
     assert_eq!(c["Name"], "a");
-    assert!(c["IPv4Address"].as_str().unwrap().starts_with("10.40.0.1"), "from the range: {c}");
+    assert!(
+        c["IPv4Address"].as_str().unwrap().starts_with("10.40.0.1"),
+        "from the range: {c}"
+    );
     assert!(n["Switchyard"]["Counters"]["rx_frames"].is_u64());
-    let subnet = d.ok(&["network", "inspect", "n1", "--format", "{{.IPAM.Config[0].Subnet}}"]);
+    let subnet = d.ok(&[
+        "network",
+        "inspect",
+        "n1",
+        "--format",
+        "{{.IPAM.Config[0].Subnet}}",
+    ]);
     assert_eq!(subnet.trim(), "10.40.0.0/24");
-    let ls: Value = serde_json::from_str(&d.ok(&["network", "ls", "--format", "json", "-f", "driver=bridge"])).unwrap();
+    let ls: Value =
+        serde_json::from_str(&d.ok(&["network", "ls", "--format", "json", "-f", "driver=bridge"]))
+            .unwrap();
     assert_eq!(ls.as_array().unwrap().len(), 2, "bridge and n1");
 }
 
@@ -319,9 +494,18 @@ fn rm_stops_every_process_inside_the_container() {
     let d = TestDaemon::start();
     d.container("a", &[]);
     // A process started with exec, detached from the exec itself.
-    d.ok(&["exec", "a", "--", "sh", "-c", "setsid sleep 4242 >/dev/null 2>&1 &"]);
+    d.ok(&[
+        "exec",
+        "a",
+        "--",
+        "sh",
+        "-c",
+        "setsid sleep 4242 >/dev/null 2>&1 &",
+    ]);
     let running = || {
-        run_ok(Command::new("ps").args(["-eo", "args"])).lines().any(|l| l.trim() == "sleep 4242")
+        run_ok(Command::new("ps").args(["-eo", "args"]))
+            .lines()
+            .any(|l| l.trim() == "sleep 4242")
     };
     assert!(running());
     let (code, err) = d.fails(&["rm", "a"]);
@@ -337,8 +521,15 @@ fn rootless_daemon_runs_containers_that_ping_and_resolve_each_other() {
         return;
     }
     let (uid, gid) = ensure_test_user();
-    let dir = tempfile::Builder::new().prefix("swy-rootless-").tempdir().unwrap();
-    run_ok(Command::new("chown").arg(format!("{uid}:{gid}")).arg(dir.path()));
+    let dir = tempfile::Builder::new()
+        .prefix("swy-rootless-")
+        .tempdir()
+        .unwrap();
+    run_ok(
+        Command::new("chown")
+            .arg(format!("{uid}:{gid}"))
+            .arg(dir.path()),
+    );
     run_ok(Command::new("chmod").arg("0755").arg(dir.path()));
     let bin = dir.path().join("switchyard");
     std::fs::copy(EXE, &bin).unwrap();
@@ -367,7 +558,11 @@ echo ROOTLESS DAEMON PASSED
         dir = dir.path().display(),
         bin = bin.display()
     );
-    let out = as_test_user(&uid, &gid, "bash").args(["-c", &script]).current_dir("/").output().unwrap();
+    let out = as_test_user(&uid, &gid, "bash")
+        .args(["-c", &script])
+        .current_dir("/")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
     common::kill_processes_mentioning(dir.path());
@@ -377,7 +572,16 @@ echo ROOTLESS DAEMON PASSED
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.lines().next() == Some("0"), "uid 0 inside the user namespace: {stdout}");
-    assert!(stdout.contains("PING-OK") && stdout.contains("USERNS-OK"), "{stdout}");
-    assert!(stdout.contains("10.77.0.3") && stdout.contains(" b"), "b resolves: {stdout}");
+    assert!(
+        stdout.lines().next() == Some("0"),
+        "uid 0 inside the user namespace: {stdout}"
+    );
+    assert!(
+        stdout.contains("PING-OK") && stdout.contains("USERNS-OK"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("10.77.0.3") && stdout.contains(" b"),
+        "b resolves: {stdout}"
+    );
 }

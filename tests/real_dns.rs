@@ -2,6 +2,9 @@
 //! clients (`dig`, glibc's `getent`), forwarding to a `dnsmasq` the test
 //! starts on loopback. Needs root (CI runs as root).
 
+// Real processes are waited for with wall-clock timeouts.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use common::{require_root, TestDaemon};
@@ -11,14 +14,31 @@ use std::time::{Duration, Instant};
 
 /// `dig +short` from inside a container.
 fn dig(d: &TestDaemon, from: &str, args: &[&str]) -> String {
-    let mut argv = vec!["exec", from, "--", "dig", "+short", "+time=3", "+tries=1", "@127.0.0.11"];
+    let mut argv = vec![
+        "exec",
+        from,
+        "--",
+        "dig",
+        "+short",
+        "+time=3",
+        "+tries=1",
+        "@127.0.0.11",
+    ];
     argv.extend_from_slice(args);
     d.ok(&argv)
 }
 
 /// The status (NOERROR, NXDOMAIN, SERVFAIL, ...) of a query.
 fn status(d: &TestDaemon, from: &str, args: &[&str]) -> String {
-    let mut argv = vec!["exec", from, "--", "dig", "+time=5", "+tries=1", "@127.0.0.11"];
+    let mut argv = vec![
+        "exec",
+        from,
+        "--",
+        "dig",
+        "+time=5",
+        "+tries=1",
+        "@127.0.0.11",
+    ];
     argv.extend_from_slice(args);
     let out = d.ok(&argv);
     out.lines()
@@ -36,7 +56,11 @@ struct Upstream {
 impl Upstream {
     fn start() -> Upstream {
         // Find a free port, then let dnsmasq take it.
-        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("dnsmasq")
             .args([
                 "--no-daemon",
@@ -59,7 +83,15 @@ impl Upstream {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             let out = Command::new("dig")
-                .args(["+short", "+time=1", "+tries=1", "-p", &port.to_string(), "@127.0.0.1", "x.upstream.test"])
+                .args([
+                    "+short",
+                    "+time=1",
+                    "+tries=1",
+                    "-p",
+                    &port.to_string(),
+                    "@127.0.0.1",
+                    "x.upstream.test",
+                ])
                 .output()
                 .unwrap();
             if String::from_utf8_lossy(&out.stdout).contains("192.0.2.7") {
@@ -88,12 +120,30 @@ fn container_names_and_name_dot_network_resolve_with_dig_and_glibc() {
     d.container("a", &["--network", "front"]);
     d.container("b", &["--network", "front", "--ip", "10.50.0.20"]);
     assert_eq!(dig(&d, "a", &["b"]).trim(), "10.50.0.20");
-    assert_eq!(dig(&d, "a", &["B.front"]).trim(), "10.50.0.20", "case-insensitive NAME.NETWORK");
-    assert_eq!(dig(&d, "a", &["+tcp", "b"]).trim(), "10.50.0.20", "over TCP too");
-    assert_eq!(dig(&d, "a", &["-x", "10.50.0.20"]).lines().next().unwrap_or(""), "b.");
+    assert_eq!(
+        dig(&d, "a", &["B.front"]).trim(),
+        "10.50.0.20",
+        "case-insensitive NAME.NETWORK"
+    );
+    assert_eq!(
+        dig(&d, "a", &["+tcp", "b"]).trim(),
+        "10.50.0.20",
+        "over TCP too"
+    );
+    assert_eq!(
+        dig(&d, "a", &["-x", "10.50.0.20"])
+            .lines()
+            .next()
+            .unwrap_or(""),
+        "b."
+    );
     let getent = d.ok(&["exec", "a", "--", "getent", "hosts", "b"]);
     assert!(getent.starts_with("10.50.0.20"), "{getent}");
-    assert_eq!(status(&d, "a", &["b", "AAAA"]), "NOERROR", "a known name without IPv6 is NODATA");
+    assert_eq!(
+        status(&d, "a", &["b", "AAAA"]),
+        "NOERROR",
+        "a known name without IPv6 is NODATA"
+    );
 }
 
 #[test]
@@ -104,8 +154,14 @@ fn a_shared_alias_returns_every_address_in_rotating_order() {
     let d = TestDaemon::start();
     d.ok(&["network", "create", "front", "--subnet", "10.51.0.0/24"]);
     d.container("client", &["--network", "front"]);
-    d.container("w1", &["--network", "front", "--ip", "10.51.0.11", "--alias", "web"]);
-    d.container("w2", &["--network", "front", "--ip", "10.51.0.12", "--alias", "web"]);
+    d.container(
+        "w1",
+        &["--network", "front", "--ip", "10.51.0.11", "--alias", "web"],
+    );
+    d.container(
+        "w2",
+        &["--network", "front", "--ip", "10.51.0.12", "--alias", "web"],
+    );
     let mut firsts = std::collections::BTreeSet::new();
     for _ in 0..12 {
         let out = dig(&d, "client", &["web"]);
@@ -114,7 +170,11 @@ fn a_shared_alias_returns_every_address_in_rotating_order() {
         got.sort();
         assert_eq!(got, ["10.51.0.11", "10.51.0.12"]);
     }
-    assert_eq!(firsts.len(), 2, "the order rotates between queries: {firsts:?}");
+    assert_eq!(
+        firsts.len(),
+        2,
+        "the order rotates between queries: {firsts:?}"
+    );
 }
 
 #[test]
@@ -128,9 +188,20 @@ fn names_are_scoped_to_the_networks_a_container_is_on() {
     d.ok(&["network", "create", "back", "--subnet", "10.53.0.0/24"]);
     d.container("a", &["--network", "front"]);
     d.container("secret", &["--network", "back"]);
-    assert_eq!(dig(&d, "a", &["secret"]).trim(), "", "a name on another network is not answered");
-    assert_eq!(status(&d, "a", &["secret"]), "NXDOMAIN", "the upstream does not know it either");
-    assert!(dig(&d, "secret", &["secret"]).contains("10.53.0."), "but its own network does");
+    assert_eq!(
+        dig(&d, "a", &["secret"]).trim(),
+        "",
+        "a name on another network is not answered"
+    );
+    assert_eq!(
+        status(&d, "a", &["secret"]),
+        "NXDOMAIN",
+        "the upstream does not know it either"
+    );
+    assert!(
+        dig(&d, "secret", &["secret"]).contains("10.53.0."),
+        "but its own network does"
+    );
 }
 
 #[test]
@@ -141,7 +212,11 @@ fn the_default_bridge_has_no_names() {
     let d = TestDaemon::start();
     d.container("a", &[]);
     d.container("b", &[]);
-    assert_eq!(dig(&d, "a", &["b"]).trim(), "", "no names on the default bridge (Docker's rule)");
+    assert_eq!(
+        dig(&d, "a", &["b"]).trim(),
+        "",
+        "no names on the default bridge (Docker's rule)"
+    );
 }
 
 #[test]
@@ -155,8 +230,21 @@ fn disconnect_removes_the_record_at_once_and_connect_adds_it() {
     d.container("b", &["--network", "front", "--ip", "10.54.0.30"]);
     assert_eq!(dig(&d, "a", &["b"]).trim(), "10.54.0.30");
     d.ok(&["network", "disconnect", "front", "b"]);
-    assert_eq!(dig(&d, "a", &["b"]).trim(), "", "gone with the very next query");
-    d.ok(&["network", "connect", "front", "b", "--ip", "10.54.0.31", "--alias", "bee"]);
+    assert_eq!(
+        dig(&d, "a", &["b"]).trim(),
+        "",
+        "gone with the very next query"
+    );
+    d.ok(&[
+        "network",
+        "connect",
+        "front",
+        "b",
+        "--ip",
+        "10.54.0.31",
+        "--alias",
+        "bee",
+    ]);
     assert_eq!(dig(&d, "a", &["bee"]).trim(), "10.54.0.31");
 }
 
@@ -170,7 +258,11 @@ fn unknown_names_are_forwarded_to_the_upstream_on_loopback() {
     d.ok(&["network", "create", "front"]);
     d.container("a", &["--network", "front"]);
     assert_eq!(dig(&d, "a", &["www.upstream.test"]).trim(), "192.0.2.7");
-    assert_eq!(dig(&d, "a", &["+tcp", "tcp.upstream.test"]).trim(), "192.0.2.7", "TCP forwarding");
+    assert_eq!(
+        dig(&d, "a", &["+tcp", "tcp.upstream.test"]).trim(),
+        "192.0.2.7",
+        "TCP forwarding"
+    );
     let getent = d.ok(&["exec", "a", "--", "getent", "hosts", "glibc.upstream.test"]);
     assert!(getent.starts_with("192.0.2.7"), "{getent}");
 }
@@ -199,7 +291,11 @@ fn upstream_down_gives_servfail_within_the_timeout() {
     d.container("a", &["--network", "front"]);
     let started = Instant::now();
     assert_eq!(status(&d, "a", &["nowhere.example"]), "SERVFAIL");
-    assert!(started.elapsed() < Duration::from_secs(5), "answered in {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered in {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -213,6 +309,10 @@ fn rename_moves_the_name_at_once() {
     d.container("old", &["--network", "front", "--ip", "10.55.0.40"]);
     assert_eq!(dig(&d, "a", &["old"]).trim(), "10.55.0.40");
     d.ok(&["rename", "old", "new"]);
-    assert_eq!(dig(&d, "a", &["new"]).trim(), "10.55.0.40", "the new name answers at once");
+    assert_eq!(
+        dig(&d, "a", &["new"]).trim(),
+        "10.55.0.40",
+        "the new name answers at once"
+    );
     assert_eq!(dig(&d, "a", &["old"]).trim(), "", "the old one is gone");
 }

@@ -4,10 +4,14 @@
 
 use super::runtime::RuntimeError;
 use super::{Daemon, Inner};
-use crate::api::{ConnectRequest, ContainerCreateRequest, DisconnectRequest, ErrorBody, ProcessReport, PREFIX};
+use crate::api::{
+    ConnectRequest, ContainerCreateRequest, DisconnectRequest, ErrorBody, ProcessReport, PREFIX,
+};
 use crate::http::{Request, Response};
 use serde_json::{json, Value};
-use switchyard_switch::controller::model::{EndpointSpec, NetnsMode, NetworkFilter, NetworkSpec, SandboxSpec};
+use switchyard_switch::controller::model::{
+    EndpointSpec, NetnsMode, NetworkFilter, NetworkSpec, SandboxSpec,
+};
 use switchyard_switch::ControllerError;
 
 /// An API failure: an HTTP status and the one-line message for the user.
@@ -19,10 +23,16 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError { status: 400, message: message.into() }
+        ApiError {
+            status: 400,
+            message: message.into(),
+        }
     }
     fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError { status: 404, message: message.into() }
+        ApiError {
+            status: 404,
+            message: message.into(),
+        }
     }
 }
 
@@ -38,13 +48,19 @@ impl From<ControllerError> for ApiError {
             e if e.is_user_error() => 400,
             _ => 500,
         };
-        ApiError { status, message: e.to_string() }
+        ApiError {
+            status,
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> ApiError {
-        ApiError { status: if e.is_user_error() { 400 } else { 500 }, message: e.to_string() }
+        ApiError {
+            status: if e.is_user_error() { 400 } else { 500 },
+            message: e.to_string(),
+        }
     }
 }
 
@@ -61,22 +77,30 @@ pub(crate) fn handle(daemon: &Daemon, req: &Request) -> Response {
             let kind = if e.status >= 500 { "internal" } else { "user" };
             Response::json(
                 e.status,
-                &serde_json::to_value(ErrorBody { message: e.message, kind: kind.into() }).expect("serialises"),
+                &serde_json::to_value(ErrorBody {
+                    message: e.message,
+                    kind: kind.into(),
+                })
+                .expect("serialises"),
             )
         }
     }
 }
 
 fn body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let bytes = if req.body.is_empty() { b"{}".as_slice() } else { &req.body };
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("bad request body: {e}")))
+    let bytes = if req.body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        &req.body
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("bad request body: {e}")))
 }
 
 fn route(daemon: &Daemon, req: &Request) -> ApiResult {
-    let path = req
-        .path
-        .strip_prefix(PREFIX)
-        .ok_or_else(|| ApiError::not_found(format!("no route {}; routes start with {PREFIX}", req.path)))?;
+    let path = req.path.strip_prefix(PREFIX).ok_or_else(|| {
+        ApiError::not_found(format!("no route {}; routes start with {PREFIX}", req.path))
+    })?;
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let method = req.method.as_str();
     let mut inner = daemon.lock();
@@ -101,7 +125,10 @@ fn route(daemon: &Daemon, req: &Request) -> ApiResult {
         ("POST", ["containers"]) => create_container(inner, body(req)?),
         ("GET", ["containers", key]) => {
             let sandbox = inner.controller.sandbox(key)?;
-            Ok((200, to_json(&inner.runtime.container_info(&inner.controller, sandbox))))
+            Ok((
+                200,
+                to_json(&inner.runtime.container_info(&inner.controller, sandbox)),
+            ))
         }
         ("DELETE", ["containers", key]) => {
             let force = matches!(req.query_param("force"), Some("1" | "true"));
@@ -119,7 +146,9 @@ fn route(daemon: &Daemon, req: &Request) -> ApiResult {
         }
         ("POST", ["containers", key, "process"]) => {
             let report: ProcessReport = body(req)?;
-            inner.runtime.record_process(&mut inner.controller, key, report)?;
+            inner
+                .runtime
+                .record_process(&mut inner.controller, key, report)?;
             Ok((200, json!({})))
         }
         ("GET", ["switch"]) => Ok((200, inner.runtime.switch_view(&inner.controller))),
@@ -127,7 +156,10 @@ fn route(daemon: &Daemon, req: &Request) -> ApiResult {
             status: 405,
             message: format!("{method} is not allowed on {}", req.path),
         }),
-        _ => Err(ApiError::not_found(format!("no route {method} {}; see docs/api.md", req.path))),
+        _ => Err(ApiError::not_found(format!(
+            "no route {method} {}; see docs/api.md",
+            req.path
+        ))),
     }
 }
 
@@ -185,7 +217,12 @@ fn remove_network(inner: &mut Inner, key: &str) -> ApiResult {
 }
 
 fn connect(inner: &mut Inner, key: &str, req: ConnectRequest) -> ApiResult {
-    let spec = EndpointSpec { ipv4: req.ip, ipv6: req.ip6, aliases: req.aliases, mac: None };
+    let spec = EndpointSpec {
+        ipv4: req.ip,
+        ipv6: req.ip6,
+        aliases: req.aliases,
+        mac: None,
+    };
     let endpoint = inner.controller.connect(key, &req.container, spec)?;
     if let Err(e) = inner.runtime.apply(&mut inner.controller) {
         // The port could not be made: undo the endpoint so state and data
@@ -198,7 +235,9 @@ fn connect(inner: &mut Inner, key: &str, req: ConnectRequest) -> ApiResult {
 }
 
 fn disconnect(inner: &mut Inner, key: &str, req: DisconnectRequest) -> ApiResult {
-    let endpoint = inner.controller.disconnect(key, &req.container, req.force)?;
+    let endpoint = inner
+        .controller
+        .disconnect(key, &req.container, req.force)?;
     inner.runtime.apply(&mut inner.controller)?;
     Ok((200, to_json(&endpoint)))
 }
@@ -233,9 +272,16 @@ fn create_container(inner: &mut Inner, req: ContainerCreateRequest) -> ApiResult
         labels: Default::default(),
     })?;
     let result = (|| -> Result<(), ApiError> {
-        inner.runtime.prepare_sandbox(&mut inner.controller, &sandbox.id, req.netns.as_deref())?;
+        inner
+            .runtime
+            .prepare_sandbox(&mut inner.controller, &sandbox.id, req.netns.as_deref())?;
         if let Some(n) = &network {
-            let spec = EndpointSpec { ipv4: req.ip, ipv6: req.ip6, aliases: req.aliases.clone(), mac: None };
+            let spec = EndpointSpec {
+                ipv4: req.ip,
+                ipv6: req.ip6,
+                aliases: req.aliases.clone(),
+                mac: None,
+            };
             inner.controller.connect(n, &sandbox.id, spec)?;
         }
         inner.runtime.apply(&mut inner.controller)?;
@@ -248,12 +294,17 @@ fn create_container(inner: &mut Inner, req: ContainerCreateRequest) -> ApiResult
         return Err(e);
     }
     let sandbox = inner.controller.sandbox(&sandbox.id)?;
-    Ok((201, to_json(&inner.runtime.container_info(&inner.controller, sandbox))))
+    Ok((
+        201,
+        to_json(&inner.runtime.container_info(&inner.controller, sandbox)),
+    ))
 }
 
 fn remove_container(inner: &mut Inner, key: &str, force: bool) -> ApiResult {
     let sandbox = inner.controller.sandbox(key)?.clone();
-    inner.runtime.check_removable(&inner.controller, &sandbox, force)?;
+    inner
+        .runtime
+        .check_removable(&inner.controller, &sandbox, force)?;
     let removed = inner.controller.remove_sandbox(key, force)?;
     inner.runtime.apply(&mut inner.controller)?;
     Ok((200, json!({ "Name": removed.name, "Id": removed.id })))

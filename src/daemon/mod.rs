@@ -50,15 +50,24 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
-    let state_dir = args.state_dir.clone().unwrap_or_else(paths::default_state_dir);
-    let socket = args.socket.socket.clone().unwrap_or_else(paths::default_socket);
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(paths::default_state_dir);
+    let socket = args
+        .socket
+        .socket
+        .clone()
+        .unwrap_or_else(paths::default_socket);
 
     // Block the stop signals before any thread exists, so every thread
     // inherits the mask and only the main thread's sigwait sees them.
     let mut stop_signals = SigSet::empty();
     stop_signals.add(Signal::SIGTERM);
     stop_signals.add(Signal::SIGINT);
-    stop_signals.thread_block().context("blocking SIGTERM/SIGINT")?;
+    stop_signals
+        .thread_block()
+        .context("blocking SIGTERM/SIGINT")?;
 
     let store = match FileStore::open(&state_dir) {
         Ok(s) => s,
@@ -87,17 +96,27 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     })
     .context("starting the data plane")?;
     let daemon = Arc::new(Daemon {
-        inner: Mutex::new(Inner { controller, runtime }),
+        inner: Mutex::new(Inner {
+            controller,
+            runtime,
+        }),
         state_dir: state_dir.clone(),
         socket: socket.clone(),
     });
     {
         let mut inner = daemon.lock();
-        let Inner { controller, runtime } = &mut *inner;
+        let Inner {
+            controller,
+            runtime,
+        } = &mut *inner;
         runtime.restore(controller).context("restoring sandboxes")?;
     }
     tracing::info!(socket = %socket.display(), state = %state_dir.display(), "switchyard daemon ready");
-    eprintln!("switchyard daemon listening on {} (state in {})", socket.display(), state_dir.display());
+    eprintln!(
+        "switchyard daemon listening on {} (state in {})",
+        socket.display(),
+        state_dir.display()
+    );
 
     let acceptor = Arc::clone(&daemon);
     std::thread::Builder::new()
@@ -127,7 +146,9 @@ fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
         match conn {
             Ok(stream) => {
                 let d = Arc::clone(&daemon);
-                let spawned = std::thread::Builder::new().name("api".into()).spawn(move || serve(d, stream));
+                let spawned = std::thread::Builder::new()
+                    .name("api".into())
+                    .spawn(move || serve(d, stream));
                 if let Err(e) = spawned {
                     tracing::error!(error = %e, "cannot start a thread for an API request");
                 }
@@ -163,9 +184,11 @@ fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
                 path.display()
             );
         }
-        std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("setting mode 0600 on {}", path.display()))?;
     Ok(listener)
@@ -178,7 +201,9 @@ fn parse_default_pools(args: &[String]) -> anyhow::Result<Option<IpamConfig>> {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
     for a in args {
-        let pool: DefaultPool = a.parse().map_err(|e| anyhow::anyhow!("--default-address-pool {a}: {e}"))?;
+        let pool: DefaultPool = a
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--default-address-pool {a}: {e}"))?;
         if pool.base.is_ipv4() {
             v4.push(pool);
         } else {

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
 use switchyard_switch::driver::Attachment as PortAttachment;
 use switchyard_switch::real::{
-    configure_interface, remove_default_routes, spawn_holder, Dataplane, DataplaneConfig, DataplaneError, Holder,
-    HolderMode, HolderSpec, NetnsTarget, NsSession, PortIo, RealError, TapOptions,
+    configure_interface, remove_default_routes, spawn_holder, Dataplane, DataplaneConfig,
+    DataplaneError, Holder, HolderMode, HolderSpec, NetnsTarget, NsSession, PortIo, RealError,
+    TapOptions,
 };
 use switchyard_switch::{Change, Controller, ControllerError, PortCounters, PortId};
 
@@ -97,18 +98,26 @@ impl Runtime {
     pub(crate) fn start(opts: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         // A secret FDB hash seed, so remote stations cannot pick MACs that
         // collide in the table.
-        let mut bridge = switchyard_switch::bridge::BridgeConfig::default();
-        bridge.hash_seed = {
+        let hash_seed = {
             use rand_chacha::rand_core::{RngCore, SeedableRng};
             rand_chacha::ChaCha20Rng::from_os_rng().next_u64()
         };
+        let bridge = switchyard_switch::bridge::BridgeConfig { hash_seed, ..Default::default() };
         let dataplane = Dataplane::start(DataplaneConfig { bridge })?;
-        let dns = DnsServer::start(&opts.dns_upstreams, opts.dns_ttl).map_err(RuntimeError::User)?;
-        Ok(Runtime { opts, dataplane: Some(dataplane), dns, ports: BTreeMap::new() })
+        let dns =
+            DnsServer::start(&opts.dns_upstreams, opts.dns_ttl).map_err(RuntimeError::User)?;
+        Ok(Runtime {
+            opts,
+            dataplane: Some(dataplane),
+            dns,
+            ports: BTreeMap::new(),
+        })
     }
 
     fn dataplane(&self) -> Result<&Dataplane, RuntimeError> {
-        self.dataplane.as_ref().ok_or(RuntimeError::Dataplane(DataplaneError::Stopped))
+        self.dataplane
+            .as_ref()
+            .ok_or(RuntimeError::Dataplane(DataplaneError::Stopped))
     }
 
     fn sandbox_dir(&self, id: &str) -> PathBuf {
@@ -154,16 +163,17 @@ impl Runtime {
                     Some(h) => HolderMode::ShareNetns(h),
                     None => {
                         return Err(RuntimeError::User(format!(
-                            "--network container:{}: that container has no namespace of ours to share \
+                        "--network container:{}: that container has no namespace of ours to share \
                              (it runs on the host network or was attached from a path)",
-                            owner.name
-                        )))
+                        owner.name
+                    )))
                     }
                 }
             }
         };
         let dir = self.sandbox_dir(sandbox_id);
-        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::Other(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::Other(format!("creating {}: {e}", dir.display())))?;
         let resolv = dir.join("resolv.conf");
         write_file(&resolv, b"nameserver 127.0.0.11\noptions ndots:0\n")?;
         let holder = spawn_holder(
@@ -175,7 +185,10 @@ impl Runtime {
                 log_path: dir.join("holder.log"),
             },
         )?;
-        labels.insert(LABEL_HOLDER.to_string(), serde_json::to_string(&holder).expect("serialises"));
+        labels.insert(
+            LABEL_HOLDER.to_string(),
+            serde_json::to_string(&holder).expect("serialises"),
+        );
         if let Err(e) = controller.set_sandbox_labels(sandbox_id, labels) {
             let _ = holder.terminate();
             return Err(e.into());
@@ -203,7 +216,9 @@ impl Runtime {
         match change {
             Change::EndpointJoined { endpoint_id } => self.attach_endpoint(controller, endpoint_id),
             Change::EndpointLeft { endpoint } => {
-                let Some(live) = self.ports.remove(&endpoint.id) else { return Ok(()) };
+                let Some(live) = self.ports.remove(&endpoint.id) else {
+                    return Ok(());
+                };
                 self.dataplane()?.remove_port(live.port)?;
                 // The TAP is persistent: delete it, or it would outlive us in
                 // a namespace we do not own (attach) until that one goes.
@@ -214,11 +229,19 @@ impl Runtime {
             }
             Change::EndpointUpdated { endpoint_id } => {
                 // The default route may have moved to this endpoint.
-                let Some(plan) = controller.plan_port(endpoint_id) else { return Ok(()) };
+                let Some(plan) = controller.plan_port(endpoint_id) else {
+                    return Ok(());
+                };
                 let PortAttachment::SandboxInterface(iface) = &plan.attachment;
-                let Some(endpoint) = controller.endpoint(endpoint_id) else { return Ok(()) };
-                let Some(sandbox) = controller.sandbox_by_id(&endpoint.sandbox_id) else { return Ok(()) };
-                let Some(target) = target_of(controller, sandbox) else { return Ok(()) };
+                let Some(endpoint) = controller.endpoint(endpoint_id) else {
+                    return Ok(());
+                };
+                let Some(sandbox) = controller.sandbox_by_id(&endpoint.sandbox_id) else {
+                    return Ok(());
+                };
+                let Some(target) = target_of(controller, sandbox) else {
+                    return Ok(());
+                };
                 let netlink = NsSession::open(&self.opts.exe, &target)?.netlink()?;
                 if iface.default_route {
                     configure_interface(&netlink, iface)?;
@@ -239,29 +262,57 @@ impl Runtime {
                 self.dns.remove_sandbox(&sandbox.id);
                 Ok(())
             }
-            Change::SandboxCreated { .. } | Change::NetworkCreated { .. } | Change::NetworkRemoved { .. } => Ok(()),
+            Change::SandboxCreated { .. }
+            | Change::NetworkCreated { .. }
+            | Change::NetworkRemoved { .. } => Ok(()),
         }
     }
 
     /// Creates (or, after a restart, re-opens) an endpoint's TAP inside its
     /// sandbox, configures it, and plugs it into the switch.
-    fn attach_endpoint(&mut self, controller: &Controller, endpoint_id: &str) -> Result<(), RuntimeError> {
-        let Some(plan) = controller.plan_port(endpoint_id) else { return Ok(()) };
-        let endpoint = controller.endpoint(endpoint_id).cloned().expect("planned endpoints exist");
+    fn attach_endpoint(
+        &mut self,
+        controller: &Controller,
+        endpoint_id: &str,
+    ) -> Result<(), RuntimeError> {
+        let Some(plan) = controller.plan_port(endpoint_id) else {
+            return Ok(());
+        };
+        let endpoint = controller
+            .endpoint(endpoint_id)
+            .cloned()
+            .expect("planned endpoints exist");
         let sandbox = controller
             .sandbox_by_id(&endpoint.sandbox_id)
-            .ok_or_else(|| RuntimeError::Other(format!("sandbox of endpoint {endpoint_id} vanished")))?;
+            .ok_or_else(|| {
+                RuntimeError::Other(format!("sandbox of endpoint {endpoint_id} vanished"))
+            })?;
         let target = target_of(controller, sandbox).ok_or_else(|| {
-            RuntimeError::Other(format!("container {} has no namespace to put {} in", sandbox.name, endpoint.ifname))
+            RuntimeError::Other(format!(
+                "container {} has no namespace to put {} in",
+                sandbox.name, endpoint.ifname
+            ))
         })?;
         let PortAttachment::SandboxInterface(iface) = &plan.attachment;
         let session = NsSession::open(&self.opts.exe, &target)?;
-        let tap = session.create_tap(&iface.ifname, TapOptions { vnet_hdr: self.opts.offload, persist: true })?;
+        let tap = session.create_tap(
+            &iface.ifname,
+            TapOptions {
+                vnet_hdr: self.opts.offload,
+                persist: true,
+            },
+        )?;
         if let Err(e) = configure_interface(&session.netlink()?, iface) {
             let _ = session.delete_tap(&iface.ifname);
             return Err(e.into());
         }
-        let port = self.dataplane()?.add_port(plan.port.clone(), tap, PortIo { vnet_hdr: self.opts.offload })?;
+        let port = self.dataplane()?.add_port(
+            plan.port.clone(),
+            tap,
+            PortIo {
+                vnet_hdr: self.opts.offload,
+            },
+        )?;
         self.dns.ensure_sandbox(&session, &sandbox.id);
         self.ports.insert(
             endpoint.id.clone(),
@@ -311,7 +362,12 @@ impl Runtime {
 
     /// Refuses to remove a container whose command still runs, unless
     /// forced (then the command is killed with it).
-    pub(crate) fn check_removable(&self, _controller: &Controller, sandbox: &Sandbox, force: bool) -> Result<(), RuntimeError> {
+    pub(crate) fn check_removable(
+        &self,
+        _controller: &Controller,
+        sandbox: &Sandbox,
+        force: bool,
+    ) -> Result<(), RuntimeError> {
         if let Some(p) = process_of(sandbox) {
             if !force && p.exit_code.is_none() && process_alive(p.pid) {
                 return Err(RuntimeError::User(format!(
@@ -332,13 +388,20 @@ impl Runtime {
         key: &str,
         report: ProcessReport,
     ) -> Result<(), RuntimeError> {
-        let labels = BTreeMap::from([(LABEL_PROCESS.to_string(), serde_json::to_string(&report).expect("serialises"))]);
+        let labels = BTreeMap::from([(
+            LABEL_PROCESS.to_string(),
+            serde_json::to_string(&report).expect("serialises"),
+        )]);
         controller.set_sandbox_labels(key, labels)?;
         Ok(())
     }
 
     /// The API's view of a container.
-    pub(crate) fn container_info(&self, controller: &Controller, sandbox: &Sandbox) -> ContainerInfo {
+    pub(crate) fn container_info(
+        &self,
+        controller: &Controller,
+        sandbox: &Sandbox,
+    ) -> ContainerInfo {
         let target = target_of(controller, sandbox);
         let alive = match &target {
             Some(t) => target_alive(t),
@@ -346,19 +409,30 @@ impl Runtime {
         };
         let holder = holder_of(sandbox);
         let mode = match &sandbox.mode {
-            NetnsMode::Private if sandbox.labels.contains_key(LABEL_NETNS) => "attached".to_string(),
+            NetnsMode::Private if sandbox.labels.contains_key(LABEL_NETNS) => {
+                "attached".to_string()
+            }
             NetnsMode::Private => "private".to_string(),
             NetnsMode::Host => "host".to_string(),
             NetnsMode::None => "none".to_string(),
             NetnsMode::Container(id) => {
-                format!("container:{}", controller.sandbox_by_id(id).map(|s| s.name.as_str()).unwrap_or(id))
+                format!(
+                    "container:{}",
+                    controller
+                        .sandbox_by_id(id)
+                        .map(|s| s.name.as_str())
+                        .unwrap_or(id)
+                )
             }
         };
         let networks = controller
             .endpoints_of_sandbox(&controller.namespace_owner(sandbox).id)
             .into_iter()
             .map(|e| Attachment {
-                network: controller.network_by_id(&e.network_id).map(|n| n.name.clone()).unwrap_or_default(),
+                network: controller
+                    .network_by_id(&e.network_id)
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default(),
                 ifname: e.ifname.clone(),
                 ipv4: e.ipv4.map(|n| n.to_string()),
                 ipv6: e.ipv6.map(|n| n.to_string()),
@@ -377,7 +451,11 @@ impl Runtime {
             name: sandbox.name.clone(),
             hostname: sandbox.hostname.clone(),
             mode,
-            status: if alive { "running".into() } else { "gone".into() },
+            status: if alive {
+                "running".into()
+            } else {
+                "gone".into()
+            },
             holder_pid: holder.as_ref().map(|h| h.pid),
             holder_start_time: holder.as_ref().map(|h| h.start_time),
             netns: match &target {
@@ -386,7 +464,12 @@ impl Runtime {
                 None => None,
             },
             user_namespace: !crate::paths::is_root() && holder.is_some(),
-            log: holder.as_ref().map(|_| self.sandbox_dir(&sandbox.id).join("cmd.log").display().to_string()),
+            log: holder.as_ref().map(|_| {
+                self.sandbox_dir(&sandbox.id)
+                    .join("cmd.log")
+                    .display()
+                    .to_string()
+            }),
             command: process,
             networks,
         }
@@ -398,10 +481,16 @@ impl Runtime {
 
     /// Totals over a network's ports.
     pub(crate) fn network_counters(&self, network: &Network) -> Value {
-        let Some(snap) = self.snapshot() else { return Value::Null };
+        let Some(snap) = self.snapshot() else {
+            return Value::Null;
+        };
         let mut total = PortCounters::default();
         let mut ports = 0;
-        for p in snap.ports.iter().filter(|p| Some(p.config.segment) == network.segment) {
+        for p in snap
+            .ports
+            .iter()
+            .filter(|p| Some(p.config.segment) == network.segment)
+        {
             total.accumulate(&p.counters);
             ports += 1;
         }
@@ -412,11 +501,22 @@ impl Runtime {
 
     /// Per-container counters of a network's ports, keyed by container.
     pub(crate) fn port_counters(&self, controller: &Controller, network: &Network) -> Value {
-        let Some(snap) = self.snapshot() else { return Value::Null };
+        let Some(snap) = self.snapshot() else {
+            return Value::Null;
+        };
         let mut out = serde_json::Map::new();
-        for (endpoint_id, live) in self.ports.iter().filter(|(_, l)| l.network_id == network.id) {
-            let Some(p) = snap.ports.iter().find(|p| p.id == live.port) else { continue };
-            let name = controller.endpoint(endpoint_id).map(|e| e.name.clone()).unwrap_or_default();
+        for (endpoint_id, live) in self
+            .ports
+            .iter()
+            .filter(|(_, l)| l.network_id == network.id)
+        {
+            let Some(p) = snap.ports.iter().find(|p| p.id == live.port) else {
+                continue;
+            };
+            let name = controller
+                .endpoint(endpoint_id)
+                .map(|e| e.name.clone())
+                .unwrap_or_default();
             let mut v = counters_json(&p.counters);
             v["port"] = json!(p.id.to_string());
             v["ifname"] = json!(live.ifname);
@@ -428,8 +528,15 @@ impl Runtime {
 
     /// Ports, FDB and bridge counters, for `GET /v1/switch`.
     pub(crate) fn switch_view(&self, controller: &Controller) -> Value {
-        let Some(snap) = self.snapshot() else { return Value::Null };
-        let label = |id: PortId| snap.ports.iter().find(|p| p.id == id).map(|p| p.config.label.clone());
+        let Some(snap) = self.snapshot() else {
+            return Value::Null;
+        };
+        let label = |id: PortId| {
+            snap.ports
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| p.config.label.clone())
+        };
         let now = snap.now_nanos;
         let net_of = |seg: u32| {
             controller
@@ -483,11 +590,17 @@ fn counters_json(c: &PortCounters) -> Value {
 
 /// The holder recorded on a sandbox, if any.
 pub(crate) fn holder_of(sandbox: &Sandbox) -> Option<Holder> {
-    sandbox.labels.get(LABEL_HOLDER).and_then(|v| serde_json::from_str(v).ok())
+    sandbox
+        .labels
+        .get(LABEL_HOLDER)
+        .and_then(|v| serde_json::from_str(v).ok())
 }
 
 fn process_of(sandbox: &Sandbox) -> Option<ProcessReport> {
-    sandbox.labels.get(LABEL_PROCESS).and_then(|v| serde_json::from_str(v).ok())
+    sandbox
+        .labels
+        .get(LABEL_PROCESS)
+        .and_then(|v| serde_json::from_str(v).ok())
 }
 
 /// Where a sandbox's network namespace is: its (owner's) holder or the
@@ -508,13 +621,21 @@ fn target_alive(target: &NetnsTarget) -> bool {
 }
 
 fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     // Signal 0 only checks existence; a zombie counts as gone.
     // SAFETY: kill with signal 0 has no effect beyond the check.
     let exists = unsafe { libc::kill(pid, 0) } == 0;
     exists
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(false)
 }
 
@@ -523,12 +644,22 @@ fn process_alive(pid: u32) -> bool {
 /// daemon, which are exactly those it may have started there.
 fn kill_processes_in(holder: &Holder) {
     use std::os::unix::fs::MetadataExt;
-    let ns_of = |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok().map(|m| (m.dev(), m.ino()));
-    let Some(target) = ns_of(&holder.pid.to_string()) else { return };
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let ns_of = |pid: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let Some(target) = ns_of(&holder.pid.to_string()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
         if pid as u32 == holder.pid || ns_of(&pid.to_string()) != Some(target) {
             continue;
         }
@@ -540,6 +671,8 @@ fn kill_processes_in(holder: &Holder) {
 /// Writes a small file durably enough for our purposes (it is rewritten
 /// in place, never renamed: a bind mount pins the inode).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
-    let mut f = std::fs::File::create(path).map_err(|e| RuntimeError::Other(format!("creating {}: {e}", path.display())))?;
-    f.write_all(bytes).map_err(|e| RuntimeError::Other(format!("writing {}: {e}", path.display())))
+    let mut f = std::fs::File::create(path)
+        .map_err(|e| RuntimeError::Other(format!("creating {}: {e}", path.display())))?;
+    f.write_all(bytes)
+        .map_err(|e| RuntimeError::Other(format!("writing {}: {e}", path.display())))
 }

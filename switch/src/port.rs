@@ -190,8 +190,15 @@ mod tests {
 
     #[test]
     fn counters_accumulate() {
-        let mut a = PortCounters { rx_frames: 1, ..Default::default() };
-        let mut b = PortCounters { rx_frames: 2, tx_bytes: 5, ..Default::default() };
+        let mut a = PortCounters {
+            rx_frames: 1,
+            ..Default::default()
+        };
+        let mut b = PortCounters {
+            rx_frames: 2,
+            tx_bytes: 5,
+            ..Default::default()
+        };
         b.drops[DropReason::SpoofedMac.index()] = 3;
         a.accumulate(&b);
         assert_eq!(a.rx_frames, 3);

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// It only ever moves forward; subtracting a later instant saturates to zero
 /// rather than panicking, so a clock hiccup can never crash the data plane.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Instant(u64);
 
 impl Instant {
@@ -85,6 +87,9 @@ mod tests {
 
     #[test]
     fn display_shows_seconds_with_nanosecond_precision() {
-        assert_eq!(Instant::from_nanos(1_500_000_000).to_string(), "1.500000000s");
+        assert_eq!(
+            Instant::from_nanos(1_500_000_000).to_string(),
+            "1.500000000s"
+        );
     }
 }

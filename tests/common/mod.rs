@@ -2,6 +2,9 @@
 //! in its own temporary state directory, and cleanup that runs even when a
 //! test fails (a guard's `Drop`).
 #![allow(dead_code)] // each test binary uses a different part of it
+// Tests wait for real processes with wall-clock timeouts; only the library
+// crates must stay off the system clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,8 +20,15 @@ pub const TEST_USER: &str = "switchyard-test";
 /// Effective uid, from /proc.
 pub fn euid() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid line");
-    line.split_whitespace().nth(2).expect("effective uid").parse().expect("uid number")
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("Uid line");
+    line.split_whitespace()
+        .nth(2)
+        .expect("effective uid")
+        .parse()
+        .expect("uid number")
 }
 
 /// True when the test may run. Without root it prints a loud SKIPPED line
@@ -30,20 +40,29 @@ pub fn require_root(test: &str) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("{test} needs root and CI runs as root: run the test suite as root");
     }
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {test} needs root (namespaces, TAP devices) ***\n");
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {test} needs root (namespaces, TAP devices) ***\n"
+    );
     false
 }
 
 /// A name unique to this process and call.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs a command and returns stdout, failing the test with its output if
 /// it does not succeed.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -73,7 +92,10 @@ impl TestDaemon {
 
     /// Starts a daemon with extra arguments.
     pub fn start_with(extra: &[&str]) -> TestDaemon {
-        let dir = tempfile::Builder::new().prefix("swy-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("swy-test-")
+            .tempdir()
+            .expect("tempdir");
         let socket = dir.path().join("api.sock");
         let mut extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         if !extra_args.iter().any(|a| a == "--dns-upstream") {
@@ -82,7 +104,12 @@ impl TestDaemon {
             // listener, so forwarded names fail fast with SERVFAIL.
             extra_args.extend(["--dns-upstream".to_string(), "127.0.0.1:9".to_string()]);
         }
-        let mut d = TestDaemon { dir, socket, child: None, extra_args };
+        let mut d = TestDaemon {
+            dir,
+            socket,
+            child: None,
+            extra_args,
+        };
         d.spawn();
         d
     }
@@ -162,8 +189,14 @@ impl TestDaemon {
     /// Runs the CLI expecting failure; returns (exit code, stderr).
     pub fn fails(&self, args: &[&str]) -> (i32, String) {
         let out = self.cli(args);
-        assert!(!out.status.success(), "switchyard {args:?} unexpectedly succeeded");
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+        assert!(
+            !out.status.success(),
+            "switchyard {args:?} unexpectedly succeeded"
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Runs a command in a container; true if it exited 0.
@@ -189,9 +222,21 @@ impl TestDaemon {
 
     /// A container's IPv4 address on its first network (without prefix).
     pub fn ip_of(&self, container: &str) -> String {
-        let v: serde_json::Value = serde_json::from_str(&self.ok(&["ps", "--format", "json"])).unwrap();
-        let c = v.as_array().unwrap().iter().find(|c| c["name"] == container).expect("container listed");
-        c["networks"][0]["ipv4"].as_str().expect("has IPv4").split('/').next().unwrap().to_string()
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["ps", "--format", "json"])).unwrap();
+        let c = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == container)
+            .expect("container listed");
+        c["networks"][0]["ipv4"]
+            .as_str()
+            .expect("has IPv4")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     /// Kills the daemon with SIGKILL (no cleanup: a crash).
@@ -211,7 +256,10 @@ impl TestDaemon {
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(s) = c.try_wait().expect("wait") {
@@ -240,15 +288,22 @@ impl Drop for TestDaemon {
 /// helpers left by a test that failed midway).
 pub fn kill_processes_mentioning(path: &Path) {
     let needle = path.display().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid == std::process::id() {
             continue;
         }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmdline).contains(&needle) {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
         }
     }
 }
@@ -258,23 +313,43 @@ pub fn kill_processes_mentioning(path: &Path) {
 pub fn ensure_test_user() -> (String, String) {
     // `useradd` exits 9 when the user exists (another run or test binary).
     let status = Command::new("useradd")
-        .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER])
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            TEST_USER,
+        ])
         .stderr(Stdio::null())
         .status()
         .expect("useradd");
-    assert!(status.success() || status.code() == Some(9), "useradd {TEST_USER}: {status}");
+    assert!(
+        status.success() || status.code() == Some(9),
+        "useradd {TEST_USER}: {status}"
+    );
     // Ordinary users need read/write access to /dev/net/tun; 0666 is the
     // default on most distributions (TAPs can only be made in namespaces
     // where the caller holds CAP_NET_ADMIN), this machine ships 0600.
     run_ok(Command::new("chmod").args(["0666", "/dev/net/tun"]));
-    let uid = run_ok(Command::new("id").args(["-u", TEST_USER])).trim().to_string();
-    let gid = run_ok(Command::new("id").args(["-g", TEST_USER])).trim().to_string();
+    let uid = run_ok(Command::new("id").args(["-u", TEST_USER]))
+        .trim()
+        .to_string();
+    let gid = run_ok(Command::new("id").args(["-g", TEST_USER]))
+        .trim()
+        .to_string();
     (uid, gid)
 }
 
 /// A `Command` that runs `program` as the unprivileged test user.
 pub fn as_test_user(uid: &str, gid: &str, program: &str) -> Command {
     let mut c = Command::new("setpriv");
-    c.args([&format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "env", "HOME=/tmp"]).arg(program);
+    c.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        "env",
+        "HOME=/tmp",
+    ])
+    .arg(program);
     c
 }

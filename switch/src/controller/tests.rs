@@ -687,7 +687,10 @@ fn sandbox_names_are_unique_and_rename_follows_endpoints() {
         ControllerError::SandboxExists { .. }
     ));
     let s = c.rename_sandbox("web", "www").unwrap();
-    assert_eq!(s.hostname, "web", "the hostname inside does not change, as with docker rename");
+    assert_eq!(
+        s.hostname, "web",
+        "the hostname inside does not change, as with docker rename"
+    );
     assert_eq!(c.endpoint(&e.id).unwrap().name, "www");
 }
 

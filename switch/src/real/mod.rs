@@ -46,7 +46,9 @@ mod ns;
 mod nsenter;
 mod tap;
 
-pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError, IoCounters, PortIo, PortSnapshot, Snapshot};
+pub use dataplane::{
+    Dataplane, DataplaneConfig, DataplaneError, IoCounters, PortIo, PortSnapshot, Snapshot,
+};
 pub use error::{RealError, Result};
 pub use exec::{command_in, Join};
 pub use holder::{spawn_holder, Holder, HolderMode, HolderSpec, HOLDER_READY_TIMEOUT_SECS};
