@@ -90,6 +90,14 @@ pub struct DaemonArgs {
     /// measuring what offloads are worth).
     #[arg(long)]
     pub no_offload: bool,
+    /// Keep the data plane polling this many microseconds after the last
+    /// frame before it sleeps: faster request/response between containers,
+    /// at the cost of CPU (0 = off; see benches/README.md).
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    pub busy_poll_us: u64,
+    /// The same for the DNS server thread.
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    pub dns_busy_poll_us: u64,
     /// Docker-style default address pool, `base=CIDR,size=N` (repeatable;
     /// replaces the defaults; only read when the state is first created).
     #[arg(long = "default-address-pool")]

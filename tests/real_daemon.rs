@@ -585,3 +585,17 @@ echo ROOTLESS DAEMON PASSED
         "b resolves: {stdout}"
     );
 }
+
+#[test]
+fn a_busy_polling_daemon_forwards_and_resolves_as_usual() {
+    if !require_root("busy_poll") {
+        return;
+    }
+    let d = TestDaemon::start_with(&["--busy-poll-us", "50", "--dns-busy-poll-us", "50"]);
+    d.ok(&["network", "create", "n1", "--subnet", "10.41.0.0/24"]);
+    d.container("a", &["--network", "n1"]);
+    d.container("b", &["--network", "n1", "--ip", "10.41.0.9"]);
+    assert!(d.ping("a", "10.41.0.9", 2));
+    let out = d.ok(&["exec", "a", "--", "getent", "hosts", "b"]);
+    assert!(out.starts_with("10.41.0.9"), "{out}");
+}

@@ -93,6 +93,8 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         offload: !args.no_offload,
         dns_upstreams: args.dns_upstream.clone(),
         dns_ttl: args.dns_ttl,
+        busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
+        dns_busy_poll: std::time::Duration::from_micros(args.dns_busy_poll_us),
     })
     .context("starting the data plane")?;
     let daemon = Arc::new(Daemon {

@@ -40,6 +40,10 @@ pub(crate) struct RuntimeOptions {
     pub dns_upstreams: Vec<String>,
     /// TTL of local DNS answers.
     pub dns_ttl: u32,
+    /// Data-plane busy-poll window (zero: off).
+    pub busy_poll: std::time::Duration,
+    /// DNS thread busy-poll window (zero: off).
+    pub dns_busy_poll: std::time::Duration,
 }
 
 /// Why the runtime could not realise a change.
@@ -102,10 +106,16 @@ impl Runtime {
             use rand_chacha::rand_core::{RngCore, SeedableRng};
             rand_chacha::ChaCha20Rng::from_os_rng().next_u64()
         };
-        let bridge = switchyard_switch::bridge::BridgeConfig { hash_seed, ..Default::default() };
-        let dataplane = Dataplane::start(DataplaneConfig { bridge })?;
-        let dns =
-            DnsServer::start(&opts.dns_upstreams, opts.dns_ttl).map_err(RuntimeError::User)?;
+        let bridge = switchyard_switch::bridge::BridgeConfig {
+            hash_seed,
+            ..Default::default()
+        };
+        let dataplane = Dataplane::start(DataplaneConfig {
+            bridge,
+            busy_poll: opts.busy_poll,
+        })?;
+        let dns = DnsServer::start(&opts.dns_upstreams, opts.dns_ttl, opts.dns_busy_poll)
+            .map_err(RuntimeError::User)?;
         Ok(Runtime {
             opts,
             dataplane: Some(dataplane),

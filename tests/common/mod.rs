@@ -1,7 +1,8 @@
 //! Shared harness for the real-mode tests: root checks, a daemon per test
 //! in its own temporary state directory, and cleanup that runs even when a
 //! test fails (a guard's `Drop`).
-#![allow(dead_code)] // each test binary uses a different part of it
+#![allow(dead_code)]
+// each test binary uses a different part of it
 // Tests wait for real processes with wall-clock timeouts; only the library
 // crates must stay off the system clock.
 #![allow(clippy::disallowed_methods)]
