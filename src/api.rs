@@ -68,6 +68,9 @@ pub struct ContainerCreateRequest {
 pub struct ProcessReport {
     /// Host pid of the command.
     pub pid: u32,
+    /// Its start time (field 22 of `/proc/PID/stat`), so a later process
+    /// that reuses the pid is never taken for it.
+    pub start_time: Option<u64>,
     /// The command line.
     pub command: Vec<String>,
     /// Exit status, once it has exited.

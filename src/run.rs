@@ -106,6 +106,7 @@ pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
             &info.id,
             &ProcessReport {
                 pid: child.id(),
+                start_time: start_time_of(child.id()),
                 command: a.command.clone(),
                 exit_code: None,
             },
@@ -131,6 +132,7 @@ pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
         &info.id,
         &ProcessReport {
             pid: child.id(),
+            start_time: start_time_of(child.id()),
             command: a.command.clone(),
             exit_code: None,
         },
@@ -151,12 +153,18 @@ pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
             &info.id,
             &ProcessReport {
                 pid: child.id(),
+                start_time: None,
                 command: a.command,
                 exit_code: Some(code),
             },
         );
     }
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// The start time of a process we just spawned (see [`ProcessReport`]).
+fn start_time_of(pid: u32) -> Option<u64> {
+    Holder::from_pid(pid).ok().map(|h| h.start_time)
 }
 
 fn spawn_error(argv: &[String], e: std::io::Error) -> ClientError {

@@ -599,3 +599,177 @@ fn a_busy_polling_daemon_forwards_and_resolves_as_usual() {
     let out = d.ok(&["exec", "a", "--", "getent", "hosts", "b"]);
     assert!(out.starts_with("10.41.0.9"), "{out}");
 }
+
+/// `ip netns` namespace removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn add() -> Netns {
+        let ns = Netns(unique("swyn"));
+        run_ok(Command::new("ip").args(["netns", "add", &ns.0]));
+        run_ok(Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]));
+        ns
+    }
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn rm_stops_processes_inside_even_after_the_holder_died() {
+    if !require_root("rm_after_holder_died") {
+        return;
+    }
+    let d = TestDaemon::start();
+    d.container("a", &[]);
+    d.ok(&[
+        "exec",
+        "a",
+        "--",
+        "sh",
+        "-c",
+        "setsid sleep 4343 >/dev/null 2>&1 &",
+    ]);
+    let v: Value = serde_json::from_str(&d.ok(&["ps", "--format", "json"])).unwrap();
+    let holder = v[0]["holder_pid"].as_u64().unwrap().to_string();
+    run_ok(Command::new("kill").args(["-KILL", &holder]));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    d.ok(&["rm", "-f", "a"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let left = run_ok(Command::new("ps").args(["-eo", "args"]));
+    assert!(
+        !left.lines().any(|l| l.trim() == "sleep 4343"),
+        "the process inside was stopped"
+    );
+}
+
+#[test]
+fn a_recreated_namespace_at_the_same_path_is_not_taken_for_the_adopted_one() {
+    if !require_root("recreated_netns") {
+        return;
+    }
+    let ns = Netns::add();
+    let mut d = TestDaemon::start();
+    d.ok(&["network", "create", "n1", "--subnet", "10.42.0.0/24"]);
+    d.ok(&[
+        "attach",
+        "adopted",
+        "--netns",
+        &ns.path(),
+        "--network",
+        "n1",
+    ]);
+    d.kill9();
+    // Same path, different namespace.
+    run_ok(Command::new("ip").args(["netns", "del", &ns.0]));
+    run_ok(Command::new("ip").args(["netns", "add", &ns.0]));
+    d.restart();
+    let links = run_ok(Command::new("ip").args(["-n", &ns.0, "-o", "link"]));
+    assert!(
+        !links.contains("eth0"),
+        "nothing was put into the new namespace: {links}"
+    );
+    assert!(
+        d.ok(&["ps", "-q"]).trim().is_empty(),
+        "the adopted container was removed as lost"
+    );
+}
+
+#[test]
+fn attach_leaves_the_namespaces_own_interfaces_and_route_alone() {
+    if !require_root("attach_existing_eth0") {
+        return;
+    }
+    let ns = Netns::add();
+    let peer = unique("swyp");
+    run_ok(Command::new("ip").args([
+        "-n", &ns.0, "link", "add", "eth0", "type", "veth", "peer", "name", &peer,
+    ]));
+    run_ok(Command::new("ip").args(["-n", &ns.0, "addr", "add", "192.0.2.5/24", "dev", "eth0"]));
+    run_ok(Command::new("ip").args(["-n", &ns.0, "link", "set", "eth0", "up"]));
+    run_ok(Command::new("ip").args(["-n", &ns.0, "route", "add", "default", "via", "192.0.2.1"]));
+    let d = TestDaemon::start();
+    d.ok(&["network", "create", "n1", "--subnet", "10.43.0.0/24"]);
+    d.container("a", &["--network", "n1"]);
+    d.ok(&[
+        "attach",
+        "adopted",
+        "--netns",
+        &ns.path(),
+        "--network",
+        "n1",
+        "--ip",
+        "10.43.0.99",
+    ]);
+    let addrs = run_ok(Command::new("ip").args(["-n", &ns.0, "-o", "addr"]));
+    assert!(
+        addrs
+            .lines()
+            .any(|l| l.contains("eth0") && l.contains("192.0.2.5/24")),
+        "theirs stays: {addrs}"
+    );
+    assert!(
+        !addrs
+            .lines()
+            .any(|l| l.contains("eth0") && l.contains("10.43.")),
+        "ours is not on their eth0: {addrs}"
+    );
+    assert!(
+        addrs.contains("eth1") && addrs.contains("10.43.0.99/24"),
+        "ours is eth1: {addrs}"
+    );
+    let route = run_ok(Command::new("ip").args(["-n", &ns.0, "route", "show", "default"]));
+    assert!(
+        route.contains("via 192.0.2.1 dev eth0"),
+        "their default route stays: {route}"
+    );
+    assert!(d.ping("a", "10.43.0.99", 2));
+    d.ok(&["rm", "adopted"]);
+    let links = run_ok(Command::new("ip").args(["-n", &ns.0, "-o", "link"]));
+    assert!(
+        links.contains("eth0") && !links.contains("eth1"),
+        "only ours went: {links}"
+    );
+}
+
+#[test]
+fn restarting_without_offloads_keeps_tcp_working() {
+    if !require_root("restart_no_offload") {
+        return;
+    }
+    let mut d = TestDaemon::start();
+    d.ok(&["network", "create", "n1", "--subnet", "10.44.0.0/24"]);
+    d.container("srv", &["--network", "n1", "--ip", "10.44.0.2"]);
+    d.container("cli", &["--network", "n1"]);
+    // Same state, restarted without offloads: the persistent TAPs must
+    // lose theirs too.
+    d.restart_with(&["--no-offload"]);
+    d.ok(&[
+        "exec", "srv", "--", "iperf3", "-s", "-D", "-1", "-p", "5202",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let v: Value = serde_json::from_str(&d.ok(&[
+        "exec",
+        "cli",
+        "--",
+        "iperf3",
+        "-c",
+        "10.44.0.2",
+        "-p",
+        "5202",
+        "-t",
+        "1",
+        "-J",
+    ]))
+    .unwrap();
+    assert!(
+        v["end"]["sum_received"]["bytes"].as_u64().unwrap() > 1_000_000,
+        "TCP flows after the restart"
+    );
+}

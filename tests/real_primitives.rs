@@ -275,6 +275,7 @@ fn wire_pair(a: &Sandbox, b: &Sandbox, net: u8, a_vnet: bool, b_vnet: bool) -> C
             TapOptions {
                 vnet_hdr: a_vnet,
                 persist: false,
+                exclusive: false,
             },
         )
         .expect("tap a");
@@ -284,6 +285,7 @@ fn wire_pair(a: &Sandbox, b: &Sandbox, net: u8, a_vnet: bool, b_vnet: bool) -> C
             TapOptions {
                 vnet_hdr: b_vnet,
                 persist: false,
+                exclusive: false,
             },
         )
         .expect("tap b");
@@ -414,6 +416,7 @@ fn tap_is_created_in_the_sandbox_and_configured_by_netlink() {
             TapOptions {
                 vnet_hdr: true,
                 persist: false,
+                exclusive: false,
             },
         )
         .expect("create tap");
@@ -533,6 +536,7 @@ fn a_persistent_tap_survives_its_descriptors_and_is_reattached_by_name() {
                 TapOptions {
                     vnet_hdr: true,
                     persist: true,
+                    exclusive: false,
                 },
             )
             .unwrap();
@@ -554,6 +558,7 @@ fn a_persistent_tap_survives_its_descriptors_and_is_reattached_by_name() {
             TapOptions {
                 vnet_hdr: true,
                 persist: true,
+                exclusive: false,
             },
         )
         .expect("re-attach by name");
@@ -564,6 +569,7 @@ fn a_persistent_tap_survives_its_descriptors_and_is_reattached_by_name() {
             TapOptions {
                 vnet_hdr: true,
                 persist: true,
+                exclusive: false,
             },
         )
         .unwrap_err();
@@ -915,6 +921,7 @@ fn rootless_scenario() {
                 TapOptions {
                     vnet_hdr: false,
                     persist: true,
+                    exclusive: false,
                 },
             )
             .unwrap(),
@@ -926,4 +933,37 @@ fn rootless_scenario() {
     assert!(!s.link_exists("keep0").unwrap());
     drop(copier);
     println!("ROOTLESS SCENARIO PASSED");
+}
+
+#[test]
+fn exclusive_creation_never_takes_over_an_existing_interface() {
+    if !require_root("exclusive_tap") {
+        return;
+    }
+    let sbx = Sandbox::start(HolderMode::Private);
+    let session = sbx.session();
+    let exclusive = TapOptions {
+        vnet_hdr: true,
+        persist: true,
+        exclusive: true,
+    };
+    let fd = session
+        .create_tap("excl0", exclusive)
+        .expect("first creation");
+    drop(fd);
+    // Persistent and closed: a plain re-attach works, an exclusive one not.
+    let err = session.create_tap("excl0", exclusive).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    let err = session.create_tap("lo", exclusive).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    let again = session.create_tap(
+        "excl0",
+        TapOptions {
+            exclusive: false,
+            ..exclusive
+        },
+    );
+    assert!(again.is_ok(), "a restart re-attaches: {:?}", again.err());
+    drop(again);
+    session.delete_tap("excl0").unwrap();
 }

@@ -217,11 +217,15 @@ fn remove_network(inner: &mut Inner, key: &str) -> ApiResult {
 }
 
 fn connect(inner: &mut Inner, key: &str, req: ConnectRequest) -> ApiResult {
+    let ifname = inner
+        .runtime
+        .interface_name_for(&inner.controller, &req.container)?;
     let spec = EndpointSpec {
         ipv4: req.ip,
         ipv6: req.ip6,
         aliases: req.aliases,
         mac: None,
+        ifname,
     };
     let endpoint = inner.controller.connect(key, &req.container, spec)?;
     if let Err(e) = inner.runtime.apply(&mut inner.controller) {
@@ -281,6 +285,9 @@ fn create_container(inner: &mut Inner, req: ContainerCreateRequest) -> ApiResult
                 ipv6: req.ip6,
                 aliases: req.aliases.clone(),
                 mac: None,
+                ifname: inner
+                    .runtime
+                    .interface_name_for(&inner.controller, &sandbox.id)?,
             };
             inner.controller.connect(n, &sandbox.id, spec)?;
         }

@@ -24,7 +24,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use switchyard_ipam::{DefaultPool, IpamConfig};
+use switchyard_ipam::DefaultPool;
 use switchyard_switch::controller::ControllerOptions;
 use switchyard_switch::{Controller, DriverRegistry, FileStore, StoreError};
 
@@ -77,12 +77,12 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e).context("opening the state directory"),
     };
-    let ipam = parse_default_pools(&args.default_address_pools)?;
+    let options = parse_default_pools(&args.default_address_pools)?;
     let controller = Controller::open(
         Box::new(store),
         DriverRegistry::builtin(),
         Box::new(ChaCha20Rng::from_os_rng()),
-        ControllerOptions { ipam },
+        options,
     )
     .context("opening the controller state")?;
 
@@ -173,11 +173,35 @@ fn serve(daemon: Arc<Daemon>, mut stream: UnixStream) {
     let _ = crate::http::write_response(&mut stream, &resp);
 }
 
-/// Binds the API socket with mode 0600 in a 0700 directory. A socket file
-/// left by a dead daemon is replaced; one a live daemon answers on is not.
+/// Binds the API socket, mode 0600 from birth (bound under umask 077). The
+/// default directory (`$XDG_RUNTIME_DIR/switchyard`, `/run/switchyard`, or
+/// `/tmp/switchyard-UID` without XDG) is created 0700 and must be ours and
+/// private: a predictable path another user made first is refused, not
+/// trusted. A socket file left by a dead daemon is replaced; one a live
+/// daemon answers on is not.
 fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        if dir == paths::runtime_dir() {
+            let meta =
+                std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+            if meta.uid() != paths::euid() {
+                anyhow::bail!(
+                    "{} belongs to uid {}, not to us; remove it or pass --socket in a directory of your own",
+                    dir.display(),
+                    meta.uid()
+                );
+            }
+            if meta.mode() & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("making {} private", dir.display()))?;
+            }
+        }
     }
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
@@ -189,33 +213,33 @@ fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
         std::fs::remove_file(path)
             .with_context(|| format!("removing stale socket {}", path.display()))?;
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    // Still single-threaded here, so the process-wide umask is ours to set
+    // for the bind and put back.
+    // SAFETY: umask has no preconditions.
+    let old = unsafe { libc::umask(0o077) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = bound.with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("setting mode 0600 on {}", path.display()))?;
     Ok(listener)
 }
 
-fn parse_default_pools(args: &[String]) -> anyhow::Result<Option<IpamConfig>> {
-    if args.is_empty() {
-        return Ok(None);
-    }
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
+/// Splits `--default-address-pool` values by family; a family not given
+/// keeps its defaults.
+fn parse_default_pools(args: &[String]) -> anyhow::Result<ControllerOptions> {
+    let mut options = ControllerOptions::default();
     for a in args {
         let pool: DefaultPool = a
             .parse()
             .map_err(|e| anyhow::anyhow!("--default-address-pool {a}: {e}"))?;
-        if pool.base.is_ipv4() {
-            v4.push(pool);
+        let list = if pool.base.is_ipv4() {
+            &mut options.v4_pools
         } else {
-            v6.push(pool);
-        }
+            &mut options.v6_pools
+        };
+        list.get_or_insert_with(Vec::new).push(pool);
     }
-    let mut config = IpamConfig::docker_defaults("fd00::/48".parse().expect("valid"));
-    config.v4_pools = v4;
-    if !v6.is_empty() {
-        config.v6_pools = v6;
-    }
-    Ok(Some(config))
+    Ok(options)
 }

@@ -18,14 +18,18 @@ use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
 use switchyard_switch::driver::Attachment as PortAttachment;
 use switchyard_switch::real::{
     configure_interface, remove_default_routes, spawn_holder, Dataplane, DataplaneConfig,
-    DataplaneError, Holder, HolderMode, HolderSpec, NetnsTarget, NsSession, PortIo, RealError,
-    TapOptions,
+    DataplaneError, Holder, HolderMode, HolderSpec, NetnsTarget, NsKind, NsSession, PortIo,
+    RealError, TapOptions,
 };
 use switchyard_switch::{Change, Controller, ControllerError, PortCounters, PortId};
 
 const LABEL_HOLDER: &str = "switchyard.holder";
 const LABEL_NETNS: &str = "switchyard.netns";
 const LABEL_PROCESS: &str = "switchyard.process";
+/// Identity (`dev:inode`) of an adopted namespace, checked before every use
+/// so a reused `/proc/PID/ns/net` or a recreated `ip netns` name is never
+/// mistaken for the namespace we were given.
+const LABEL_NETNS_ID: &str = "switchyard.netns.id";
 
 /// What the runtime is configured with.
 #[derive(Debug, Clone)]
@@ -95,6 +99,16 @@ pub(crate) struct Runtime {
     dns: DnsServer,
     /// Endpoint id → its port.
     ports: BTreeMap<String, LivePort>,
+    /// Sandbox id → an open descriptor of its holder's mount namespace,
+    /// taken while the holder was known alive. Holding it keeps the
+    /// namespace (and so its identity) from being freed and reused, so
+    /// "every process in this namespace" can never mean someone else's.
+    mount_pins: BTreeMap<String, std::fs::File>,
+    /// Sandbox id → an open descriptor of an adopted network namespace,
+    /// taken after checking its identity against the one recorded at
+    /// `attach`. Every later operation goes through it
+    /// (`/proc/<daemon>/fd/<n>`), never through the path again.
+    netns_pins: BTreeMap<String, std::fs::File>,
 }
 
 impl Runtime {
@@ -121,6 +135,8 @@ impl Runtime {
             dataplane: Some(dataplane),
             dns,
             ports: BTreeMap::new(),
+            mount_pins: BTreeMap::new(),
+            netns_pins: BTreeMap::new(),
         })
     }
 
@@ -155,10 +171,33 @@ impl Runtime {
                     path.display()
                 )));
             }
+            let id = ns_identity(path).ok_or_else(|| {
+                RuntimeError::User(format!(
+                    "--netns {}: not a namespace we can read",
+                    path.display()
+                ))
+            })?;
+            if Some(id) == ns_identity(Path::new("/proc/self/ns/net")) {
+                return Err(RuntimeError::User(format!(
+                    "--netns {} is the daemon's own network namespace; give a container's namespace",
+                    path.display()
+                )));
+            }
             // Prove we can enter it before recording anything.
             NsSession::open(&self.opts.exe, &NetnsTarget::Path(path.to_path_buf()))?;
             labels.insert(LABEL_NETNS.to_string(), path.display().to_string());
+            labels.insert(LABEL_NETNS_ID.to_string(), format!("{}:{}", id.0, id.1));
             controller.set_sandbox_labels(sandbox_id, labels)?;
+            let sandbox = controller
+                .sandbox_by_id(sandbox_id)
+                .cloned()
+                .expect("labelled just now");
+            if !self.pin_netns(&sandbox) {
+                return Err(RuntimeError::User(format!(
+                    "--netns {} changed while it was being adopted; try again",
+                    path.display()
+                )));
+            }
             return Ok(());
         }
         let mode = match &sandbox.mode {
@@ -203,6 +242,7 @@ impl Runtime {
             let _ = holder.terminate();
             return Err(e.into());
         }
+        self.pin_mount_namespace(sandbox_id, &holder);
         tracing::info!(sandbox = %sandbox.name, pid = holder.pid, "sandbox namespaces ready");
         Ok(())
     }
@@ -224,7 +264,9 @@ impl Runtime {
 
     fn apply_one(&mut self, controller: &Controller, change: &Change) -> Result<(), RuntimeError> {
         match change {
-            Change::EndpointJoined { endpoint_id } => self.attach_endpoint(controller, endpoint_id),
+            Change::EndpointJoined { endpoint_id } => {
+                self.attach_endpoint(controller, endpoint_id, false)
+            }
             Change::EndpointLeft { endpoint } => {
                 let Some(live) = self.ports.remove(&endpoint.id) else {
                     return Ok(());
@@ -249,7 +291,7 @@ impl Runtime {
                 let Some(sandbox) = controller.sandbox_by_id(&endpoint.sandbox_id) else {
                     return Ok(());
                 };
-                let Some(target) = target_of(controller, sandbox) else {
+                let Some(target) = self.target_of(controller, sandbox) else {
                     return Ok(());
                 };
                 let netlink = NsSession::open(&self.opts.exe, &target)?.netlink()?;
@@ -261,11 +303,19 @@ impl Runtime {
                 Ok(())
             }
             Change::SandboxRemoved { sandbox } => {
+                // Everything started inside (run, exec, their children)
+                // shares the holder's mount namespace; stop it all, or a
+                // stray process would keep the network namespace alive.
+                if let Some(pin) = self.mount_pins.remove(&sandbox.id) {
+                    kill_processes_in(&pin);
+                } else if holder_of(sandbox).is_some() {
+                    tracing::warn!(
+                        container = %sandbox.name,
+                        "its holder died while the daemon was down: processes still inside (if any) cannot be identified safely and are left running"
+                    );
+                }
+                self.netns_pins.remove(&sandbox.id);
                 if let Some(holder) = holder_of(sandbox) {
-                    // Everything started inside (run, exec, their children)
-                    // shares the holder's mount namespace; stop it all, or a
-                    // stray process would keep the network namespace alive.
-                    kill_processes_in(&holder);
                     holder.terminate()?;
                 }
                 let _ = std::fs::remove_dir_all(self.sandbox_dir(&sandbox.id));
@@ -278,12 +328,16 @@ impl Runtime {
         }
     }
 
-    /// Creates (or, after a restart, re-opens) an endpoint's TAP inside its
-    /// sandbox, configures it, and plugs it into the switch.
+    /// Creates (or, when `restoring` after a restart, re-opens) an
+    /// endpoint's TAP inside its sandbox, configures it, and plugs it into
+    /// the switch. In an adopted namespace a new TAP is created
+    /// exclusively (someone else's interface is never taken over) and an
+    /// existing default route is left alone.
     fn attach_endpoint(
         &mut self,
         controller: &Controller,
         endpoint_id: &str,
+        restoring: bool,
     ) -> Result<(), RuntimeError> {
         let Some(plan) = controller.plan_port(endpoint_id) else {
             return Ok(());
@@ -297,22 +351,38 @@ impl Runtime {
             .ok_or_else(|| {
                 RuntimeError::Other(format!("sandbox of endpoint {endpoint_id} vanished"))
             })?;
-        let target = target_of(controller, sandbox).ok_or_else(|| {
+        let target = self.target_of(controller, sandbox).ok_or_else(|| {
             RuntimeError::Other(format!(
                 "container {} has no namespace to put {} in",
                 sandbox.name, endpoint.ifname
             ))
         })?;
         let PortAttachment::SandboxInterface(iface) = &plan.attachment;
+        let adopted = matches!(target, NetnsTarget::Path(_));
         let session = NsSession::open(&self.opts.exe, &target)?;
         let tap = session.create_tap(
             &iface.ifname,
             TapOptions {
                 vnet_hdr: self.opts.offload,
                 persist: true,
+                exclusive: adopted && !restoring,
             },
         )?;
-        if let Err(e) = configure_interface(&session.netlink()?, iface) {
+        let netlink = session.netlink()?;
+        let mut iface = iface.clone();
+        if adopted && iface.default_route {
+            // The namespace's owner may route it already: keep theirs.
+            let ours = netlink.link_index(&iface.ifname)?;
+            if netlink
+                .list_default_routes()?
+                .iter()
+                .any(|r| r.index != ours)
+            {
+                iface.default_route = false;
+            }
+        }
+        let iface = &iface;
+        if let Err(e) = configure_interface(&netlink, iface) {
             let _ = session.delete_tap(&iface.ifname);
             return Err(e.into());
         }
@@ -343,7 +413,13 @@ impl Runtime {
         controller.take_changes();
         let sandboxes: Vec<Sandbox> = controller.sandboxes().cloned().collect();
         for sandbox in &sandboxes {
-            let alive = match target_of(controller, sandbox) {
+            if sandbox.labels.contains_key(LABEL_NETNS) {
+                self.pin_netns(sandbox);
+            }
+            if let Some(holder) = holder_of(sandbox) {
+                self.pin_mount_namespace(&sandbox.id, &holder);
+            }
+            let alive = match self.target_of(controller, sandbox) {
                 Some(t) => target_alive(&t),
                 None => sandbox.mode == NetnsMode::Host,
             };
@@ -361,13 +437,110 @@ impl Runtime {
         }
         let endpoints: Vec<String> = controller.endpoints().map(|e| e.id.clone()).collect();
         for id in endpoints {
-            if let Err(e) = self.attach_endpoint(controller, &id) {
+            if let Err(e) = self.attach_endpoint(controller, &id, true) {
                 tracing::error!(endpoint = %id, error = %e, "could not restore a port");
                 eprintln!("switchyard: could not restore a port: {e}");
             }
         }
         self.dns.sync(controller);
         Ok(())
+    }
+
+    /// Where a sandbox's network namespace is: its (owner's) holder, or the
+    /// pinned adopted namespace. `None` for host sandboxes, and for adopted
+    /// ones whose namespace could not be verified (gone, or replaced).
+    pub(crate) fn target_of(
+        &self,
+        controller: &Controller,
+        sandbox: &Sandbox,
+    ) -> Option<NetnsTarget> {
+        use std::os::fd::AsRawFd;
+        let owner = controller.namespace_owner(sandbox);
+        if owner.labels.contains_key(LABEL_NETNS) {
+            let pin = self.netns_pins.get(&owner.id)?;
+            return Some(NetnsTarget::Path(PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                pin.as_raw_fd()
+            ))));
+        }
+        holder_of(owner).map(NetnsTarget::Holder)
+    }
+
+    /// Opens an adopted namespace and keeps it if it is still the one
+    /// recorded at `attach`. False (and nothing kept) otherwise.
+    fn pin_netns(&mut self, sandbox: &Sandbox) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Some(path), Some(expected)) = (
+            sandbox.labels.get(LABEL_NETNS),
+            sandbox.labels.get(LABEL_NETNS_ID),
+        ) else {
+            return false;
+        };
+        let Ok(file) = std::fs::File::open(path) else {
+            return false;
+        };
+        let Ok(meta) = file.metadata() else {
+            return false;
+        };
+        if &format!("{}:{}", meta.dev(), meta.ino()) != expected {
+            tracing::warn!(container = %sandbox.name, %path, "the namespace at this path is not the one adopted; not touching it");
+            return false;
+        }
+        self.netns_pins.insert(sandbox.id.clone(), file);
+        true
+    }
+
+    /// Keeps a descriptor of a live holder's mount namespace (see
+    /// `mount_pins`). The holder is checked alive (pid and start time)
+    /// after opening, so the descriptor cannot belong to a reused pid.
+    fn pin_mount_namespace(&mut self, sandbox_id: &str, holder: &Holder) {
+        if !holder.is_alive() {
+            return;
+        }
+        let Ok(file) = std::fs::File::open(holder.ns_path(NsKind::Mount)) else {
+            return;
+        };
+        if holder.is_alive() {
+            self.mount_pins.insert(sandbox_id.to_string(), file);
+        }
+    }
+
+    /// The interface name a new endpoint of `sandbox_key` must use: `None`
+    /// (the controller's lowest free `ethN`) for our own namespaces; for an
+    /// adopted one, the lowest `ethN` that neither our endpoints nor the
+    /// namespace's own interfaces use.
+    pub(crate) fn interface_name_for(
+        &self,
+        controller: &Controller,
+        sandbox_key: &str,
+    ) -> Result<Option<String>, RuntimeError> {
+        let Ok(sandbox) = controller.sandbox(sandbox_key) else {
+            return Ok(None);
+        };
+        let owner = controller.namespace_owner(sandbox);
+        if !owner.labels.contains_key(LABEL_NETNS) {
+            return Ok(None);
+        }
+        let Some(target) = self.target_of(controller, sandbox) else {
+            return Ok(None);
+        };
+        let session = NsSession::open(&self.opts.exe, &target)?;
+        let ours: Vec<String> = controller
+            .endpoints_of_sandbox(&owner.id)
+            .iter()
+            .map(|e| e.ifname.clone())
+            .collect();
+        for i in 0..256 {
+            let name = format!("eth{i}");
+            if !ours.contains(&name) && !session.link_exists(&name)? {
+                return Ok(Some(name));
+            }
+        }
+        Err(RuntimeError::User(format!(
+            "container {}: no free ethN interface name in its namespace",
+            sandbox.name
+        )))
     }
 
     /// Refuses to remove a container whose command still runs, unless
@@ -379,7 +552,7 @@ impl Runtime {
         force: bool,
     ) -> Result<(), RuntimeError> {
         if let Some(p) = process_of(sandbox) {
-            if !force && p.exit_code.is_none() && process_alive(p.pid) {
+            if !force && p.exit_code.is_none() && command_alive(&p) {
                 return Err(RuntimeError::User(format!(
                     "container {} is running `{}` (pid {}); stop it first or use rm -f",
                     sandbox.name,
@@ -412,7 +585,7 @@ impl Runtime {
         controller: &Controller,
         sandbox: &Sandbox,
     ) -> ContainerInfo {
-        let target = target_of(controller, sandbox);
+        let target = self.target_of(controller, sandbox);
         let alive = match &target {
             Some(t) => target_alive(t),
             None => sandbox.mode == NetnsMode::Host,
@@ -452,7 +625,7 @@ impl Runtime {
             .collect();
         let mut process = process_of(sandbox);
         if let Some(p) = &mut process {
-            if p.exit_code.is_none() && !process_alive(p.pid) {
+            if p.exit_code.is_none() && !command_alive(p) {
                 p.exit_code = Some(-1);
             }
         }
@@ -470,7 +643,11 @@ impl Runtime {
             holder_start_time: holder.as_ref().map(|h| h.start_time),
             netns: match &target {
                 Some(NetnsTarget::Holder(h)) => Some(format!("/proc/{}/ns/net", h.pid)),
-                Some(NetnsTarget::Path(p)) => Some(p.display().to_string()),
+                Some(NetnsTarget::Path(_)) => controller
+                    .namespace_owner(sandbox)
+                    .labels
+                    .get(LABEL_NETNS)
+                    .cloned(),
                 None => None,
             },
             user_namespace: !crate::paths::is_root() && holder.is_some(),
@@ -613,20 +790,29 @@ fn process_of(sandbox: &Sandbox) -> Option<ProcessReport> {
         .and_then(|v| serde_json::from_str(v).ok())
 }
 
-/// Where a sandbox's network namespace is: its (owner's) holder or the
-/// adopted path. `None` for host sandboxes.
-pub(crate) fn target_of(controller: &Controller, sandbox: &Sandbox) -> Option<NetnsTarget> {
-    let owner = controller.namespace_owner(sandbox);
-    if let Some(path) = owner.labels.get(LABEL_NETNS) {
-        return Some(NetnsTarget::Path(PathBuf::from(path)));
-    }
-    holder_of(owner).map(NetnsTarget::Holder)
+/// `(device, inode)` of a namespace file: what tells two namespaces apart.
+fn ns_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn target_alive(target: &NetnsTarget) -> bool {
     match target {
         NetnsTarget::Holder(h) => h.is_alive(),
         NetnsTarget::Path(p) => p.exists(),
+    }
+}
+
+/// Whether a reported command still runs: the same pid *and* start time
+/// (reports without a start time fall back to the pid alone).
+fn command_alive(p: &ProcessReport) -> bool {
+    match p.start_time {
+        Some(start_time) => Holder {
+            pid: p.pid,
+            start_time,
+        }
+        .is_alive(),
+        None => process_alive(p.pid),
     }
 }
 
@@ -649,19 +835,14 @@ fn process_alive(pid: u32) -> bool {
             .unwrap_or(false)
 }
 
-/// SIGKILLs every process (but the holder) in the holder's mount
-/// namespace. Only processes of our own user are visible to a rootless
-/// daemon, which are exactly those it may have started there.
-fn kill_processes_in(holder: &Holder) {
+/// SIGKILLs every process in the mount namespace `pin` refers to. The pin
+/// keeps that namespace alive, so its identity cannot have been reused by
+/// another namespace. Only processes of our own user are visible to a
+/// rootless daemon, which are exactly those it may have started there.
+fn kill_processes_in(pin: &std::fs::File) {
     use std::os::unix::fs::MetadataExt;
-    let ns_of = |pid: &str| {
-        std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
-            .ok()
-            .map(|m| (m.dev(), m.ino()))
-    };
-    let Some(target) = ns_of(&holder.pid.to_string()) else {
-        return;
-    };
+    let Ok(meta) = pin.metadata() else { return };
+    let target = (meta.dev(), meta.ino());
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -670,11 +851,13 @@ fn kill_processes_in(holder: &Holder) {
         let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        if pid as u32 == holder.pid || ns_of(&pid.to_string()) != Some(target) {
+        if pid as u32 == std::process::id() {
             continue;
         }
-        // SAFETY: sending SIGKILL to a process we just saw inside the sandbox.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        if ns_identity(Path::new(&format!("/proc/{pid}/ns/mnt"))) == Some(target) {
+            // SAFETY: sending SIGKILL to a process inside the pinned namespace.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 }
 

@@ -254,6 +254,13 @@ impl TestDaemon {
         self.spawn();
     }
 
+    /// Starts the daemon again over the same state with other flags.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.kill9();
+        self.extra_args.extend(extra.iter().map(|s| s.to_string()));
+        self.spawn();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");

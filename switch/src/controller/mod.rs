@@ -26,7 +26,7 @@ use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv6Addr;
-use switchyard_ipam::{Ipam, IpamConfig};
+use switchyard_ipam::{DefaultPool, Ipam, IpamConfig};
 
 /// Something the data plane must act on after an operation succeeded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,9 +71,11 @@ pub enum Change {
 /// Settings fixed when the controller first creates its state.
 #[derive(Clone, Debug, Default)]
 pub struct ControllerOptions {
-    /// Default address pools; `None` means Docker's, with a random ULA /48
-    /// for IPv6.
-    pub ipam: Option<IpamConfig>,
+    /// Default IPv4 address pools (Docker's `default-address-pools`);
+    /// `None` keeps Docker's 172.17–31/16 and 192.168.0.0/20 blocks.
+    pub v4_pools: Option<Vec<DefaultPool>>,
+    /// Default IPv6 address pools; `None` means /64s of a random ULA /48.
+    pub v6_pools: Option<Vec<DefaultPool>>,
 }
 
 /// Bookkeeping persisted beside the objects.
@@ -147,9 +149,14 @@ impl Controller {
         let snapshot = store.load()?;
         let fresh = snapshot.is_empty();
         let state = if fresh {
-            let ipam_config = options
-                .ipam
-                .unwrap_or_else(|| IpamConfig::docker_defaults(random_ula48(&mut *rng)));
+            let mut ipam_config = IpamConfig::docker_defaults(random_ula48(&mut *rng));
+            if let Some(pools) = options.v4_pools {
+                ipam_config.v4_pools = pools;
+            }
+            if let Some(pools) = options.v6_pools {
+                ipam_config.v6_pools = pools;
+            }
+            ipam_config.validate()?;
             State {
                 meta: Meta {
                     schema: SCHEMA,

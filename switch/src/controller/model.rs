@@ -178,6 +178,10 @@ pub struct EndpointSpec {
     pub aliases: Vec<String>,
     /// `--mac-address`; otherwise derived from the IPv4 address.
     pub mac: Option<MacAddr>,
+    /// Interface name inside the sandbox; otherwise the lowest free `ethN`.
+    /// The runtime sets it for adopted namespaces, whose own interfaces the
+    /// controller cannot see.
+    pub ifname: Option<String>,
 }
 
 /// A request to create a sandbox.

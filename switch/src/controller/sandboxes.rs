@@ -308,10 +308,18 @@ fn join(
         ctx.rng.fill_bytes(&mut b);
         Some(MacAddr::local_from_bytes(b))
     };
-    let ifname = if has_interface {
-        next_ifname(&existing)
-    } else {
-        String::new()
+    let ifname = match (&spec.ifname, has_interface) {
+        (_, false) => String::new(),
+        (Some(name), true) => {
+            if existing.iter().any(|e| &e.ifname == name) {
+                return Err(ControllerError::InvalidSpec(format!(
+                    "container {} already has an interface {name}; choose another name",
+                    sandbox.name
+                )));
+            }
+            name.clone()
+        }
+        (None, true) => next_ifname(&existing),
     };
     let default_route =
         has_interface && !network.internal && !existing.iter().any(|e| e.default_route);

@@ -865,3 +865,44 @@ fn failed_validation_midway_rolls_back_earlier_steps() {
         "172.18.0.0/16"
     );
 }
+
+#[test]
+fn default_pools_replace_only_the_families_given() {
+    let v6_only = ControllerOptions {
+        v6_pools: Some(vec!["base=fd42:1::/48,size=64".parse().unwrap()]),
+        ..Default::default()
+    };
+    let mut c = Controller::open(
+        Box::new(MemoryStore::new()),
+        DriverRegistry::builtin(),
+        Box::new(ChaCha8Rng::seed_from_u64(3)),
+        v6_only,
+    )
+    .unwrap();
+    let n = c
+        .create_network(NetworkSpec {
+            ipv6: true,
+            ..net("x")
+        })
+        .unwrap();
+    assert_eq!(
+        n.ipv4.unwrap().subnet.to_string(),
+        "172.18.0.0/16",
+        "IPv4 keeps Docker's defaults"
+    );
+    assert!(
+        n.ipv6.unwrap().subnet.to_string().starts_with("fd42:1:"),
+        "IPv6 from the given pool"
+    );
+    let bad = ControllerOptions {
+        v4_pools: Some(vec![]),
+        ..Default::default()
+    };
+    let err = Controller::open(
+        Box::new(MemoryStore::new()),
+        DriverRegistry::builtin(),
+        Box::new(ChaCha8Rng::seed_from_u64(3)),
+        bad,
+    );
+    assert!(err.is_err() || err.unwrap().create_network(net("y")).is_err());
+}

@@ -38,6 +38,12 @@ pub enum RealError {
         /// What to do about it.
         hint: &'static str,
     },
+    /// Creating an interface whose name is taken (exclusive creation).
+    #[error("interface {name} already exists in that namespace; switchyard picks a free ethN name, so another program made it meanwhile: retry")]
+    InterfaceExists {
+        /// Interface name.
+        name: String,
+    },
     /// A TAP device of that name is held open by someone else.
     #[error("TAP device {name} is already open by another process (a previous daemon still running?); stop that process or choose another interface name")]
     TapBusy {

@@ -29,11 +29,22 @@ pub fn configure_interface(netlink: &Netlink, plan: &InterfacePlan) -> Result<()
     netlink.set_link_mtu(index, plan.mtu)?;
     netlink.set_link_txqlen(index, SANDBOX_TXQUEUELEN)?;
     let present = netlink.list_addresses(index)?;
-    let wanted = plan
+    let wanted: Vec<IpNetwork> = plan
         .ipv4
         .map(IpNetwork::V4)
         .into_iter()
-        .chain(plan.ipv6.map(IpNetwork::V6));
+        .chain(plan.ipv6.map(IpNetwork::V6))
+        .collect();
+    // Reconcile: a re-attached persistent TAP may still carry an address
+    // from an endpoint that left while the daemon could not clean up. Only
+    // the kernel's own IPv6 link-local address is left alone.
+    for addr in &present {
+        let link_local =
+            matches!(addr, IpNetwork::V6(v6) if v6.ip().segments()[0] & 0xffc0 == 0xfe80);
+        if !wanted.contains(addr) && !link_local {
+            netlink.del_address(index, *addr)?;
+        }
+    }
     for addr in wanted {
         if !present.contains(&addr) {
             netlink.add_address(index, addr)?;
@@ -51,15 +62,18 @@ pub fn configure_interface(netlink: &Netlink, plan: &InterfacePlan) -> Result<()
     Ok(())
 }
 
-/// Removes the default routes that [`configure_interface`] installed for
-/// `plan` (when an endpoint that carried them leaves but the sandbox stays).
+/// Removes the default routes that go out of `plan.ifname` (when the
+/// sandbox's default route moves to another endpoint). Routes through other
+/// interfaces are left alone.
 pub fn remove_default_routes(netlink: &Netlink, plan: &InterfacePlan) -> Result<()> {
-    if plan.default_route {
-        if plan.gateway4.is_some() {
-            netlink.del_default_route(IpFamily::V4)?;
-        }
-        if plan.gateway6.is_some() {
-            netlink.del_default_route(IpFamily::V6)?;
+    let index = netlink.link_index(&plan.ifname)?;
+    for route in netlink.list_default_routes()? {
+        if route.index == index {
+            let family = match route.gateway {
+                Some(IpAddr::V6(_)) => IpFamily::V6,
+                _ => IpFamily::V4,
+            };
+            netlink.del_default_route(family)?;
         }
     }
     Ok(())

@@ -29,6 +29,7 @@ mod consts {
     pub const RTM_GETLINK: u16 = 18;
     pub const RTM_SETLINK: u16 = 19;
     pub const RTM_NEWADDR: u16 = 20;
+    pub const RTM_DELADDR: u16 = 21;
     pub const RTM_GETADDR: u16 = 22;
     pub const RTM_NEWROUTE: u16 = 24;
     pub const RTM_DELROUTE: u16 = 25;
@@ -302,6 +303,9 @@ impl Netlink {
                 )
             };
         }
+        // The kernel answers at once; a bound keeps a surprise from hanging
+        // the control plane.
+        super::nsenter::set_receive_timeout(fd.as_raw_fd(), super::nsenter::REPLY_TIMEOUT_SECS);
         Ok(Netlink {
             fd,
             seq: Mutex::new(0),
@@ -585,6 +589,27 @@ impl Netlink {
             }),
             Err(e) => Err(self.fail(
                 format!("add address {addr} to {}", self.name_of(index)),
+                e,
+                "",
+            )),
+        }
+    }
+
+    /// Removes address `addr` from interface `index`; absent is fine.
+    pub fn del_address(&self, index: u32, addr: IpNetwork) -> Result<()> {
+        let ip = addr.ip();
+        let mut fixed = [0u8; 8];
+        fixed[0] = IpFamily::of(ip).af();
+        fixed[1] = addr.prefix();
+        fixed[4..8].copy_from_slice(&index.to_ne_bytes());
+        let msg = Message::new(RTM_DELADDR, NLM_F_ACK)
+            .fixed(&fixed)
+            .attr(IFA_LOCAL, &ip_bytes(ip));
+        match self.exchange("delete address", msg, |_, _| {})? {
+            Ok(()) => Ok(()),
+            Err(e) if e.errno == libc::EADDRNOTAVAIL || e.errno == libc::ENODEV => Ok(()),
+            Err(e) => Err(self.fail(
+                format!("delete address {addr} from {}", self.name_of(index)),
                 e,
                 "",
             )),

@@ -33,6 +33,29 @@ use std::sync::Mutex;
 /// joined the namespaces.
 pub const SESSION_READY_TIMEOUT_SECS: u64 = 5;
 
+/// Longest wait for any one reply of the helper (creating a TAP, binding a
+/// socket: milliseconds in practice).
+pub const REPLY_TIMEOUT_SECS: u64 = 10;
+
+/// Sets `SO_RCVTIMEO` on a socket (best effort: without it a read may only
+/// block longer).
+pub(crate) fn set_receive_timeout(fd: std::os::fd::RawFd, seconds: u64) {
+    let tv = libc::timeval {
+        tv_sec: seconds as libc::time_t,
+        tv_usec: 0,
+    };
+    // SAFETY: setsockopt reads a timeval of the given size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Request {
@@ -123,6 +146,9 @@ impl NsSession {
         })?;
         drop(cmd);
         drop(theirs);
+        // A wedged helper must not hang the daemon's control plane: every
+        // reply has to arrive within this bound.
+        set_receive_timeout(ours.as_raw_fd(), REPLY_TIMEOUT_SECS);
         let mut session = NsSession {
             sock: Mutex::new(ours),
             child: Some(child),

@@ -33,6 +33,11 @@ pub struct TapOptions {
     /// daemon can re-attach by name without the sandbox losing its
     /// interface (and addresses and routes).
     pub persist: bool,
+    /// Only create: fail if an interface of that name exists already
+    /// (`IFF_TUN_EXCL`), so a namespace made by someone else never has its
+    /// own device taken over. Re-attaching after a restart leaves it off.
+    #[serde(default)]
+    pub exclusive: bool,
 }
 
 /// `struct ifreq` as `TUNSETIFF` uses it: a name and the flags.
@@ -93,7 +98,7 @@ fn ioctl_value(
 
 /// Attaches to the TAP `name` in the calling thread's network namespace,
 /// creating it if it does not exist.
-fn attach(name: &str, vnet_hdr: bool) -> Result<std::fs::File> {
+fn attach(name: &str, vnet_hdr: bool, exclusive: bool) -> Result<std::fs::File> {
     validate_ifname(name)?;
     let file = open_tun_device()?;
     let mut req = IfReqFlags {
@@ -105,6 +110,9 @@ fn attach(name: &str, vnet_hdr: bool) -> Result<std::fs::File> {
     let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
     if vnet_hdr {
         flags |= libc::IFF_VNET_HDR;
+    }
+    if exclusive {
+        flags |= libc::IFF_TUN_EXCL;
     }
     req.flags = flags as libc::c_short;
     // SAFETY: TUNSETIFF reads (and updates) a struct ifreq we own.
@@ -118,6 +126,7 @@ fn attach(name: &str, vnet_hdr: bool) -> Result<std::fs::File> {
     if r < 0 {
         let e = io::Error::last_os_error();
         return Err(match e.raw_os_error() {
+            Some(libc::EBUSY) if exclusive => RealError::InterfaceExists { name: name.to_string() },
             Some(libc::EBUSY) => RealError::TapBusy { name: name.to_string() },
             Some(libc::EINVAL) => RealError::NotATap { name: name.to_string() },
             Some(libc::EPERM) => RealError::os(
@@ -135,7 +144,12 @@ fn attach(name: &str, vnet_hdr: bool) -> Result<std::fs::File> {
 /// re-attaches to a persistent one of that name) and returns its
 /// non-blocking, close-on-exec descriptor.
 pub(crate) fn create_tap(name: &str, opts: TapOptions) -> Result<OwnedFd> {
-    let file = attach(name, opts.vnet_hdr)?;
+    if opts.exclusive && link_exists(name) {
+        return Err(RealError::InterfaceExists {
+            name: name.to_string(),
+        });
+    }
+    let file = attach(name, opts.vnet_hdr, opts.exclusive)?;
     if opts.vnet_hdr {
         let size: libc::c_int = VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads an int through the pointer.
@@ -153,14 +167,22 @@ pub(crate) fn create_tap(name: &str, opts: TapOptions) -> Result<OwnedFd> {
                 "",
             ));
         }
-        let offloads = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
-        ioctl_value(
-            &file,
-            libc::TUNSETOFFLOAD,
-            offloads as libc::c_ulong,
-            format!("cannot enable offloads on {name}"),
-        )?;
     }
+    // Always set the offloads, to none without a vnet header: a persistent
+    // TAP re-attached by a daemon started with other settings must not keep
+    // offloads whose metadata nobody would carry (checksums would go
+    // missing and TCP would stall).
+    let offloads = if opts.vnet_hdr {
+        libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6
+    } else {
+        0
+    };
+    ioctl_value(
+        &file,
+        libc::TUNSETOFFLOAD,
+        offloads as libc::c_ulong,
+        format!("cannot set the offloads of {name}"),
+    )?;
     // Set persistence either way: a device re-attached without `persist`
     // should go away when we close it, as asked.
     ioctl_value(
@@ -179,7 +201,7 @@ pub(crate) fn delete_tap(name: &str) -> Result<()> {
     if !link_exists(name) {
         return Ok(());
     }
-    let file = attach(name, false)?;
+    let file = attach(name, false, false)?;
     ioctl_value(
         &file,
         libc::TUNSETPERSIST,
