@@ -256,8 +256,9 @@ struct Worker {
     epoll: OwnedFd,
     wake: OwnedFd,
     commands: Receiver<Command>,
-    /// Indexed by port id (ids only grow, so this is dense enough).
-    ports: Vec<Option<PortSlot>>,
+    /// By port id. A map, not a vector indexed by id: ids are never
+    /// reused, so a vector would grow with every connect ever made.
+    ports: hashbrown::HashMap<u32, PortSlot>,
     egress: Egress,
     buf: Box<[u8]>,
     out: Box<[u8]>,
@@ -282,7 +283,7 @@ impl Worker {
             epoll,
             wake,
             commands,
-            ports: Vec::new(),
+            ports: hashbrown::HashMap::new(),
             egress: Egress::with_capacity(64),
             buf: vec![0u8; BUF_LEN].into_boxed_slice(),
             out: vec![0u8; BUF_LEN].into_boxed_slice(),
@@ -355,26 +356,25 @@ impl Worker {
                     reply,
                 } => {
                     let id = self.bridge.add_port(config);
-                    let idx = id.0 as usize;
                     if let Err(e) =
                         epoll_add(self.epoll.as_raw_fd(), fd.as_raw_fd(), u64::from(id.0))
                     {
                         tracing::error!(port = %id, error = %e, "cannot watch port; it will not receive frames");
                     }
-                    if self.ports.len() <= idx {
-                        self.ports.resize_with(idx + 1, || None);
-                    }
-                    self.ports[idx] = Some(PortSlot {
-                        fd,
-                        io,
-                        counters: IoCounters::default(),
-                    });
+                    self.ports.insert(
+                        id.0,
+                        PortSlot {
+                            fd,
+                            io,
+                            counters: IoCounters::default(),
+                        },
+                    );
                     self.egress = self.bridge.egress();
                     let _ = reply.send(id);
                 }
                 Command::RemovePort { port, reply } => {
                     let existed = self.bridge.remove_port(port).is_some();
-                    if let Some(slot) = self.ports.get_mut(port.0 as usize).and_then(Option::take) {
+                    if let Some(slot) = self.ports.remove(&port.0) {
                         epoll_del(self.epoll.as_raw_fd(), slot.fd.as_raw_fd());
                         // Dropping the slot closes the descriptor.
                     }
@@ -390,8 +390,7 @@ impl Worker {
                             counters: self.bridge.counters(id).cloned().unwrap_or_default(),
                             io: self
                                 .ports
-                                .get(id.0 as usize)
-                                .and_then(Option::as_ref)
+                                .get(&id.0)
                                 .map(|s| s.counters.clone())
                                 .unwrap_or_default(),
                         })
@@ -413,7 +412,7 @@ impl Worker {
     fn drain_port(&mut self, now: Instant, port: u32) {
         let ingress = PortId(port);
         for _ in 0..BATCH {
-            let Some(slot) = self.ports.get_mut(port as usize).and_then(Option::as_mut) else {
+            let Some(slot) = self.ports.get_mut(&port) else {
                 return;
             };
             let fd = slot.fd.as_raw_fd();
@@ -443,7 +442,7 @@ impl Worker {
                 continue;
             }
             for &dst in self.egress.ports() {
-                let Some(out) = self.ports.get_mut(dst.0 as usize).and_then(Option::as_mut) else {
+                let Some(out) = self.ports.get_mut(&dst.0) else {
                     continue;
                 };
                 let written = if out.io.vnet_hdr == in_vnet {
