@@ -16,6 +16,36 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use switchyard_switch::Instant;
 
+use crate::error::SimError;
+
+/// Most echo requests one ping may send: ICMP echo sequence numbers are 16
+/// bits and each request needs its own, so replies can be matched to the
+/// request they answer. Past this a sequence number would repeat and the
+/// replies of two requests could no longer be told apart (a 70 000-echo
+/// ping used to report 65 536/70 000).
+pub(crate) const MAX_PING_COUNT: u32 = 1 << 16;
+
+/// Refuses a ping count whose sequence numbers would wrap (see
+/// [`MAX_PING_COUNT`]), with a message that says what to do instead.
+pub(crate) fn check_ping_count(count: u32) -> Result<(), SimError> {
+    if count > MAX_PING_COUNT {
+        return Err(SimError::Invalid {
+            what: "ping count",
+            detail: ping_count_problem(count),
+        });
+    }
+    Ok(())
+}
+
+/// Why `count` is too many echoes for one ping; shared by the Rust API and
+/// the lab validator so both say the same thing.
+pub(crate) fn ping_count_problem(count: u32) -> String {
+    format!(
+        "count = {count} is more than one ping can send: ICMP echo sequence numbers are 16 bits, \
+         so the limit is {MAX_PING_COUNT} echoes; split it into several pings or use a UDP echo"
+    )
+}
+
 /// Index of an application in the world.
 pub(crate) type AppId = u32;
 
@@ -327,6 +357,8 @@ impl PingApp {
             }
         }
         if self.result.sent < self.count && now >= self.next_send {
+            // `sent < count <= MAX_PING_COUNT` (checked at start), so the
+            // sequence number never wraps and each request has its own.
             let repr = Icmpv4Repr::EchoRequest {
                 ident: self.ident,
                 seq_no: self.result.sent as u16,
@@ -837,5 +869,85 @@ impl DnsApp {
             }
             Err(e) => self.result.error = Some(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_PING_COUNT;
+    use crate::lab::Lab;
+    use crate::{EndpointSpec, NetworkSpec, Ping, Sim, SimError};
+    use std::time::Duration;
+
+    fn sim() -> Sim {
+        let mut sim = Sim::builder().seed(7).build();
+        sim.add_host("h1").unwrap();
+        sim.create_network(
+            "h1",
+            NetworkSpec {
+                name: "front".into(),
+                subnets: vec!["10.0.1.0/24".parse().unwrap()],
+                ..NetworkSpec::default()
+            },
+        )
+        .unwrap();
+        for c in ["a", "b"] {
+            sim.add_container("h1", c, &[("front", EndpointSpec::default())])
+                .unwrap();
+        }
+        sim
+    }
+
+    #[test]
+    fn a_ping_of_more_echoes_than_sequence_numbers_is_refused() {
+        let mut sim = sim();
+        for err in [
+            sim.ping("a", "b", 70_000).unwrap_err(),
+            sim.start(Ping::new("a", "b").count(MAX_PING_COUNT + 1))
+                .unwrap_err(),
+        ] {
+            assert!(
+                matches!(
+                    err,
+                    SimError::Invalid {
+                        what: "ping count",
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("65536"), "{text}");
+            assert!(text.contains("16 bits"), "{text}");
+        }
+        // The limit itself is fine: every request still has its own number.
+        assert!(sim.ping("a", "b", MAX_PING_COUNT).is_ok());
+        let ping = sim.ping("a", "b", 2).unwrap();
+        sim.run_until(|s| s.is_done(ping), Duration::from_secs(10));
+        let r = sim.ping_result(ping).unwrap();
+        assert_eq!((r.sent, r.received), (2, 2), "{r:?}");
+    }
+
+    fn lab(count: u32) -> String {
+        format!(
+            "[[host]]\nname = \"h1\"\n\n[[network]]\nname = \"front\"\nsubnet = \"10.0.1.0/24\"\n\n\
+             [[container]]\nname = \"a\"\nnetworks = [\"front\"]\n\n\
+             [[container]]\nname = \"b\"\nnetworks = [\"front\"]\n\n\
+             [[step]]\nat = \"1s\"\ndo = \"ping\"\nfrom = \"a\"\nto = \"b\"\ncount = {count}\n"
+        )
+    }
+
+    #[test]
+    fn the_lab_validator_points_at_a_ping_count_above_the_limit() {
+        let err = Lab::parse("big.toml", &lab(70_000))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("big.toml:21:9:"), "{err}");
+        assert!(err.contains("count = 70000"), "{err}");
+        assert!(err.contains("65536"), "{err}");
+        assert!(Lab::parse("max.toml", &lab(MAX_PING_COUNT)).is_ok());
+        // UDP echoes number their datagrams with 32 bits: no such limit.
+        let udp = lab(70_000).replace("do = \"ping\"", "do = \"udp\"\nport = 7");
+        assert!(Lab::parse("udp.toml", &udp).is_ok());
     }
 }

@@ -78,7 +78,8 @@ impl Ping {
         }
     }
 
-    /// Sets the number of requests.
+    /// Sets the number of requests: at most 65 536, since each needs its
+    /// own 16-bit ICMP sequence number ([`Sim::start`] refuses more).
     pub fn count(mut self, n: u32) -> Ping {
         self.count = n;
         self
@@ -355,6 +356,7 @@ impl Sim {
         let now = self.now;
         match spec.into() {
             AppSpec::Ping(p) => {
+                crate::apps::check_ping_count(p.count)?;
                 let c = self.runnable(&p.from)?;
                 let (dst, _) = self.resolve_target(c, &p.to)?;
                 let nic = self.route_link(c, dst, &p.from)?;

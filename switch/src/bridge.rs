@@ -13,7 +13,8 @@
 //!    (`Truncated`);
 //! 2. the source MAC must be unicast (`InvalidSource`);
 //! 3. endpoint ports enforce port security on the (inner, if tagged) header:
-//!    source MAC, IPv4 source, ARP sender, IPv6 source (`SpoofedMac`,
+//!    source MAC, IPv4 source, ARP sender, IPv6 source, and ICMPv6 neighbour
+//!    discovery, the IPv6 counterpart of ARP (see `check_ndp`) (`SpoofedMac`,
 //!    `SpoofedIp`, or `Truncated`/`Malformed` when the header they need is
 //!    broken);
 //! 4. only then is the source learned, so a refused frame cannot poison the
@@ -31,7 +32,11 @@ use crate::fdb::{folded_multiply, Fdb, FdbEntry, Learned};
 use crate::mac::MacAddr;
 use crate::port::{DropReason, PortBinding, PortConfig, PortCounters, PortId, SegmentId};
 use crate::time::Instant;
-use crate::wire::{ArpPacket, EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet};
+use crate::wire::ipv6::{is_link_local, upper_layer};
+use crate::wire::{
+    eui64_link_local, ArpPacket, EtherType, EthernetFrame, Icmpv6Message, Icmpv6Packet, IpProtocol,
+    Ipv4Packet, Ipv6Packet, NdiscOptionType, WireError,
+};
 use core::fmt;
 use core::time::Duration;
 use hashbrown::HashTable;
@@ -752,9 +757,13 @@ fn check_endpoint(
         EtherType::IPV6 => {
             let ip = Ipv6Packet::new_checked(payload)?;
             let src = ip.src_addr();
-            let link_local = src.segments()[0] & 0xffc0 == 0xfe80;
-            if !(src.is_unspecified() || link_local || Some(src) == ipv6) {
+            if !(src.is_unspecified() || is_link_local(&src) || Some(src) == ipv6) {
                 return Err(DropReason::SpoofedIp);
+            }
+            // TCP and UDP, nearly all traffic, cannot be neighbour
+            // discovery: only the other next headers pay for the walk.
+            if !matches!(ip.next_header(), IpProtocol::TCP | IpProtocol::UDP) {
+                check_ndp(&ip, mac, ipv6).map_err(NdpRefusal::reason)?;
             }
         }
         // A second tag would hide the real header from the checks above.
@@ -762,6 +771,190 @@ fn check_endpoint(
         _ => {}
     }
     Ok(())
+}
+
+/// Most IPv6 extension headers port security walks to find an ICMPv6
+/// message. RFC 8200's recommended order has at most seven (Hop-by-Hop,
+/// Destination Options, Routing, Fragment, AH, ESP, Destination Options),
+/// so real traffic never comes near; a longer chain is refused as
+/// `Malformed` rather than passed, since a receiver would keep walking and
+/// could find a neighbour advertisement behind it.
+const MAX_EXT_HEADERS: usize = 8;
+
+/// Port security for ICMPv6 neighbour discovery (RFC 4861) from an endpoint,
+/// which plays the role ARP plays for IPv4: a neighbour cache believes
+/// advertisements and link-layer address options, so one container could
+/// otherwise tell the others that a neighbour's address lives at its MAC.
+///
+/// The ICMPv6 message is found behind any Hop-by-Hop, Routing, Destination
+/// Options and AH headers (at most [`MAX_EXT_HEADERS`]). A Fragment header
+/// ends the walk and the packet passes: RFC 6980 makes nodes drop
+/// fragmented neighbour discovery, and Linux does by default
+/// (`net.ipv6.conf.*.suppress_frag_ndisc = 1`). ESP passes too: what it
+/// hides is only accepted by a receiver that shares a security association
+/// with the sender.
+///
+/// "Own addresses" below are the endpoint's configured IPv6 address and the
+/// link-local address its MAC derives ([`eui64_link_local`]), not the whole
+/// of fe80::/10. Allowing any link-local address would let a container
+/// advertise, say, the gateway's link-local address at its own MAC and take
+/// every packet its neighbours route through it; Linux derives the
+/// link-local address from the MAC by default (`addr_gen_mode = 0`, which
+/// a fresh network namespace gets), as OVN and Neutron port security also
+/// assume. A container that switches to stable-privacy or random
+/// link-local addresses (`addr_gen_mode` 2 or 3) can no longer be resolved
+/// on its link-local address, which nothing in a container network needs:
+/// its configured address, the one peers and the gateway use, keeps
+/// working.
+///
+/// The rules:
+/// - Router Advertisements and Redirects are refused (`SpoofedIp`): a
+///   container is not a router, and a forged advertisement or redirect
+///   hijacks its neighbours' routes.
+/// - Router and Neighbor Solicitations must come from `::` (duplicate
+///   address detection, RFC 4862) or an own address, and Neighbor
+///   Advertisements from an own address (`SpoofedIp`): a solicitation
+///   installs its source address in the receiver's neighbour cache at the
+///   link-layer address it gives, so a solicitation from another station's
+///   link-local address poisons the cache as well as an advertisement.
+///   Other IPv6 traffic keeps the looser source rule of [`check_endpoint`],
+///   since it updates no neighbour cache.
+/// - A Neighbor Advertisement's target must be an own address
+///   (`SpoofedIp`).
+/// - Every source or target link-layer address option must be the
+///   endpoint's MAC (`SpoofedMac`), and be the 8 bytes Ethernet uses
+///   (`Malformed` otherwise, as Linux ignores such messages anyway).
+/// - Messages shorter than their fixed fields are `Truncated`, options of
+///   length zero `Malformed` and options that overrun the message
+///   `Truncated`: receivers discard all of them (RFC 4861 sections 6.1
+///   and 7.1), so refusing costs nothing legitimate.
+///
+/// Kept out of line: only IPv6 frames that are neither TCP nor UDP reach
+/// it, and the known-unicast path stays as small as it was.
+#[inline(never)]
+fn check_ndp(
+    ip: &Ipv6Packet<&[u8]>,
+    mac: MacAddr,
+    ipv6: Option<Ipv6Addr>,
+) -> Result<(), NdpRefusal> {
+    let (next, message) = upper_layer(ip.next_header(), ip.payload(), MAX_EXT_HEADERS)?;
+    if next != IpProtocol::ICMPV6 {
+        return Ok(());
+    }
+    let icmp = Icmpv6Packet::new_checked(message)?;
+    let msg = icmp.msg_type();
+    let own = |addr: Ipv6Addr| Some(addr) == ipv6 || addr == eui64_link_local(mac);
+    let src = ip.src_addr();
+    match msg {
+        Icmpv6Message::ROUTER_ADVERT | Icmpv6Message::REDIRECT => {
+            return Err(NdpRefusal::RouterOnly(msg));
+        }
+        Icmpv6Message::ROUTER_SOLICIT | Icmpv6Message::NEIGHBOR_SOLICIT => {
+            if !(src.is_unspecified() || own(src)) {
+                return Err(NdpRefusal::Source { msg, addr: src });
+            }
+        }
+        Icmpv6Message::NEIGHBOR_ADVERT => {
+            if !own(src) {
+                return Err(NdpRefusal::Source { msg, addr: src });
+            }
+            if let Some(target) = icmp.target_addr().filter(|&t| !own(t)) {
+                return Err(NdpRefusal::Target(target));
+            }
+        }
+        _ => return Ok(()),
+    }
+    for option in icmp.options() {
+        let option = option?;
+        let kind = option.kind();
+        if !kind.is_link_layer_addr() {
+            continue;
+        }
+        match option.link_layer_addr() {
+            Some(given) if given == mac => {}
+            Some(given) => {
+                return Err(NdpRefusal::LinkLayerAddr {
+                    msg,
+                    kind,
+                    mac: given,
+                })
+            }
+            None => {
+                return Err(NdpRefusal::Wire(WireError::malformed(
+                    "NDP link-layer address option (want 8 bytes on Ethernet)",
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why [`check_ndp`] refused a message. The forwarding path keeps only the
+/// [`DropReason`]; explanations run the check again to say which rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NdpRefusal {
+    /// A Router Advertisement or Redirect.
+    RouterOnly(Icmpv6Message),
+    /// A solicitation or advertisement from an address that is not the
+    /// endpoint's.
+    Source { msg: Icmpv6Message, addr: Ipv6Addr },
+    /// An advertisement for an address that is not the endpoint's.
+    Target(Ipv6Addr),
+    /// A link-layer address option naming another MAC.
+    LinkLayerAddr {
+        msg: Icmpv6Message,
+        kind: NdiscOptionType,
+        mac: MacAddr,
+    },
+    /// Broken headers or options.
+    Wire(WireError),
+}
+
+impl From<WireError> for NdpRefusal {
+    fn from(e: WireError) -> NdpRefusal {
+        NdpRefusal::Wire(e)
+    }
+}
+
+impl NdpRefusal {
+    fn reason(self) -> DropReason {
+        match self {
+            NdpRefusal::RouterOnly(_) | NdpRefusal::Source { .. } | NdpRefusal::Target(_) => {
+                DropReason::SpoofedIp
+            }
+            NdpRefusal::LinkLayerAddr { .. } => DropReason::SpoofedMac,
+            NdpRefusal::Wire(e) => e.into(),
+        }
+    }
+
+    /// The refusal [`check_ndp`] gives a frame from an endpoint, if any.
+    fn of(eth: &EthernetFrame<&[u8]>, mac: MacAddr, ipv6: Option<Ipv6Addr>) -> Option<NdpRefusal> {
+        if eth.inner_ethertype() != EtherType::IPV6 {
+            return None;
+        }
+        let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+        check_ndp(&ip, mac, ipv6).err()
+    }
+}
+
+impl fmt::Display for NdpRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NOT_OURS: &str =
+            "which is neither the endpoint's address nor the link-local address of its MAC";
+        match self {
+            NdpRefusal::RouterOnly(msg) => {
+                write!(f, "{msg} from an endpoint, which is not a router")
+            }
+            NdpRefusal::Source { msg, addr } => write!(f, "{msg} from {addr}, {NOT_OURS}"),
+            NdpRefusal::Target(addr) => {
+                write!(f, "neighbour advertisement for {addr}, {NOT_OURS}")
+            }
+            NdpRefusal::LinkLayerAddr { msg, kind, mac } => {
+                write!(f, "{msg} gives {mac} as its {kind}, not the endpoint's MAC")
+            }
+            NdpRefusal::Wire(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// A decision told as a sentence, e.g.
@@ -866,7 +1059,16 @@ impl fmt::Display for Explanation<'_> {
                     return write!(f, "src {src} is not a unicast address -> dropped");
                 }
                 DropReason::SpoofedMac | DropReason::SpoofedIp => {
-                    write!(f, "frame from {src}: {reason}")?;
+                    let ndp = match (&eth, port.guard) {
+                        (Some(eth), Guard::Endpoint { mac, ipv6, .. }) if src == mac => {
+                            NdpRefusal::of(eth, mac, ipv6).filter(|r| r.reason() == reason)
+                        }
+                        _ => None,
+                    };
+                    match ndp {
+                        Some(refusal) => write!(f, "frame from {src}: port security: {refusal}")?,
+                        None => write!(f, "frame from {src}: {reason}")?,
+                    }
                     if let Guard::Endpoint { mac, ipv4, ipv6 } = port.guard {
                         write!(f, " (the endpoint is {mac}")?;
                         if let Some(ip) = ipv4 {
@@ -874,6 +1076,9 @@ impl fmt::Display for Explanation<'_> {
                         }
                         if let Some(ip) = ipv6 {
                             write!(f, ", {ip}")?;
+                        }
+                        if ndp.is_some() {
+                            write!(f, ", {}", eui64_link_local(mac))?;
                         }
                         f.write_str(")")?;
                     }

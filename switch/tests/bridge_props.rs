@@ -9,6 +9,7 @@ use bridge_support::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use switchyard_switch::wire::{Icmpv6Message, Icmpv6Repr, IpProtocol, NeighborFlags};
 use switchyard_switch::{
     Action, Bridge, BridgeConfig, Decision, DropReason, Egress, FloodReason, Instant, LearnOutcome,
     MacAddr, PortBinding, PortConfig, PortId, SegmentId,
@@ -134,6 +135,10 @@ enum Body {
     Ipv4(Ipv4Addr),
     Arp(MacAddr, Ipv4Addr),
     Ipv6(Ipv6Addr),
+    /// ICMPv6 from this source: neighbour discovery (`Other` stands for a
+    /// router advertisement or redirect), optionally behind a Hop-by-Hop
+    /// header.
+    Ndp(Ipv6Addr, Icmpv6Repr, bool),
 }
 
 fn build(dst: MacAddr, src: MacAddr, body: &Body, vlan: bool) -> Vec<u8> {
@@ -142,6 +147,19 @@ fn build(dst: MacAddr, src: MacAddr, body: &Body, vlan: bool) -> Vec<u8> {
         Body::Ipv4(ip) => ipv4(dst, src, *ip, Ipv4Addr::new(10, 0, 0, 1)),
         Body::Arp(sha, spa) => arp(dst, src, *sha, *spa, Ipv4Addr::new(10, 0, 0, 1)),
         Body::Ipv6(ip) => ipv6(dst, src, *ip),
+        Body::Ndp(ip, repr, hbh) => {
+            let mut f = match repr {
+                Icmpv6Repr::Other { msg_type, .. } => router_message(src, *ip, *msg_type),
+                _ => ndp(src, *ip, repr, &[]),
+            };
+            // The bridge decides on the source and destination MACs the
+            // test picked, not the multicast group a host would use.
+            f[..6].copy_from_slice(&dst.0);
+            if *hbh {
+                f = with_ext_headers(&f, &[(IpProtocol::HOP_BY_HOP, options_header())]);
+            }
+            f
+        }
     };
     if vlan {
         tagged(&f, 7)
@@ -165,19 +183,48 @@ fn security(binding: &PortBinding, src: MacAddr, body: &Body) -> Option<DropReas
         Body::Arp(_, spa) => {
             (!spa.is_unspecified() && Some(*spa) != *ipv4).then_some(DropReason::SpoofedIp)
         }
-        Body::Ipv6(ip) => {
-            let ok =
-                ip.is_unspecified() || ip.segments()[0] & 0xffc0 == 0xfe80 || Some(*ip) == *ipv6;
-            (!ok).then_some(DropReason::SpoofedIp)
+        Body::Ipv6(ip) => (!ipv6_source_ok(ip, *ipv6)).then_some(DropReason::SpoofedIp),
+        Body::Ndp(ip, _, _) if !ipv6_source_ok(ip, *ipv6) => Some(DropReason::SpoofedIp),
+        Body::Ndp(ip, repr, _) => {
+            // Neighbour discovery speaks only for the endpoint's own
+            // addresses (configured, or the link-local its MAC derives) and
+            // its own MAC; routers' messages are never its to send.
+            let own = |a: &Ipv6Addr| Some(*a) == *ipv6 || *a == lla(*mac);
+            let foreign_mac = |m: &Option<MacAddr>| m.is_some_and(|m| m != *mac);
+            match repr {
+                Icmpv6Repr::RouterSolicit { lladdr }
+                | Icmpv6Repr::NeighborSolicit { lladdr, .. } => {
+                    if !(ip.is_unspecified() || own(ip)) {
+                        Some(DropReason::SpoofedIp)
+                    } else {
+                        foreign_mac(lladdr).then_some(DropReason::SpoofedMac)
+                    }
+                }
+                Icmpv6Repr::NeighborAdvert { target, lladdr, .. } => {
+                    if !own(ip) || !own(target) {
+                        Some(DropReason::SpoofedIp)
+                    } else {
+                        foreign_mac(lladdr).then_some(DropReason::SpoofedMac)
+                    }
+                }
+                Icmpv6Repr::Other { .. } => Some(DropReason::SpoofedIp),
+            }
         }
     }
+}
+
+/// The IPv6 source rule for any traffic: unspecified, link-local or the
+/// endpoint's address.
+fn ipv6_source_ok(ip: &Ipv6Addr, own: Option<Ipv6Addr>) -> bool {
+    ip.is_unspecified() || ip.segments()[0] & 0xffc0 == 0xfe80 || Some(*ip) == own
 }
 
 /// One step of a scenario; the numbers pick among what exists at the time.
 #[derive(Clone, Debug)]
 enum Op {
-    /// A frame; (ingress pick, src pick, dst pick, body pick, tagged).
-    Send(u8, u8, u8, u8, bool),
+    /// A frame; (ingress pick, src pick, dst pick, body pick, tagged,
+    /// detail pick for neighbour discovery).
+    Send(u8, u8, u8, u8, bool, u16),
     /// Arbitrary bytes on a port.
     Garbage(u8, Vec<u8>),
     /// Time passes (milliseconds).
@@ -192,8 +239,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        12 => (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), prop::bool::weighted(0.1))
-            .prop_map(|(a, b, c, d, e)| Op::Send(a, b, c, d, e)),
+        12 => (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), prop::bool::weighted(0.1), any::<u16>())
+            .prop_map(|(a, b, c, d, e, f)| Op::Send(a, b, c, d, e, f)),
         2 => (any::<u8>(), prop::collection::vec(any::<u8>(), 0..80)).prop_map(|(p, b)| Op::Garbage(p, b)),
         3 => prop_oneof![0u32..2_000, 0u32..(3 * AGEING_SECS as u32 * 1000)].prop_map(Op::Wait),
         1 => Just(Op::Expire),
@@ -285,7 +332,7 @@ impl World {
 
     fn run(&mut self, op: &Op) {
         match op {
-            Op::Send(p, s, d, b, vlan) => {
+            Op::Send(p, s, d, b, vlan, x) => {
                 let Some(ingress) = self.pick_port(*p) else {
                     return;
                 };
@@ -304,7 +351,7 @@ impl World {
                 } else {
                     Ipv4Addr::new(10, 0, 0, *b)
                 };
-                let body = match b % 8 {
+                let body = match b % 10 {
                     0 | 1 => Body::Raw,
                     2 | 3 => Body::Ipv4(ip4_pick),
                     4 => Body::Arp(src, ip4_pick),
@@ -313,11 +360,12 @@ impl World {
                         Ipv4Addr::UNSPECIFIED,
                     ),
                     6 => Body::Ipv6(own6.unwrap_or(Ipv6Addr::LOCALHOST)),
-                    _ => Body::Ipv6(match b % 3 {
+                    7 => Body::Ipv6(match b % 3 {
                         0 => "fe80::1".parse().unwrap(),
                         1 => Ipv6Addr::UNSPECIFIED,
                         _ => "2001:db8::1".parse().unwrap(),
                     }),
+                    _ => self.ndp_body(src, own6, *x),
                 };
                 let dst = self.pick_mac(*d);
                 let frame = build(dst, src, &body, *vlan);
@@ -368,6 +416,51 @@ impl World {
             }
             Op::Add(seg, ep) => self.add(*seg, *ep),
         }
+    }
+
+    /// A neighbour discovery message, mostly well-behaved, from `src`:
+    /// `x` picks the message, its source, target and link-layer address
+    /// among the sender's own and other stations'.
+    fn ndp_body(&self, src: MacAddr, own6: Option<Ipv6Addr>, x: u16) -> Body {
+        let [lo, hi] = x.to_be_bytes();
+        let other = self.pick_mac(hi);
+        let addr = |k: u8| -> Ipv6Addr {
+            match k % 6 {
+                0 | 1 => lla(src),
+                2 => own6.unwrap_or(lla(src)),
+                3 => lla(other),
+                4 => ip6((k / 6) % 3, k / 18),
+                _ => "fe80::1".parse().unwrap(),
+            }
+        };
+        let src_ip = match lo % 7 {
+            6 => Ipv6Addr::UNSPECIFIED,
+            k => addr(k),
+        };
+        let target = addr(hi / 3);
+        let lladdr = match (lo / 7) % 4 {
+            0 => None,
+            3 => Some(other),
+            _ => Some(src),
+        };
+        let repr = match (hi / 2) % 8 {
+            0 => Icmpv6Repr::Other {
+                msg_type: if hi % 2 == 0 {
+                    Icmpv6Message::ROUTER_ADVERT
+                } else {
+                    Icmpv6Message::REDIRECT
+                },
+                code: 0,
+            },
+            1 => Icmpv6Repr::RouterSolicit { lladdr },
+            2..=4 => Icmpv6Repr::NeighborSolicit { target, lladdr },
+            _ => Icmpv6Repr::NeighborAdvert {
+                flags: NeighborFlags::OVERRIDE,
+                target,
+                lladdr,
+            },
+        };
+        Body::Ndp(src_ip, repr, lo >= 224)
     }
 
     fn process(

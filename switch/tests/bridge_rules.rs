@@ -668,3 +668,512 @@ fn explanations_of_port_security_name_the_endpoint() {
     assert!(text.contains("10.0.1.1"), "{text}");
     assert!(text.ends_with("-> dropped, not learned"), "{text}");
 }
+
+// ---- IPv6 neighbour discovery ----
+
+use switchyard_switch::wire::{Icmpv6Message, Icmpv6Repr, IpProtocol, NeighborFlags};
+
+/// An unsolicited, overriding Neighbor Advertisement from `src_ip` for
+/// `target` at `tlla`: the cache-poisoning shape.
+fn na(src: MacAddr, src_ip: Ipv6Addr, target: Ipv6Addr, tlla: Option<MacAddr>) -> Vec<u8> {
+    ndp(
+        src,
+        src_ip,
+        &Icmpv6Repr::NeighborAdvert {
+            flags: NeighborFlags::OVERRIDE,
+            target,
+            lladdr: tlla,
+        },
+        &[],
+    )
+}
+
+fn ns(src: MacAddr, src_ip: Ipv6Addr, target: Ipv6Addr, slla: Option<MacAddr>) -> Vec<u8> {
+    ndp(
+        src,
+        src_ip,
+        &Icmpv6Repr::NeighborSolicit {
+            target,
+            lladdr: slla,
+        },
+        &[],
+    )
+}
+
+fn forwarded_to(b: &mut Bridge, ep: PortId, frame: &[u8]) -> Vec<PortId> {
+    let (d, out) = send(b, T0, ep, frame);
+    assert!(
+        d.is_forwarded(),
+        "{d}: {}",
+        b.explain(ep, frame, d, &b.egress())
+    );
+    out
+}
+
+#[test]
+fn a_neighbour_advertisement_for_another_stations_address_is_dropped() {
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    // A advertises B's global address at A's MAC, from A's own link-local
+    // address: C would send B's traffic to A.
+    for target in [
+        ip6(1, 2),
+        lla(mac(1, 2)),
+        "fe80::1".parse().unwrap(),
+        "febf::1".parse().unwrap(),
+        "ff02::1".parse().unwrap(),
+        Ipv6Addr::UNSPECIFIED,
+    ] {
+        for src_ip in [lla(me), ip6(1, 1)] {
+            assert_refused(
+                &mut b,
+                ep,
+                &na(me, src_ip, target, Some(me)),
+                DropReason::SpoofedIp,
+            );
+        }
+    }
+    assert_eq!(b.lookup(T0, SegmentId(1), me), None, "nothing was learned");
+    assert_eq!(b.counters(ep).unwrap().tx_frames, 0);
+}
+
+#[test]
+fn a_neighbour_advertisement_with_a_foreign_target_link_layer_address_is_dropped() {
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    for target in [ip6(1, 1), lla(me)] {
+        assert_refused(
+            &mut b,
+            ep,
+            &na(me, lla(me), target, Some(mac(1, 2))),
+            DropReason::SpoofedMac,
+        );
+    }
+}
+
+#[test]
+fn a_neighbour_solicitation_with_a_foreign_source_link_layer_address_is_dropped() {
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    for src_ip in [lla(me), ip6(1, 1)] {
+        assert_refused(
+            &mut b,
+            ep,
+            &ns(me, src_ip, ip6(1, 2), Some(mac(1, 2))),
+            DropReason::SpoofedMac,
+        );
+    }
+    // The same option in a router solicitation.
+    assert_refused(
+        &mut b,
+        ep,
+        &ndp(
+            me,
+            lla(me),
+            &Icmpv6Repr::RouterSolicit {
+                lladdr: Some(mac(1, 2)),
+            },
+            &[],
+        ),
+        DropReason::SpoofedMac,
+    );
+}
+
+#[test]
+fn neighbour_discovery_from_another_stations_link_local_address_is_dropped() {
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    // A solicitation installs its source in the receiver's cache at the
+    // link-layer address it gives: from B's (or the gateway's) link-local
+    // address at A's MAC it poisons just like an advertisement.
+    for src_ip in [lla(mac(1, 2)), "fe80::1".parse().unwrap()] {
+        assert_refused(
+            &mut b,
+            ep,
+            &ns(me, src_ip, ip6(1, 2), Some(me)),
+            DropReason::SpoofedIp,
+        );
+        assert_refused(
+            &mut b,
+            ep,
+            &na(me, src_ip, ip6(1, 1), Some(me)),
+            DropReason::SpoofedIp,
+        );
+        assert_refused(
+            &mut b,
+            ep,
+            &ndp(
+                me,
+                src_ip,
+                &Icmpv6Repr::RouterSolicit { lladdr: Some(me) },
+                &[],
+            ),
+            DropReason::SpoofedIp,
+        );
+    }
+    // An advertisement has no business coming from `::`.
+    assert_refused(
+        &mut b,
+        ep,
+        &na(me, Ipv6Addr::UNSPECIFIED, ip6(1, 1), Some(me)),
+        DropReason::SpoofedIp,
+    );
+    // Other traffic from any link-local address still passes, as before.
+    let (d, _) = send(
+        &mut b,
+        T0,
+        ep,
+        &ipv6(MacAddr::BROADCAST, me, lla(mac(1, 2))),
+    );
+    assert!(d.is_forwarded(), "{d}");
+}
+
+#[test]
+fn legitimate_neighbour_discovery_passes() {
+    let (mut b, ep, tr) = secured();
+    let me = mac(1, 1);
+    let frames = [
+        // Answers for its own addresses, from either of them.
+        na(me, ip6(1, 1), ip6(1, 1), Some(me)),
+        na(me, lla(me), lla(me), Some(me)),
+        na(me, lla(me), ip6(1, 1), None),
+        ndp(
+            me,
+            ip6(1, 1),
+            &Icmpv6Repr::NeighborAdvert {
+                flags: NeighborFlags::SOLICITED,
+                target: ip6(1, 1),
+                lladdr: Some(me),
+            },
+            &[],
+        ),
+        // Questions about anyone, from its own addresses.
+        ns(me, lla(me), ip6(1, 2), Some(me)),
+        ns(me, ip6(1, 1), lla(mac(1, 2)), Some(me)),
+        ns(me, ip6(1, 1), ip6(1, 2), None),
+        // Duplicate address detection: from ::, no link-layer option.
+        ns(me, Ipv6Addr::UNSPECIFIED, ip6(1, 1), None),
+        ns(me, Ipv6Addr::UNSPECIFIED, lla(me), None),
+        ndp(
+            me,
+            lla(me),
+            &Icmpv6Repr::RouterSolicit { lladdr: Some(me) },
+            &[],
+        ),
+        ndp(
+            me,
+            Ipv6Addr::UNSPECIFIED,
+            &Icmpv6Repr::RouterSolicit { lladdr: None },
+            &[],
+        ),
+        // Not neighbour discovery at all.
+        ndp(
+            me,
+            ip6(1, 1),
+            &Icmpv6Repr::Other {
+                msg_type: Icmpv6Message::ECHO_REQUEST,
+                code: 0,
+            },
+            &[0, 1, 0, 1],
+        ),
+        ipv6_raw(
+            mac(1, 2),
+            me,
+            ip6(1, 1),
+            ip6(1, 2),
+            IpProtocol::UDP,
+            &[0; 8],
+        ),
+    ];
+    for f in &frames {
+        assert_eq!(forwarded_to(&mut b, ep, f), vec![tr]);
+    }
+    assert_eq!(b.lookup(T0, SegmentId(1), me), Some(ep));
+}
+
+#[test]
+fn an_endpoint_without_ipv6_may_advertise_only_its_mac_derived_link_local_address() {
+    let mut b = bridge();
+    let me = mac(1, 1);
+    let ep = b.add_port(PortConfig {
+        segment: SegmentId(1),
+        binding: PortBinding::Endpoint {
+            mac: me,
+            ipv4: Some(ip4(1, 1)),
+            ipv6: None,
+        },
+        label: String::new(),
+    });
+    b.add_port(trunk(1));
+    forwarded_to(&mut b, ep, &na(me, lla(me), lla(me), Some(me)));
+    let mut fresh = bridge();
+    let ep = fresh.add_port(b.port(ep).unwrap().clone());
+    fresh.add_port(trunk(1));
+    assert_refused(
+        &mut fresh,
+        ep,
+        &na(me, lla(me), ip6(1, 1), Some(me)),
+        DropReason::SpoofedIp,
+    );
+}
+
+#[test]
+fn router_advertisements_and_redirects_from_an_endpoint_are_dropped() {
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    for msg in [Icmpv6Message::ROUTER_ADVERT, Icmpv6Message::REDIRECT] {
+        for src_ip in [lla(me), ip6(1, 1)] {
+            assert_refused(
+                &mut b,
+                ep,
+                &router_message(me, src_ip, msg),
+                DropReason::SpoofedIp,
+            );
+        }
+    }
+}
+
+#[test]
+fn trunk_ports_pass_neighbour_discovery_unchecked() {
+    let (mut b, ep, tr) = secured();
+    let gw = mac(1, 9);
+    for f in [
+        na(gw, lla(gw), ip6(1, 1), Some(mac(1, 2))),
+        ns(gw, "fe80::1".parse().unwrap(), ip6(1, 1), Some(mac(1, 3))),
+        router_message(gw, "fe80::1".parse().unwrap(), Icmpv6Message::ROUTER_ADVERT),
+        router_message(gw, "fe80::1".parse().unwrap(), Icmpv6Message::REDIRECT),
+    ] {
+        let (d, out) = send(&mut b, T0, tr, &f);
+        assert!(d.is_forwarded(), "{d}");
+        assert_eq!(out, vec![ep]);
+    }
+    assert_eq!(b.lookup(T0, SegmentId(1), gw), Some(tr));
+}
+
+#[test]
+fn neighbour_discovery_behind_extension_headers_is_still_checked() {
+    let (mut b, ep, tr) = secured();
+    let me = mac(1, 1);
+    let spoof = na(me, lla(me), ip6(1, 2), Some(me));
+    let good = na(me, lla(me), ip6(1, 1), Some(me));
+    let hbh = [(IpProtocol::HOP_BY_HOP, options_header())];
+    let chain = [
+        (IpProtocol::HOP_BY_HOP, options_header()),
+        (IpProtocol::IPV6_OPTS, options_header()),
+        (IpProtocol::IPV6_ROUTE, vec![0, 0, 0, 0, 0, 0, 0, 0]),
+        // AH: length 1 means (1 + 2) * 4 = 12 bytes.
+        (IpProtocol::AH, vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (IpProtocol::IPV6_OPTS, options_header()),
+    ];
+    assert_refused(
+        &mut b,
+        ep,
+        &with_ext_headers(&spoof, &hbh),
+        DropReason::SpoofedIp,
+    );
+    assert_refused(
+        &mut b,
+        ep,
+        &with_ext_headers(&spoof, &chain),
+        DropReason::SpoofedIp,
+    );
+    assert_refused(
+        &mut b,
+        ep,
+        &with_ext_headers(
+            &router_message(me, lla(me), Icmpv6Message::ROUTER_ADVERT),
+            &hbh,
+        ),
+        DropReason::SpoofedIp,
+    );
+    assert_refused(
+        &mut b,
+        ep,
+        &tagged(&with_ext_headers(&spoof, &hbh), 10),
+        DropReason::SpoofedIp,
+    );
+    // A chain longer than any real packet carries is refused outright.
+    let nine = vec![(IpProtocol::IPV6_OPTS, options_header()); 9];
+    assert_refused(
+        &mut b,
+        ep,
+        &with_ext_headers(&good, &nine),
+        DropReason::Malformed,
+    );
+    // A header running past the packet.
+    let mut overrun = with_ext_headers(&good, &hbh);
+    overrun[14 + 40 + 1] = 200;
+    assert_refused(&mut b, ep, &overrun, DropReason::Truncated);
+    // The same, legitimate, pass; eight headers are still fine.
+    let eight = vec![(IpProtocol::IPV6_OPTS, options_header()); 8];
+    for f in [
+        with_ext_headers(&good, &hbh),
+        with_ext_headers(&good, &chain),
+        with_ext_headers(&good, &eight),
+    ] {
+        assert_eq!(forwarded_to(&mut b, ep, &f), vec![tr]);
+    }
+}
+
+#[test]
+fn a_fragmented_neighbour_advertisement_passes_since_receivers_ignore_it() {
+    // RFC 6980: nodes drop neighbour discovery that comes in fragments
+    // (Linux: suppress_frag_ndisc = 1), so the bridge need not reassemble.
+    let (mut b, ep, tr) = secured();
+    let me = mac(1, 1);
+    let frag = [(IpProtocol::IPV6_FRAG, vec![0, 0, 0, 0, 0, 0, 0, 1])];
+    let f = with_ext_headers(&na(me, lla(me), ip6(1, 2), Some(me)), &frag);
+    assert_eq!(forwarded_to(&mut b, ep, &f), vec![tr]);
+}
+
+#[test]
+fn tagged_neighbour_discovery_is_checked_on_the_inner_header() {
+    let (mut b, ep, tr) = secured();
+    let me = mac(1, 1);
+    let good = tagged(&na(me, lla(me), ip6(1, 1), Some(me)), 10);
+    assert_eq!(forwarded_to(&mut b, ep, &good), vec![tr]);
+    let mut fresh = secured();
+    for (f, reason) in [
+        (
+            tagged(&na(me, lla(me), ip6(1, 2), Some(me)), 10),
+            DropReason::SpoofedIp,
+        ),
+        (
+            tagged(&ns(me, lla(me), ip6(1, 2), Some(mac(1, 2))), 10),
+            DropReason::SpoofedMac,
+        ),
+        (
+            tagged(
+                &router_message(me, lla(me), Icmpv6Message::ROUTER_ADVERT),
+                10,
+            ),
+            DropReason::SpoofedIp,
+        ),
+    ] {
+        assert_refused(&mut fresh.0, fresh.1, &f, reason);
+    }
+}
+
+/// Rewrites the IPv6 payload length of an untagged frame to `len`.
+fn with_payload_len(frame: &[u8], len: usize) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    f[18..20].copy_from_slice(&(len as u16).to_be_bytes());
+    f
+}
+
+#[test]
+fn broken_neighbour_discovery_is_truncated_or_malformed_and_never_panics() {
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    let good = na(me, lla(me), ip6(1, 1), Some(me));
+    // Shorter than the 24 bytes an advertisement needs, or than an ICMPv6
+    // header.
+    for len in [0, 1, 3, 4, 20, 23] {
+        assert_refused(
+            &mut b,
+            ep,
+            &with_payload_len(&good, len),
+            DropReason::Truncated,
+        );
+    }
+    // A router advertisement shorter than its 16 fixed bytes.
+    let ra = router_message(me, lla(me), Icmpv6Message::ROUTER_ADVERT);
+    assert_refused(
+        &mut b,
+        ep,
+        &with_payload_len(&ra, 15),
+        DropReason::Truncated,
+    );
+    // Options: cut short, zero length, overrunning, wrong size for a MAC.
+    assert_refused(
+        &mut b,
+        ep,
+        &with_payload_len(&good, 25),
+        DropReason::Truncated,
+    );
+    assert_refused(
+        &mut b,
+        ep,
+        &with_payload_len(&good, 31),
+        DropReason::Truncated,
+    );
+    let mut zero = good.clone();
+    zero[14 + 40 + 25] = 0;
+    assert_refused(&mut b, ep, &zero, DropReason::Malformed);
+    let mut overrun = good.clone();
+    overrun[14 + 40 + 25] = 2;
+    assert_refused(&mut b, ep, &overrun, DropReason::Truncated);
+    let mut long_lla = na(me, lla(me), ip6(1, 1), None);
+    let mut option = vec![2u8, 2];
+    option.extend_from_slice(&me.0);
+    option.extend_from_slice(&[0; 8]);
+    long_lla.truncate(14 + 40 + 24);
+    long_lla.extend_from_slice(&option);
+    let long_lla = with_payload_len(&long_lla, 24 + 16);
+    assert_refused(&mut b, ep, &long_lla, DropReason::Malformed);
+    // A payload length past the frame is caught by the IPv6 check.
+    assert_refused(
+        &mut b,
+        ep,
+        &with_payload_len(&good, 200),
+        DropReason::Truncated,
+    );
+
+    // Whatever the cut and whatever the option bytes, no panic.
+    let hbh = with_ext_headers(&good, &[(IpProtocol::HOP_BY_HOP, options_header())]);
+    for frame in [&good, &hbh, &ra] {
+        let ip_len = frame.len() - 14 - 40;
+        for len in 0..=ip_len {
+            let _ = send(&mut b, T0, ep, &with_payload_len(frame, len));
+            let _ = send(
+                &mut b,
+                T0,
+                ep,
+                &with_payload_len(frame, len)[..14 + 40 + len],
+            );
+        }
+        for at in 14 + 40..frame.len() {
+            for v in [0u8, 1, 2, 3, 0x7f, 0xff] {
+                let mut f = frame.clone();
+                f[at] = v;
+                let (d, out) = send(&mut b, T0, ep, &f);
+                let _ = b.explain(ep, &f, d, &b.egress()).to_string();
+                assert!(out.len() <= 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn explanations_say_which_neighbour_discovery_rule_refused_a_frame() {
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    let mut out = b.egress();
+    let cases = [
+        (
+            na(me, lla(me), ip6(1, 2), Some(me)),
+            "neighbour advertisement for fd00:0:0:1::2, which is neither the endpoint's \
+             address nor the link-local address of its MAC (the endpoint is \
+             02:42:0a:00:01:01, 10.0.1.1, fd00:0:0:1::1, fe80::42:aff:fe00:101)",
+        ),
+        (
+            ns(me, lla(me), ip6(1, 2), Some(mac(1, 2))),
+            "gives 02:42:0a:00:01:02 as its source link-layer address",
+        ),
+        (
+            router_message(me, lla(me), Icmpv6Message::ROUTER_ADVERT),
+            "router advertisement from an endpoint, which is not a router",
+        ),
+        (
+            ns(me, "fe80::1".parse().unwrap(), ip6(1, 2), Some(me)),
+            "neighbour solicitation from fe80::1",
+        ),
+    ];
+    for (f, want) in cases {
+        let d = b.process(T0, ep, &f, &mut out);
+        let text = b.explain(ep, &f, d, &out).to_string();
+        assert!(text.contains(want), "{text}");
+        assert!(text.contains("port security: "), "{text}");
+        assert!(text.ends_with("-> dropped, not learned"), "{text}");
+    }
+}

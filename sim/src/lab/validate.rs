@@ -9,6 +9,7 @@ use super::{
     CableDecl, ContainerDecl, Expect, FaultDecl, Lab, LabError, LinkDecl, NetworkDecl, Problem,
     StepDecl, StepKind,
 };
+use crate::apps::{ping_count_problem, MAX_PING_COUNT};
 use crate::dns::UpstreamZone;
 use crate::fault::{Fault, LinkDirection};
 use crate::link::{LinkConfig, Loss};
@@ -1172,6 +1173,14 @@ fn validate_step(
             unused_keys(p, action, &given, allowed);
             let to = target(p)?;
             let count = def.count.as_ref().map_or(3, |c| *c.get_ref());
+            if let Some(c) = def.count.as_ref().filter(|_| action == "ping") {
+                // Caught here, with the line, rather than when the step
+                // starts mid-run.
+                if *c.get_ref() > MAX_PING_COUNT {
+                    p.at(c.span(), ping_count_problem(*c.get_ref()));
+                    return None;
+                }
+            }
             let interval = match &def.interval {
                 Some(i) => duration(p, i)?,
                 None if action == "ping" => Duration::from_secs(1),

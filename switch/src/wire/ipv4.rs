@@ -39,14 +39,28 @@ pub const HEADER_LEN: usize = field::DST_ADDR.end;
 pub struct IpProtocol(pub u8);
 
 impl IpProtocol {
+    /// IPv6 Hop-by-Hop Options extension header.
+    pub const HOP_BY_HOP: IpProtocol = IpProtocol(0);
     /// ICMP.
     pub const ICMP: IpProtocol = IpProtocol(1);
     /// TCP.
     pub const TCP: IpProtocol = IpProtocol(6);
     /// UDP.
     pub const UDP: IpProtocol = IpProtocol(17);
+    /// IPv6 Routing extension header.
+    pub const IPV6_ROUTE: IpProtocol = IpProtocol(43);
+    /// IPv6 Fragment extension header.
+    pub const IPV6_FRAG: IpProtocol = IpProtocol(44);
+    /// Encapsulating Security Payload (opaque from here on).
+    pub const ESP: IpProtocol = IpProtocol(50);
+    /// Authentication Header.
+    pub const AH: IpProtocol = IpProtocol(51);
     /// ICMPv6.
     pub const ICMPV6: IpProtocol = IpProtocol(58);
+    /// IPv6 "no next header": nothing follows.
+    pub const IPV6_NO_NXT: IpProtocol = IpProtocol(59);
+    /// IPv6 Destination Options extension header.
+    pub const IPV6_OPTS: IpProtocol = IpProtocol(60);
 }
 
 impl fmt::Display for IpProtocol {
@@ -56,6 +70,13 @@ impl fmt::Display for IpProtocol {
             IpProtocol::TCP => f.write_str("TCP"),
             IpProtocol::UDP => f.write_str("UDP"),
             IpProtocol::ICMPV6 => f.write_str("ICMPv6"),
+            IpProtocol::HOP_BY_HOP => f.write_str("IPv6 hop-by-hop options"),
+            IpProtocol::IPV6_ROUTE => f.write_str("IPv6 routing header"),
+            IpProtocol::IPV6_FRAG => f.write_str("IPv6 fragment header"),
+            IpProtocol::ESP => f.write_str("ESP"),
+            IpProtocol::AH => f.write_str("AH"),
+            IpProtocol::IPV6_NO_NXT => f.write_str("IPv6 no next header"),
+            IpProtocol::IPV6_OPTS => f.write_str("IPv6 destination options"),
             IpProtocol(other) => write!(f, "protocol {other}"),
         }
     }

@@ -1,7 +1,11 @@
-//! IPv6 fixed headers (RFC 8200). Extension headers are payload here: port
-//! security needs only the source address.
+//! IPv6 fixed headers (RFC 8200), the walk over the extension headers that
+//! may sit between them and an upper-layer header, and the link-local
+//! address a station derives from its MAC. Port security needs the source
+//! address, and for ICMPv6 neighbour discovery the message behind any
+//! extension headers.
 
 use super::{Field, IpProtocol, Rest, Result, WireError};
+use crate::mac::MacAddr;
 use std::net::Ipv6Addr;
 
 /// Byte offsets of the IPv6 fixed header fields.
@@ -205,6 +209,73 @@ impl Repr {
     }
 }
 
+/// The first header after `payload`'s extension headers, and the bytes from
+/// it on: walks Hop-by-Hop Options, Routing, Destination Options and
+/// Authentication headers, starting from `next` (the fixed header's next
+/// header), and stops at anything else, so a Fragment header, ESP, "no next
+/// header" or an upper-layer protocol is returned as it is.
+///
+/// At most `max_headers` are walked, so a packet cannot make its reader
+/// loop long: a longer chain is [`WireError::Malformed`] (a reader that
+/// gave up and passed it could be fooled by whatever the chain hides). A
+/// header that does not fit `payload` is [`WireError::Truncated`].
+///
+/// Fragment headers are not walked on purpose: what follows the first one
+/// is a piece of a packet, whole only after reassembly at the receiver.
+pub fn upper_layer(
+    mut next: IpProtocol,
+    mut payload: &[u8],
+    max_headers: usize,
+) -> Result<(IpProtocol, &[u8])> {
+    let mut walked = 0;
+    loop {
+        let len = match next {
+            // RFC 8200 section 4.3-4.6: length in 8-octet units, not
+            // counting the first 8.
+            IpProtocol::HOP_BY_HOP | IpProtocol::IPV6_ROUTE | IpProtocol::IPV6_OPTS => {
+                payload.get(1).map(|&n| (usize::from(n) + 1) * 8)
+            }
+            // RFC 4302 section 2.2: length in 4-octet units, minus 2.
+            IpProtocol::AH => payload.get(1).map(|&n| (usize::from(n) + 2) * 4),
+            _ => return Ok((next, payload)),
+        };
+        if walked == max_headers {
+            return Err(WireError::malformed("IPv6 extension header chain too long"));
+        }
+        walked += 1;
+        let len = len.ok_or(WireError::Truncated)?;
+        let (Some(&following), Some(rest)) = (payload.first(), payload.get(len..)) else {
+            return Err(WireError::Truncated);
+        };
+        next = IpProtocol(following);
+        payload = rest;
+    }
+}
+
+/// The link-local address a station derives from its MAC with the modified
+/// EUI-64 interface identifier (RFC 4291 appendix A, RFC 4862, RFC 2464
+/// section 5): `fe80::` then the MAC with ff:fe in the middle and the
+/// universal/local bit (0x02 of the first byte) flipped. Linux does this
+/// unless `addr_gen_mode` asks for a stable-privacy or random identifier.
+pub const fn eui64_link_local(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([m[0] ^ 0x02, m[1]]),
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
+    )
+}
+
+/// True for fe80::/10, the link-local unicast prefix.
+pub const fn is_link_local(addr: &Ipv6Addr) -> bool {
+    addr.segments()[0] & 0xffc0 == 0xfe80
+}
+
 fn addr16(b: &[u8]) -> [u8; 16] {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[..16]);
@@ -253,6 +324,55 @@ mod tests {
         assert_eq!(h.flow_label().value(), 0xcdef1);
         assert_eq!(h.source_addr(), repr().src_addr);
         assert_eq!(h.payload_length(), 4);
+    }
+
+    #[test]
+    fn eui64_link_local_flips_the_universal_local_bit_and_inserts_ff_fe() {
+        let mac = MacAddr([0x02, 0x42, 0xac, 0x12, 0x00, 0x02]);
+        assert_eq!(
+            eui64_link_local(mac),
+            "fe80::42:acff:fe12:2".parse::<Ipv6Addr>().unwrap()
+        );
+        let universal = MacAddr([0x00, 0x1b, 0x21, 0x3c, 0x4d, 0x5e]);
+        assert_eq!(
+            eui64_link_local(universal),
+            "fe80::21b:21ff:fe3c:4d5e".parse::<Ipv6Addr>().unwrap()
+        );
+        assert!(is_link_local(&eui64_link_local(universal)));
+        assert!(is_link_local(&"febf::1".parse().unwrap()));
+        assert!(!is_link_local(&"fec0::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn upper_layer_walks_options_routing_and_ah_and_stops_at_a_fragment() {
+        // Hop-by-Hop (8 bytes) -> Destination Options (16) -> AH (12) ->
+        // Routing (8) -> Fragment.
+        let mut p = vec![0u8; 8 + 16 + 12 + 8 + 8 + 4];
+        p[0] = IpProtocol::IPV6_OPTS.0;
+        p[8] = IpProtocol::AH.0;
+        p[9] = 1;
+        p[24] = IpProtocol::IPV6_ROUTE.0;
+        p[25] = 1;
+        p[36] = IpProtocol::IPV6_FRAG.0;
+        p[44] = IpProtocol::ICMPV6.0;
+        let (next, rest) = upper_layer(IpProtocol::HOP_BY_HOP, &p, 8).unwrap();
+        assert_eq!(next, IpProtocol::IPV6_FRAG);
+        assert_eq!(rest.len(), 12);
+        assert_eq!(
+            upper_layer(IpProtocol::HOP_BY_HOP, &p, 3).unwrap_err(),
+            WireError::malformed("IPv6 extension header chain too long")
+        );
+        assert_eq!(
+            upper_layer(IpProtocol::TCP, &p, 0).unwrap().0,
+            IpProtocol::TCP
+        );
+        for cut in [0, 1, 7, 8, 9, 23, 35] {
+            assert_eq!(
+                upper_layer(IpProtocol::HOP_BY_HOP, &p[..cut], 8).unwrap_err(),
+                WireError::Truncated,
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod arp;
 pub mod ethernet;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod udp;
@@ -21,8 +22,12 @@ pub mod vxlan;
 
 pub use arp::{Operation as ArpOperation, Packet as ArpPacket, Repr as ArpRepr};
 pub use ethernet::{EtherType, Frame as EthernetFrame, Repr as EthernetRepr, VlanTag};
+pub use icmpv6::{
+    Message as Icmpv6Message, NdiscOption, NdiscOptionType, NdiscOptions, NeighborFlags,
+    Packet as Icmpv6Packet, Repr as Icmpv6Repr,
+};
 pub use ipv4::{IpProtocol, Packet as Ipv4Packet, Repr as Ipv4Repr};
-pub use ipv6::{Packet as Ipv6Packet, Repr as Ipv6Repr};
+pub use ipv6::{eui64_link_local, Packet as Ipv6Packet, Repr as Ipv6Repr};
 pub use udp::{Packet as UdpPacket, Repr as UdpRepr};
 pub use vnet_hdr::{GsoType, Header as VnetHeader, Repr as VnetHdrRepr};
 pub use vxlan::{Header as VxlanHeader, Repr as VxlanRepr};
@@ -68,9 +73,9 @@ impl From<WireError> for DropReason {
 /// Result of parsing a wire format.
 pub type Result<T> = core::result::Result<T, WireError>;
 
-/// The Internet checksum (RFC 1071), shared by IPv4 and UDP.
+/// The Internet checksum (RFC 1071), shared by IPv4, UDP and ICMPv6.
 pub mod checksum {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     /// One's-complement sum of `data` as big-endian 16-bit words (an odd
     /// trailing byte is padded with zero), not yet folded or inverted.
@@ -111,6 +116,17 @@ pub mod checksum {
         buf[4..8].copy_from_slice(&dst.octets());
         buf[9] = protocol;
         buf[10..12].copy_from_slice(&length.to_be_bytes());
+        sum(&buf)
+    }
+
+    /// The IPv6 pseudo-header sum (RFC 8200 section 8.1) that ICMPv6, UDP
+    /// and TCP checksums over IPv6 start from.
+    pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u32 {
+        let mut buf = [0u8; 40];
+        buf[0..16].copy_from_slice(&src.octets());
+        buf[16..32].copy_from_slice(&dst.octets());
+        buf[32..36].copy_from_slice(&length.to_be_bytes());
+        buf[39] = next_header;
         sum(&buf)
     }
 

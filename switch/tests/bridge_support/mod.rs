@@ -4,8 +4,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use switchyard_switch::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, VlanTag,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Icmpv6Message,
+    Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, VlanTag,
 };
 use switchyard_switch::{MacAddr, PortBinding, PortConfig, SegmentId};
 
@@ -132,4 +132,133 @@ pub fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
     );
     out.extend_from_slice(&frame[12..]);
     out
+}
+
+/// The link-local address Linux derives from `mac` (modified EUI-64),
+/// written out independently of the library's helper.
+pub fn lla(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
+/// The solicited-node multicast address of `target` (ff02::1:ffXX:XXXX).
+pub fn solicited_node(target: Ipv6Addr) -> Ipv6Addr {
+    let o = target.octets();
+    Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, o[13], o[14], o[15],
+    ])
+}
+
+/// An IPv6 frame carrying `payload` after `next_header`, hop limit 255.
+pub fn ipv6_raw(
+    dst: MacAddr,
+    src: MacAddr,
+    src_ip: Ipv6Addr,
+    dst_ip: Ipv6Addr,
+    next_header: IpProtocol,
+    payload: &[u8],
+) -> Vec<u8> {
+    let repr = Ipv6Repr {
+        src_addr: src_ip,
+        dst_addr: dst_ip,
+        next_header,
+        payload_len: payload.len(),
+        hop_limit: 255,
+    };
+    let mut buf = vec![0u8; 40 + payload.len()];
+    repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
+    buf[40..].copy_from_slice(payload);
+    eth(dst, src, EtherType::IPV6, &buf)
+}
+
+/// An ICMPv6 message as `repr` writes it, plus `body` (the rest of an
+/// `Other` message), with a correct checksum.
+pub fn icmpv6_bytes(src_ip: Ipv6Addr, dst_ip: Ipv6Addr, repr: &Icmpv6Repr, body: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; repr.buffer_len() + body.len()];
+    let mut p = Icmpv6Packet::new_unchecked(&mut buf[..]);
+    repr.emit(&mut p);
+    let header = repr.buffer_len();
+    buf[header..].copy_from_slice(body);
+    Icmpv6Packet::new_unchecked(&mut buf[..]).fill_checksum(src_ip, dst_ip);
+    buf
+}
+
+/// A neighbour discovery (or any ICMPv6) frame, sent to the multicast
+/// group a host would use: the solicited-node group of an NS target,
+/// all-nodes for the rest.
+pub fn ndp(src: MacAddr, src_ip: Ipv6Addr, repr: &Icmpv6Repr, body: &[u8]) -> Vec<u8> {
+    let dst_ip = match repr {
+        Icmpv6Repr::NeighborSolicit { target, .. } => solicited_node(*target),
+        Icmpv6Repr::RouterSolicit { .. } => "ff02::2".parse().unwrap(),
+        _ => "ff02::1".parse().unwrap(),
+    };
+    let o = dst_ip.octets();
+    let dst = MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]]);
+    let icmp = icmpv6_bytes(src_ip, dst_ip, repr, body);
+    ipv6_raw(dst, src, src_ip, dst_ip, IpProtocol::ICMPV6, &icmp)
+}
+
+/// A Router Advertisement or Redirect (or any other `Other` message) with
+/// a zeroed body of the fixed size its type needs.
+pub fn router_message(src: MacAddr, src_ip: Ipv6Addr, msg: Icmpv6Message) -> Vec<u8> {
+    let body = vec![0u8; msg.ndisc_fixed_len().unwrap_or(8) - 4];
+    ndp(
+        src,
+        src_ip,
+        &Icmpv6Repr::Other {
+            msg_type: msg,
+            code: 0,
+        },
+        &body,
+    )
+}
+
+/// The same IPv6 frame with `headers` (next header, bytes) inserted between
+/// the fixed header and its payload; each header's first byte is set to the
+/// next one's type and the payload length grows to match.
+pub fn with_ext_headers(frame: &[u8], headers: &[(IpProtocol, Vec<u8>)]) -> Vec<u8> {
+    let ip_at = 14;
+    let ip = Ipv6Packet::new_checked(&frame[ip_at..]).unwrap();
+    let payload = ip.payload().to_vec();
+    let mut next = ip.next_header();
+    let mut chain = Vec::new();
+    for (kind, bytes) in headers.iter().rev() {
+        let mut h = bytes.clone();
+        h[0] = next.0;
+        h.extend_from_slice(&chain);
+        chain = h;
+        next = *kind;
+    }
+    chain.extend_from_slice(&payload);
+    let mut header = frame[ip_at..ip_at + 40].to_vec();
+    let mut p = Ipv6Packet::new_unchecked(&mut header[..]);
+    p.set_next_header(next);
+    p.set_payload_len(chain.len() as u16);
+    header.extend_from_slice(&chain);
+    let mut out = frame[..ip_at].to_vec();
+    out.extend_from_slice(&header);
+    out.resize(out.len().max(MIN_FRAME), 0);
+    out
+}
+
+/// An 8-byte Hop-by-Hop / Destination Options header holding PadN.
+pub fn options_header() -> Vec<u8> {
+    vec![0, 0, 1, 4, 0, 0, 0, 0]
 }
