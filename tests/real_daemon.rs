@@ -773,3 +773,37 @@ fn restarting_without_offloads_keeps_tcp_working() {
         "TCP flows after the restart"
     );
 }
+
+#[test]
+fn ipv6_networks_ping_and_resolve_through_port_security() {
+    if !require_root("ipv6") {
+        return;
+    }
+    let d = TestDaemon::start();
+    d.ok(&[
+        "network",
+        "create",
+        "v6",
+        "--ipv6",
+        "--subnet",
+        "10.45.0.0/24",
+        "--subnet",
+        "fd45::/64",
+    ]);
+    d.container("a", &["--network", "v6"]);
+    d.container("b", &["--network", "v6", "--ip6", "fd45::b"]);
+    assert!(
+        d.exec_ok(
+            "a",
+            &["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", "fd45::b"]
+        ),
+        "IPv6 with NDP passes"
+    );
+    let out = d.ok(&["exec", "a", "--", "getent", "ahostsv6", "b"]);
+    assert!(out.starts_with("fd45::b"), "AAAA: {out}");
+    let ports: Value = port_counters(&d, "v6", "a");
+    assert!(
+        ports["drops"].get("spoofed_ip").is_none() && ports["drops"].get("spoofed_mac").is_none(),
+        "{ports}"
+    );
+}
