@@ -217,6 +217,10 @@ fn the_default_bridge_has_no_names() {
         "",
         "no names on the default bridge (Docker's rule)"
     );
+    // Empty output is also what a dead resolver gives. SERVFAIL proves the
+    // resolver answered: it had no local record, so it forwarded to the
+    // test daemon's dead upstream (127.0.0.1:9).
+    assert_eq!(status(&d, "a", &["b"]), "SERVFAIL");
 }
 
 #[test]
@@ -315,4 +319,510 @@ fn rename_moves_the_name_at_once() {
         "the new name answers at once"
     );
     assert_eq!(dig(&d, "a", &["old"]).trim(), "", "the old one is gone");
+}
+
+/// Processes started in a container for the length of a test, killed and
+/// reaped on drop so a failing assertion leaves nothing behind (each also
+/// ends on its own: the scripts below stop after their duration and run
+/// under `timeout`; the daemon's drop then removes the containers).
+struct Background(Vec<Child>);
+
+impl Background {
+    /// Starts `switchyard exec CONTAINER -- timeout LIMIT ARGV...` with
+    /// stdout captured.
+    fn spawn(&mut self, d: &TestDaemon, container: &str, limit_secs: u32, argv: &[&str]) {
+        let child = Command::new(common::EXE)
+            .args(["exec", container, "--", "timeout", &limit_secs.to_string()])
+            .args(argv)
+            .env("SWITCHYARD_SOCKET", &d.socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a process in the container");
+        self.0.push(child);
+    }
+
+    /// True while every process still runs.
+    fn all_running(&mut self) -> bool {
+        self.0.iter_mut().all(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits for every process; returns each one's stdout, failing the test
+    /// if one did not exit 0.
+    fn finish(&mut self) -> Vec<String> {
+        self.0
+            .drain(..)
+            .map(|c| {
+                let out = c.wait_with_output().expect("wait");
+                assert!(
+                    out.status.success(),
+                    "background process failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Sends queries to 127.0.0.11 over UDP as fast as it can for argv[1]
+/// seconds, never reading the replies; prints how many it sent. The name
+/// has 120 labels, the costliest kind of query to answer (the resolver
+/// tries every split as NAME.NETWORK before its NXDOMAIN), so that even on
+/// two cores the flood outruns the DNS thread and keeps its socket full.
+const UDP_FLOOD: &str = r#"
+import socket, sys, time
+query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"\x01a" * 120 + b"\x00\x00\x01\x00\x01"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.11", 53))
+send = s.send
+sent = 0
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    for _ in range(1000):
+        send(query)
+    sent += 1000
+print(sent)
+"#;
+
+/// Asks 127.0.0.11 for `A argv[1]` (one label) up to argv[2] times, 0.1 s
+/// apart, stopping at the first not answered within 1 s; prints how many
+/// were answered and the median and slowest answer in milliseconds.
+const UDP_PROBE: &str = r#"
+import socket, sys, time
+name = sys.argv[1].encode()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.11", 53))
+s.settimeout(1)
+took = []
+for i in range(int(sys.argv[2])):
+    qid = (i + 1).to_bytes(2, "big")
+    q = qid + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + bytes([len(name)]) + name + b"\x00\x00\x01\x00\x01"
+    start = time.monotonic()
+    s.send(q)
+    try:
+        while s.recv(4096)[:2] != qid:
+            pass
+    except socket.timeout:
+        break
+    took.append(time.monotonic() - start)
+    time.sleep(0.1)
+took.sort()
+ms = lambda t: round(t * 1000)
+print(len(took), ms(took[len(took) // 2]) if took else -1, ms(took[-1]) if took else -1)
+"#;
+
+/// Opens argv[1] TCP connections to 127.0.0.11:53 and, for argv[2]
+/// seconds, pipelines `A noisy` queries on all of them as fast as they are
+/// taken, never reading a reply; prints how many bytes it sent.
+const TCP_NEVER_READS: &str = r#"
+import socket, sys, time
+query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05noisy\x00\x00\x01\x00\x01"
+block = (len(query).to_bytes(2, "big") + query) * 1000
+conns = []
+for _ in range(int(sys.argv[1])):
+    c = socket.create_connection(("127.0.0.11", 53), timeout=5)
+    c.setblocking(False)
+    conns.append([c, 0])
+sent = 0
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    progress = False
+    for conn in conns:
+        try:
+            n = conn[0].send(block[conn[1]:])
+        except OSError:
+            continue
+        conn[1] = (conn[1] + n) % len(block)
+        sent += n
+        progress = True
+    if not progress:
+        time.sleep(0.01)
+print(sent)
+"#;
+
+#[test]
+fn a_udp_flood_from_one_container_does_not_starve_another() {
+    if !require_root("dns_udp_flood") {
+        return;
+    }
+    let d = TestDaemon::start();
+    // Internal: the flood's unknown names are answered NXDOMAIN at once,
+    // nothing is forwarded.
+    d.ok(&[
+        "network",
+        "create",
+        "front",
+        "--internal",
+        "--subnet",
+        "10.56.0.0/24",
+    ]);
+    d.container("noisy", &["--network", "front", "--ip", "10.56.0.10"]);
+    d.container("quiet", &["--network", "front", "--ip", "10.56.0.20"]);
+    assert_eq!(dig(&d, "quiet", &["noisy"]).trim(), "10.56.0.10");
+    let mut flood = Background(Vec::new());
+    for _ in 0..3 {
+        flood.spawn(&d, "noisy", 20, &["python3", "-c", UDP_FLOOD, "8"]);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // Served in turn, the quiet container waits at most one round: a
+    // bounded share of the flood (tens of ms in a debug build). Starved, it
+    // waits until the flood happens to leave the socket nearly empty, which
+    // takes hundreds of ms to seconds.
+    let mut probe = Background(Vec::new());
+    probe.spawn(
+        &d,
+        "quiet",
+        30,
+        &["python3", "-c", UDP_PROBE, "noisy", "20"],
+    );
+    let out = probe.finish().remove(0);
+    let nums: Vec<i64> = out
+        .split_whitespace()
+        .map(|n| n.parse().expect("the probe prints numbers"))
+        .collect();
+    let [answered, median_ms, worst_ms] = nums[..] else {
+        panic!("probe output: {out}");
+    };
+    // A functional bound only (each query's own 1 s timeout), not a latency
+    // assertion: the starved server answered none of them.
+    assert_eq!(
+        answered, 20,
+        "queries from the quiet container each answered within 1 s during the flood \
+         (median {median_ms} ms, slowest {worst_ms} ms)"
+    );
+    assert_eq!(
+        dig(&d, "quiet", &["quiet"]).trim(),
+        "10.56.0.20",
+        "dig during the flood"
+    );
+    assert!(
+        flood.all_running(),
+        "the flood must outlast the queries, or they prove nothing"
+    );
+    for sent in flood.finish() {
+        let sent: u64 = sent.parse().expect("the flooder prints a count");
+        assert!(sent > 10_000, "a flood sends many queries, not {sent}");
+    }
+}
+
+#[test]
+fn tcp_clients_that_never_read_do_not_stall_dns() {
+    if !require_root("dns_tcp_never_read") {
+        return;
+    }
+    let d = TestDaemon::start();
+    d.ok(&["network", "create", "front", "--subnet", "10.57.0.0/24"]);
+    d.container("noisy", &["--network", "front", "--ip", "10.57.0.10"]);
+    d.container("quiet", &["--network", "front", "--ip", "10.57.0.20"]);
+    assert_eq!(dig(&d, "quiet", &["+tcp", "noisy"]).trim(), "10.57.0.10");
+    let mut stuck = Background(Vec::new());
+    stuck.spawn(
+        &d,
+        "noisy",
+        20,
+        &["python3", "-c", TCP_NEVER_READS, "30", "8"],
+    );
+    // By then the replies fill the first connections' socket buffers while
+    // the others still pipeline queries as fast as they are taken. Before,
+    // one blocking write of 1 s per stuck connection stalled every sandbox.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        dig(&d, "quiet", &["+tcp", "noisy"]).trim(),
+        "10.57.0.10",
+        "TCP during the stall"
+    );
+    assert_eq!(
+        dig(&d, "quiet", &["noisy"]).trim(),
+        "10.57.0.10",
+        "UDP during the stall"
+    );
+    assert_eq!(
+        dig(&d, "quiet", &["+tcp", "quiet"]).trim(),
+        "10.57.0.20",
+        "TCP again"
+    );
+    assert!(
+        stuck.all_running(),
+        "the stuck clients must outlast the queries, or they prove nothing"
+    );
+    let sent: u64 = stuck.finish()[0]
+        .parse()
+        .expect("the client prints a count");
+    assert!(
+        sent > 100_000,
+        "the clients pipelined queries ({sent} bytes)"
+    );
+}
+
+/// Pipelines up to argv[1] `A noisy` queries on one TCP connection without
+/// reading until the server stops taking them for 5 s, then reads every
+/// reply; prints whether sending stalled, how many queries went out and
+/// how many replies came back.
+const TCP_READS_LATE: &str = r#"
+import select, socket, sys, time
+query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05noisy\x00\x00\x01\x00\x01"
+frame = len(query).to_bytes(2, "big") + query
+data = memoryview(frame * int(sys.argv[1]))
+c = socket.create_connection(("127.0.0.11", 53), timeout=5)
+c.setblocking(False)
+at = 0
+last = time.monotonic()
+while at < len(data) and time.monotonic() - last < 5:
+    try:
+        at += c.send(data[at:at + 65536])
+        last = time.monotonic()
+    except BlockingIOError:
+        time.sleep(0.005)
+stalled = at < len(data)
+end = at + (-at) % len(frame)
+expected = end // len(frame)
+got = 0
+buf = bytearray()
+deadline = time.monotonic() + 30
+while got < expected and time.monotonic() < deadline:
+    if at < end:
+        try:
+            at += c.send(data[at:end])
+        except BlockingIOError:
+            pass
+    if not select.select([c], [], [], 0.1)[0]:
+        continue
+    try:
+        chunk = c.recv(1 << 20)
+    except OSError:
+        break
+    if not chunk:
+        break
+    buf += chunk
+    pos = 0
+    while len(buf) - pos >= 2:
+        n = int.from_bytes(buf[pos:pos + 2], "big")
+        if len(buf) - pos - 2 < n:
+            break
+        pos += 2 + n
+        got += 1
+    del buf[:pos]
+print(stalled, expected, got)
+"#;
+
+#[test]
+fn a_tcp_client_that_reads_late_is_throttled_and_gets_every_reply() {
+    if !require_root("dns_tcp_reads_late") {
+        return;
+    }
+    let d = TestDaemon::start();
+    d.ok(&["network", "create", "front", "--subnet", "10.58.0.0/24"]);
+    d.container("noisy", &["--network", "front", "--ip", "10.58.0.10"]);
+    let mut client = Background(Vec::new());
+    client.spawn(
+        &d,
+        "noisy",
+        60,
+        &["python3", "-c", TCP_READS_LATE, "500000"],
+    );
+    let out = client.finish().remove(0);
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "client output: {out}");
+    assert_eq!(
+        fields[0], "True",
+        "the server stops taking queries while their replies are not read"
+    );
+    let expected: u64 = fields[1].parse().unwrap();
+    assert!(expected > 1000, "only {expected} queries went out");
+    assert_eq!(
+        fields[2], fields[1],
+        "every query is answered once the client reads (none lost, the connection kept)"
+    );
+}
+
+/// Opens a TCP connection to 127.0.0.11:53, sends nothing and prints how
+/// many seconds pass until the server closes it (or "open" after 20 s).
+const TCP_IDLE: &str = r#"
+import socket, time
+c = socket.create_connection(("127.0.0.11", 53), timeout=5)
+c.settimeout(20)
+start = time.monotonic()
+try:
+    data = c.recv(1)
+    print(round(time.monotonic() - start, 1) if data == b"" else "data")
+except socket.timeout:
+    print("open")
+except OSError:
+    print(round(time.monotonic() - start, 1))
+"#;
+
+#[test]
+fn idle_tcp_connections_are_closed() {
+    if !require_root("dns_tcp_idle") {
+        return;
+    }
+    let d = TestDaemon::start();
+    d.ok(&["network", "create", "front"]);
+    d.container("a", &["--network", "front"]);
+    let mut idle = Background(Vec::new());
+    idle.spawn(&d, "a", 30, &["python3", "-c", TCP_IDLE]);
+    let out = idle.finish().remove(0);
+    let secs: f64 = out
+        .parse()
+        .unwrap_or_else(|_| panic!("the idle connection was not closed: {out}"));
+    assert!(
+        (5.0..16.0).contains(&secs),
+        "closed after {secs} s (idle timeout 10 s)"
+    );
+}
+
+/// From 127.0.0.1:40000, sends one query for a name the (dead) upstreams
+/// will never answer, and exits without waiting for the reply.
+const UDP_ASK_AND_LEAVE: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 40000))
+q = b"\x43\x21\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07nowhere\x07example\x00\x00\x01\x00\x01"
+s.sendto(q, ("127.0.0.11", 53))
+"#;
+
+/// Listens on 127.0.0.1:40000 for argv[1] seconds; prints what arrived.
+const UDP_LISTEN: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 40000))
+s.settimeout(float(sys.argv[1]))
+try:
+    data, peer = s.recvfrom(4096)
+    print("got", len(data), "bytes from", peer)
+except socket.timeout:
+    print("nothing")
+"#;
+
+#[test]
+fn a_late_answer_for_a_removed_container_does_not_reach_the_next_one() {
+    if !require_root("dns_stale_pending") {
+        return;
+    }
+    // Three dead upstreams, 2 s each: the SERVFAIL for the query comes 6 s
+    // after it, long after its container is gone and another has taken its
+    // sockets' place.
+    let d = TestDaemon::start_with(&[
+        "--dns-upstream",
+        "127.0.0.1:9",
+        "--dns-upstream",
+        "127.0.0.2:9",
+        "--dns-upstream",
+        "127.0.0.3:9",
+    ]);
+    d.ok(&["network", "create", "front"]);
+    d.container("gone", &["--network", "front"]);
+    let asked = Instant::now();
+    d.ok(&["exec", "gone", "--", "python3", "-c", UDP_ASK_AND_LEAVE]);
+    d.ok(&["rm", "-f", "gone"]);
+    d.container("next", &["--network", "front"]);
+    let wait = Duration::from_secs(8).saturating_sub(asked.elapsed());
+    assert!(
+        wait >= Duration::from_secs(3),
+        "the new container must be listening before the answer is due ({:?} left)",
+        wait
+    );
+    let heard = d.ok(&[
+        "exec",
+        "next",
+        "--",
+        "python3",
+        "-c",
+        UDP_LISTEN,
+        &format!("{:.1}", wait.as_secs_f64()),
+    ]);
+    assert_eq!(
+        heard.trim(),
+        "nothing",
+        "the answer meant for the removed container went out of the new one's socket"
+    );
+}
+
+/// Pipelines argv[1] queries for distinct unknown names on one TCP
+/// connection, then reads the replies for up to 15 s; prints how many came
+/// back and how many of those were SERVFAIL.
+const TCP_MANY_FORWARDS: &str = r#"
+import socket, sys, time
+n = int(sys.argv[1])
+c = socket.create_connection(("127.0.0.11", 53), timeout=5)
+for i in range(n):
+    label = b"q%d" % i
+    q = i.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + bytes([len(label)]) + label + b"\x07example\x00\x00\x01\x00\x01"
+    c.sendall(len(q).to_bytes(2, "big") + q)
+c.settimeout(1)
+buf = b""
+got = servfail = 0
+deadline = time.monotonic() + 15
+while got < n and time.monotonic() < deadline:
+    try:
+        chunk = c.recv(65536)
+    except socket.timeout:
+        continue
+    if not chunk:
+        break
+    buf += chunk
+    while len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
+        m = buf[2:2 + int.from_bytes(buf[:2], "big")]
+        buf = buf[2 + len(m):]
+        got += 1
+        servfail += (m[3] & 0x0f) == 2
+print(got, servfail)
+"#;
+
+/// Threads of a process with this name.
+fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn tcp_forwarding_threads_are_bounded() {
+    if !require_root("dns_tcp_forward_threads") {
+        return;
+    }
+    // An upstream that takes connections (the kernel completes them into
+    // the backlog) but never answers: each forwarding thread waits for its
+    // 2 s timeout.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = black_hole.local_addr().unwrap().port();
+    let d = TestDaemon::start_with(&["--dns-upstream", &format!("127.0.0.1:{port}")]);
+    d.ok(&["network", "create", "front"]);
+    d.container("a", &["--network", "front"]);
+    let mut client = Background(Vec::new());
+    client.spawn(&d, "a", 40, &["python3", "-c", TCP_MANY_FORWARDS, "100"]);
+    // Every query is forwarded within moments; the threads live ~2 s.
+    let mut most = 0;
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < deadline {
+        most = most.max(threads_named(d.pid(), "dns-tcp-fwd"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(most > 0, "the queries were forwarded over TCP");
+    assert!(
+        most <= 64,
+        "{most} forwarding threads at once for 100 queries"
+    );
+    // The ones not sent are answered all the same, by the timeout.
+    let out = client.finish().remove(0);
+    assert_eq!(out, "100 100", "replies and SERVFAILs out of 100");
 }

@@ -21,9 +21,22 @@
 //!   core whenever queries come more often than every N µs (10 000 qps:
 //!   98% of a core instead of 15%), so it is off by default
 //!   (`benches/README.md` has the measurements).
+//! - Fairness: one thread serves every sandbox, so no socket may keep it.
+//!   Each wakeup takes at most [`UDP_BATCHES_PER_WAKEUP`] batches from a
+//!   UDP socket, one read from a TCP connection and [`ACCEPTS_PER_WAKEUP`]
+//!   connections from a listener, then moves on; epoll is
+//!   level-triggered, so a socket with more waiting comes back in the next
+//!   round, after every other ready socket and the command channel.
+//! - TCP never blocks the thread: replies go into a per-connection output
+//!   buffer bounded at [`TCP_OUT_LIMIT`], written non-blocking and flushed
+//!   on EPOLLOUT. A client that pipelines queries without reading its
+//!   replies is throttled (no new query is answered while its backlog is
+//!   over half the bound), closed if a reply would not fit, and closed
+//!   after [`TCP_IDLE_TIMEOUT`] without a complete query or a written byte.
 //! - Forwarding leaves from the daemon's own namespace, so an upstream on
 //!   the host's loopback (127.0.0.53, a test's dnsmasq) works. TCP queries
-//!   are forwarded over TCP on a short-lived helper thread each.
+//!   are forwarded over TCP on a short-lived helper thread each, at most
+//!   [`MAX_TCP_FORWARDS`] at once.
 
 use crossbeam_channel::{Receiver, Sender};
 use rand_chacha::rand_core::SeedableRng;
@@ -36,10 +49,12 @@ use std::net::{
     Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream, UdpSocket,
 };
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use switchyard_dns::{
     parse_resolv_conf, parse_upstream, tcp_frame, ClientToken, EndpointRecord, NetworkPolicy,
-    Outcome, Resolver, ResolverConfig, Scope, TcpDeframer, Transport,
+    Outcome, Resolver, ResolverConfig, Scope, TcpDeframer, Transport, LENGTH_PREFIX,
 };
 use switchyard_switch::real::NsSession;
 use switchyard_switch::Controller;
@@ -50,6 +65,31 @@ pub const BATCH: usize = 32;
 const MAX_QUERY: usize = 4096;
 /// Most concurrent TCP client connections across all sandboxes.
 const MAX_TCP_CONNS: usize = 512;
+/// Batches taken from one sandbox's UDP socket per wakeup. Bounds how long
+/// one flooding sandbox holds the thread (4 × 32 queries) before the other
+/// ready sockets and the command channel get their turn.
+const UDP_BATCHES_PER_WAKEUP: usize = 4;
+/// Datagrams read from an upstream socket per wakeup, for the same reason.
+const UPSTREAM_READS_PER_WAKEUP: usize = UDP_BATCHES_PER_WAKEUP * BATCH;
+/// Connections accepted from one sandbox's listener per wakeup.
+const ACCEPTS_PER_WAKEUP: usize = 32;
+/// Bytes read from one TCP connection per wakeup (one read): at most about
+/// a hundred minimal queries, like a UDP socket's share.
+const TCP_READ_CHUNK: usize = 2048;
+/// Bound on a TCP connection's unsent replies: 64 KiB and the 2-byte length
+/// prefix, room for one largest framed DNS message. Above half of it no new query is answered; a reply
+/// that would not fit closes the connection (its client is not reading).
+const TCP_OUT_LIMIT: usize = LENGTH_PREFIX + u16::MAX as usize;
+/// A TCP connection with no complete query and no byte written for this
+/// long is closed (RFC 7766 §6.2.3 suggests timeouts of seconds), so idle
+/// or stuck clients cannot hold connection slots.
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the idle sweep runs.
+const TCP_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Most forwarding threads for DNS-over-TCP queries at once. Above it a
+/// query is not sent: the resolver's timeout moves it to the next upstream
+/// or answers SERVFAIL, and a container cannot make thousands of threads.
+const MAX_TCP_FORWARDS: usize = 64;
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 const WAKE: u64 = 0;
@@ -255,6 +295,100 @@ struct Conn {
     stream: TcpStream,
     slot: usize,
     deframer: TcpDeframer,
+    /// Framed replies not yet written: `out[out_at..]`, at most
+    /// [`TCP_OUT_LIMIT`] bytes.
+    out: Vec<u8>,
+    out_at: usize,
+    /// The backlog went over half the bound: complete queries wait in the
+    /// deframer and nothing more is read until the client takes replies.
+    paused: bool,
+    /// The client shut its side: no more queries; the connection closes
+    /// once every reply due is written.
+    eof: bool,
+    /// Forwarded queries whose replies are still due.
+    forwarding: usize,
+    /// The epoll events registered for it.
+    interest: u32,
+    /// Accept, last complete query or last byte written (the idle clock).
+    last_active: Duration,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, slot: usize, now: Duration) -> Conn {
+        Conn {
+            stream,
+            slot,
+            deframer: TcpDeframer::new(),
+            out: Vec::new(),
+            out_at: 0,
+            paused: false,
+            eof: false,
+            forwarding: 0,
+            interest: libc::EPOLLIN as u32,
+            last_active: now,
+        }
+    }
+
+    /// Bytes of replies not yet written.
+    fn backlog(&self) -> usize {
+        self.out.len() - self.out_at
+    }
+
+    /// Frames a reply behind the backlog (compacting it first, so the buffer
+    /// never holds more than the backlog and this reply).
+    fn push_reply(&mut self, message: &[u8]) {
+        if self.out_at > 0 {
+            self.out.drain(..self.out_at);
+            self.out_at = 0;
+        }
+        // The caller checked the length fits a frame.
+        let _ = tcp_frame(message, &mut self.out);
+    }
+
+    /// Writes as much of the backlog as the socket takes now, never
+    /// blocking. An error means the connection is broken.
+    fn flush(&mut self, now: Duration) -> io::Result<()> {
+        while self.out_at < self.out.len() {
+            match self.stream.write(&self.out[self.out_at..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out_at += n;
+                    self.last_active = now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_at == self.out.len() {
+            self.out.clear();
+            self.out_at = 0;
+        }
+        Ok(())
+    }
+
+    /// The epoll events it needs now: readable while it takes queries,
+    /// writable while replies wait.
+    fn wanted_events(&self) -> u32 {
+        let mut events = 0;
+        if !self.paused && !self.eof {
+            events |= libc::EPOLLIN as u32;
+        }
+        if self.backlog() > 0 {
+            events |= libc::EPOLLOUT as u32;
+        }
+        events
+    }
+}
+
+/// One running TCP forwarding thread; frees its place in the count when
+/// dropped (the thread ends, panics, or could not be started).
+struct ForwardSlot(Arc<AtomicUsize>);
+
+impl Drop for ForwardSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -437,6 +571,14 @@ struct Worker {
     started: std::time::Instant,
     records: Records,
     tcp_dropped: u64,
+    /// TCP clients closed because a reply would overflow their backlog.
+    tcp_slow_closed: u64,
+    /// TCP connections closed by the idle timeout.
+    tcp_idle_closed: u64,
+    /// TCP forwarding threads running now (shared with them).
+    tcp_forwards: Arc<AtomicUsize>,
+    /// TCP queries not forwarded because [`MAX_TCP_FORWARDS`] were running.
+    tcp_forwards_refused: u64,
     /// Poll this long after the last event before sleeping (zero: off).
     busy_poll: Duration,
 }
@@ -500,6 +642,10 @@ impl Worker {
             started: std::time::Instant::now(),
             records: Records::default(),
             tcp_dropped: 0,
+            tcp_slow_closed: 0,
+            tcp_idle_closed: 0,
+            tcp_forwards: Arc::new(AtomicUsize::new(0)),
+            tcp_forwards_refused: 0,
             busy_poll: busy_poll.min(Duration::from_secs(1)),
         };
         w.watch(w.wake.as_raw_fd(), WAKE)?;
@@ -542,6 +688,7 @@ impl Worker {
     fn run(mut self) {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         let mut last_reload = Duration::ZERO;
+        let mut last_sweep = Duration::ZERO;
         // Until when to poll without sleeping (see the module docs).
         let busy_poll = self.busy_poll;
         let mut spin_until = Duration::ZERO;
@@ -590,12 +737,16 @@ impl Worker {
                     0 => self.upstream_readable(token),
                     KIND_UDP => self.udp_readable((token & !KIND_MASK) as usize),
                     KIND_LISTEN => self.accept((token & !KIND_MASK) as usize),
-                    KIND_CONN => self.conn_readable((token & !KIND_MASK) as usize),
+                    KIND_CONN => self.conn_event((token & !KIND_MASK) as usize, ev.events),
                     _ => {}
                 }
             }
             let now = self.now();
             self.poll_timeouts(now);
+            if now.saturating_sub(last_sweep) >= TCP_SWEEP_EVERY {
+                last_sweep = now;
+                self.sweep_idle(now);
+            }
             if !self.fixed_upstreams && now.saturating_sub(last_reload) >= Duration::from_secs(2) {
                 last_reload = now;
                 self.reload_resolv_conf();
@@ -634,6 +785,10 @@ impl Worker {
                                 self.close_conn(c);
                             }
                         }
+                        // A late upstream answer must not go out of the
+                        // socket of whichever sandbox takes this slot next.
+                        self.pending
+                            .retain(|_, c| !matches!(c, Client::Udp { slot: s, .. } if *s == slot));
                     }
                 }
                 Command::Sync(records) => self.sync(*records),
@@ -663,6 +818,11 @@ impl Worker {
                         .collect::<Vec<_>>());
                     v["in_flight"] = json!(self.resolver.in_flight());
                     v["tcp_connections_refused"] = json!(self.tcp_dropped);
+                    v["tcp_connections"] = json!(self.conns.iter().flatten().count());
+                    v["tcp_slow_clients_closed"] = json!(self.tcp_slow_closed);
+                    v["tcp_idle_closed"] = json!(self.tcp_idle_closed);
+                    v["tcp_forwards_running"] = json!(self.tcp_forwards.load(Ordering::Acquire));
+                    v["tcp_forwards_refused"] = json!(self.tcp_forwards_refused);
                     let _ = reply.send(v);
                 }
                 Command::Stop => return false,
@@ -741,7 +901,9 @@ impl Worker {
         // One socket, one sandbox: its scope holds for the whole batch (and
         // nothing below changes records or sandboxes).
         let scope = scope_in(&self.sandboxes, &self.scopes, &self.empty_scope, slot);
-        loop {
+        // A bounded share per wakeup (see the module docs): what is left is
+        // still readable, so the level-triggered epoll reports it again.
+        for _ in 0..UDP_BATCHES_PER_WAKEUP {
             let n = self.batch.recv(fd);
             if n == 0 {
                 return;
@@ -802,7 +964,7 @@ impl Worker {
 
     fn upstream_readable(&mut self, token: u64) {
         let mut buf = [0u8; 65_535];
-        loop {
+        for _ in 0..UPSTREAM_READS_PER_WAKEUP {
             let sock = if token == UPSTREAM_V6 {
                 self.upstream_v6.as_ref()
             } else {
@@ -845,7 +1007,7 @@ impl Worker {
             Outcome::Forward {
                 upstream,
                 transport: Transport::Tcp,
-            } => self.forward_tcp(upstream, bytes.to_vec()),
+            } => self.forward_tcp(upstream, bytes),
             Outcome::Drop(_) => {}
         }
     }
@@ -858,16 +1020,13 @@ impl Worker {
                 }
             }
             Client::Tcp { conn } => {
-                let mut framed = Vec::with_capacity(bytes.len() + 2);
-                if tcp_frame(bytes, &mut framed).is_err() {
+                let Some(c) = self.conns.get_mut(conn).and_then(Option::as_mut) else {
                     return;
-                }
-                let failed = match self.conns.get_mut(conn).and_then(Option::as_mut) {
-                    Some(c) => c.stream.write_all(&framed).is_err(),
-                    None => false,
                 };
-                if failed {
-                    self.close_conn(conn);
+                c.forwarding = c.forwarding.saturating_sub(1);
+                let now = self.now();
+                if self.queue_reply(conn, bytes, now) {
+                    self.serve(conn, now);
                 }
             }
         }
@@ -883,15 +1042,26 @@ impl Worker {
     }
 
     /// Forwards one TCP query on a helper thread; the reply comes back
-    /// through the command channel. A failure is left to the resolver's
-    /// timeout, which moves on to the next upstream.
-    fn forward_tcp(&self, upstream: SocketAddr, query: Vec<u8>) {
+    /// through the command channel. A failure, or no thread because
+    /// [`MAX_TCP_FORWARDS`] are running, is left to the resolver's timeout,
+    /// which moves on to the next upstream or answers SERVFAIL.
+    fn forward_tcp(&mut self, upstream: SocketAddr, query: &[u8]) {
+        if self.tcp_forwards.fetch_add(1, Ordering::AcqRel) >= MAX_TCP_FORWARDS {
+            self.tcp_forwards.fetch_sub(1, Ordering::AcqRel);
+            self.tcp_forwards_refused += 1;
+            return;
+        }
+        // Frees the place when the thread ends, or at once if the spawn
+        // fails (the closure holding it is dropped).
+        let place = ForwardSlot(Arc::clone(&self.tcp_forwards));
         let tx = self.self_tx.clone();
         let wake_fd = self.wake.try_clone();
         let timeout = self.resolver.config().upstream_timeout;
+        let query = query.to_vec();
         let _ = std::thread::Builder::new()
             .name("dns-tcp-fwd".into())
             .spawn(move || {
+                let _place = place;
                 let result = (|| -> io::Result<Vec<u8>> {
                     let mut s = TcpStream::connect_timeout(&upstream, timeout)?;
                     s.set_read_timeout(Some(timeout))?;
@@ -920,7 +1090,7 @@ impl Worker {
     }
 
     fn accept(&mut self, slot: usize) {
-        loop {
+        for _ in 0..ACCEPTS_PER_WAKEUP {
             let Some(s) = self.sandboxes.get(slot).and_then(Option::as_ref) else {
                 return;
             };
@@ -932,8 +1102,7 @@ impl Worker {
                 self.tcp_dropped += 1;
                 continue;
             }
-            // Reads are driven by epoll (non-blocking); writes are small
-            // replies, written blocking with a bound.
+            // Reads and writes are driven by epoll: nothing may block.
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
@@ -950,11 +1119,8 @@ impl Worker {
             {
                 continue;
             }
-            self.conns[idx] = Some(Conn {
-                stream,
-                slot,
-                deframer: TcpDeframer::new(),
-            });
+            let now = self.now();
+            self.conns[idx] = Some(Conn::new(stream, slot, now));
         }
     }
 
@@ -966,77 +1132,194 @@ impl Worker {
             .retain(|_, c| !matches!(c, Client::Tcp { conn } if *conn == idx));
     }
 
+    /// Closes connections idle for [`TCP_IDLE_TIMEOUT`]: no complete query
+    /// and no byte written (a client that never reads stops both).
+    fn sweep_idle(&mut self, now: Duration) {
+        for idx in 0..self.conns.len() {
+            let idle = self.conns[idx]
+                .as_ref()
+                .is_some_and(|c| now.saturating_sub(c.last_active) >= TCP_IDLE_TIMEOUT);
+            if idle {
+                self.tcp_idle_closed += 1;
+                self.close_conn(idx);
+            }
+        }
+    }
+
+    fn conn_event(&mut self, idx: usize, events: u32) {
+        if events & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+            // Reset or closed both ways: nothing more can be written (and
+            // these are reported whatever the interest, so waiting on them
+            // would spin).
+            self.close_conn(idx);
+        } else if events & libc::EPOLLIN as u32 != 0 {
+            self.conn_readable(idx);
+        } else if events & libc::EPOLLOUT as u32 != 0 {
+            let now = self.now();
+            self.serve(idx, now);
+        }
+    }
+
+    /// One read per wakeup (see the module docs); then answers what it
+    /// completed and writes what it can.
     fn conn_readable(&mut self, idx: usize) {
-        let mut buf = [0u8; 4096];
-        let mut queries: Vec<Vec<u8>> = Vec::new();
-        let mut close = false;
-        {
-            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
-                return;
-            };
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => {
-                        close = true;
-                        break;
+        let mut buf = [0u8; TCP_READ_CHUNK];
+        let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if !c.paused && !c.eof {
+            match c.stream.read(&mut buf) {
+                Ok(0) => c.eof = true,
+                Ok(n) => {
+                    if c.deframer.push(&buf[..n]).is_err() {
+                        self.close_conn(idx);
+                        return;
                     }
-                    Ok(n) => {
-                        if c.deframer.push(&buf[..n]).is_err() {
-                            close = true;
-                            break;
-                        }
-                        while let Some(m) = c.deframer.next_message() {
-                            queries.push(m.to_vec());
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        close = true;
-                        break;
-                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => {
+                    self.close_conn(idx);
+                    return;
                 }
             }
         }
-        let Some(slot) = self.conns.get(idx).and_then(Option::as_ref).map(|c| c.slot) else {
+        let now = self.now();
+        self.serve(idx, now);
+    }
+
+    /// Answers the connection's complete queries while its backlog allows,
+    /// writes what the socket takes, and repeats while writing made room;
+    /// then closes it if it is finished or re-arms epoll for what it waits on.
+    fn serve(&mut self, idx: usize, now: Duration) {
+        loop {
+            if !self.answer_queued(idx, now) {
+                return;
+            }
+            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                return;
+            };
+            if c.flush(now).is_err() {
+                self.close_conn(idx);
+                return;
+            }
+            if !(c.paused && c.backlog() <= TCP_OUT_LIMIT / 2) {
+                break;
+            }
+        }
+        let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        for q in queries {
-            let now = self.now();
+        if c.eof && !c.paused && c.backlog() == 0 && c.forwarding == 0 {
+            self.close_conn(idx);
+            return;
+        }
+        let wanted = c.wanted_events();
+        if wanted != c.interest {
+            let mut ev = libc::epoll_event {
+                events: wanted,
+                u64: KIND_CONN | idx as u64,
+            };
+            let fd = c.stream.as_raw_fd();
+            // SAFETY: ev is a valid epoll_event; fd is registered.
+            let rc = unsafe {
+                libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev)
+            };
+            if rc < 0 {
+                self.close_conn(idx);
+                return;
+            }
+            c.interest = wanted;
+        }
+    }
+
+    /// Answers complete queries waiting in the connection's deframer until
+    /// none is left or the backlog is over half the bound (then it pauses).
+    /// False when the connection was closed.
+    fn answer_queued(&mut self, idx: usize, now: Duration) -> bool {
+        loop {
             let token = self.next_token;
+            // Field by field, so the query can be read in place from the
+            // deframer while the resolver writes the answer.
+            let outcome = {
+                let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                    return false;
+                };
+                if c.backlog() > TCP_OUT_LIMIT / 2 {
+                    c.paused = true;
+                    return true;
+                }
+                let Some(query) = c.deframer.next_message() else {
+                    c.paused = false;
+                    return true;
+                };
+                c.last_active = now;
+                let scope = scope_in(&self.sandboxes, &self.scopes, &self.empty_scope, c.slot);
+                self.resolver.handle_query(
+                    now,
+                    scope,
+                    ClientToken(token),
+                    Transport::Tcp,
+                    query,
+                    &mut self.rng,
+                    &mut self.out,
+                )
+            };
             self.next_token += 1;
-            let scope = scope_in(&self.sandboxes, &self.scopes, &self.empty_scope, slot);
-            let mut out = std::mem::take(&mut self.out);
-            let outcome = self.resolver.handle_query(
-                now,
-                scope,
-                ClientToken(token),
-                Transport::Tcp,
-                &q,
-                &mut self.rng,
-                &mut out,
-            );
+            let out = std::mem::take(&mut self.out);
             match outcome {
                 Outcome::Reply { .. } => {
-                    // Write blocking (bounded) so a reply is never cut short.
-                    if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
-                        let _ = c.stream.set_nonblocking(false);
-                        let _ = c.stream.set_write_timeout(Some(Duration::from_secs(1)));
-                    }
-                    self.reply_to(Client::Tcp { conn: idx }, &out);
-                    if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
-                        let _ = c.stream.set_nonblocking(true);
+                    if !self.queue_reply(idx, &out, now) {
+                        self.out = out;
+                        return false;
                     }
                 }
                 Outcome::Forward { upstream, .. } => {
+                    // Pending even when no thread is free: the resolver's
+                    // timeout then answers through it.
                     self.pending.insert(token, Client::Tcp { conn: idx });
-                    self.forward_tcp(upstream, out.clone());
+                    if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                        c.forwarding += 1;
+                    }
+                    self.forward_tcp(upstream, &out);
                 }
                 Outcome::Drop(_) => {}
             }
             self.out = out;
         }
-        if close {
-            self.close_conn(idx);
+    }
+
+    /// Adds a reply to the connection's backlog. If it would not fit in
+    /// [`TCP_OUT_LIMIT`] even after writing what the socket takes now, the
+    /// client is not reading its replies: the connection is closed (false).
+    fn queue_reply(&mut self, idx: usize, message: &[u8], now: Duration) -> bool {
+        if message.len() > usize::from(u16::MAX) {
+            // Cannot be framed (the resolver never makes one): nothing sent.
+            return true;
         }
+        let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return false;
+        };
+        let framed = LENGTH_PREFIX + message.len();
+        if c.backlog() + framed > TCP_OUT_LIMIT {
+            if c.flush(now).is_err() {
+                self.close_conn(idx);
+                return false;
+            }
+            if c.backlog() + framed > TCP_OUT_LIMIT {
+                self.tcp_slow_closed += 1;
+                tracing::debug!(
+                    conn = idx,
+                    "DNS TCP client does not read its replies; closed"
+                );
+                self.close_conn(idx);
+                return false;
+            }
+        }
+        c.push_reply(message);
+        true
     }
 }
