@@ -361,19 +361,11 @@ fn attach_adopts_a_namespace_made_by_ip_netns() {
     if !require_root("attach") {
         return;
     }
-    struct Netns(String);
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let ns = Netns(unique("swyatt"));
-    run_ok(Command::new("ip").args(["netns", "add", &ns.0]));
-    run_ok(Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]));
+    let ns = Netns::add();
     let d = TestDaemon::start();
     d.ok(&["network", "create", "n1", "--subnet", "10.39.0.0/24"]);
     d.container("a", &["--network", "n1"]);
-    let path = format!("/run/netns/{}", ns.0);
+    let path = ns.path();
     d.ok(&[
         "attach",
         "adopted",
