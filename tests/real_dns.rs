@@ -683,6 +683,96 @@ fn idle_tcp_connections_are_closed() {
     );
 }
 
+/// Opens argv[1] TCP connections to 127.0.0.11:53 and sends nothing; after
+/// a second, counts how many the server has closed, writes "OPEN CLOSED" to
+/// the file argv[3] and keeps the open ones for argv[2] more seconds.
+const TCP_HOARD: &str = r#"
+import os, socket, sys, time
+conns = [socket.create_connection(("127.0.0.11", 53), timeout=5) for _ in range(int(sys.argv[1]))]
+time.sleep(1)
+closed = 0
+for c in conns:
+    c.setblocking(False)
+    try:
+        if c.recv(1) == b"":
+            closed += 1
+    except BlockingIOError:
+        pass
+    except OSError:
+        closed += 1
+with open(sys.argv[3] + ".tmp", "w") as f:
+    f.write(f"{len(conns) - closed} {closed}")
+os.rename(sys.argv[3] + ".tmp", sys.argv[3])
+time.sleep(float(sys.argv[2]))
+"#;
+
+#[test]
+fn one_container_cannot_hoard_every_tcp_connection() {
+    if !require_root("dns_tcp_hoard") {
+        return;
+    }
+    let d = TestDaemon::start();
+    d.ok(&["network", "create", "front", "--subnet", "10.59.0.0/24"]);
+    d.container("noisy", &["--network", "front", "--ip", "10.59.0.10"]);
+    d.container("quiet", &["--network", "front", "--ip", "10.59.0.20"]);
+    // The container shares the host's /tmp (only resolv.conf is mounted
+    // over), so the hoarder can say when it is ready through a file.
+    let ready = std::env::temp_dir().join(common::unique("sy-hoard"));
+    let _cleanup = RemoveOnDrop(ready.clone());
+    let mut hoard = Background(Vec::new());
+    hoard.spawn(
+        &d,
+        "noisy",
+        40,
+        &[
+            "python3",
+            "-c",
+            TCP_HOARD,
+            "600",
+            "6",
+            ready.to_str().unwrap(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let counts = loop {
+        if let Ok(text) = std::fs::read_to_string(&ready) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the hoarder never got ready");
+        assert!(
+            hoard.all_running(),
+            "the hoarder failed: {:?}",
+            hoard.finish()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // 600 connections are more than the daemon's global limit of 512: before
+    // the per-container limit, the quiet container's TCP query was refused.
+    assert_eq!(
+        dig(&d, "quiet", &["+tcp", "noisy"]).trim(),
+        "10.59.0.10",
+        "TCP from another container while one holds {counts} (open closed) connections"
+    );
+    assert!(
+        hoard.all_running(),
+        "the hoarder must still hold its connections"
+    );
+    assert_eq!(
+        counts, "64 536",
+        "one container keeps at most 64 connections (open, closed by the server)"
+    );
+    hoard.finish();
+}
+
+/// Removes a file when the test ends, however it ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// From 127.0.0.1:40000, sends one query for a name the (dead) upstreams
 /// will never answer, and exits without waiting for the reply.
 const UDP_ASK_AND_LEAVE: &str = r#"

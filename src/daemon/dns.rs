@@ -33,6 +33,9 @@
 //!   replies is throttled (no new query is answered while its backlog is
 //!   over half the bound), closed if a reply would not fit, and closed
 //!   after [`TCP_IDLE_TIMEOUT`] without a complete query or a written byte.
+//!   At most [`MAX_TCP_CONNS`] connections are open, and at most
+//!   [`MAX_TCP_CONNS_PER_SANDBOX`] from one sandbox; more are accepted and
+//!   closed at once (counted as `tcp_connections_refused`).
 //! - Forwarding leaves from the daemon's own namespace, so an upstream on
 //!   the host's loopback (127.0.0.53, a test's dnsmasq) works. TCP queries
 //!   are forwarded over TCP on a short-lived helper thread each, at most
@@ -65,6 +68,10 @@ pub const BATCH: usize = 32;
 const MAX_QUERY: usize = 4096;
 /// Most concurrent TCP client connections across all sandboxes.
 const MAX_TCP_CONNS: usize = 512;
+/// Most concurrent TCP client connections from one sandbox, so that one
+/// container holding connections open cannot use up [`MAX_TCP_CONNS`] for
+/// the others. glibc and dig use one connection at a time.
+const MAX_TCP_CONNS_PER_SANDBOX: usize = 64;
 /// Batches taken from one sandbox's UDP socket per wakeup. Bounds how long
 /// one flooding sandbox holds the thread (4 × 32 queries) before the other
 /// ready sockets and the command channel get their turn.
@@ -1098,7 +1105,10 @@ impl Worker {
                 Ok(c) => c,
                 Err(_) => return,
             };
-            if self.conns.iter().flatten().count() >= MAX_TCP_CONNS {
+            let (all, mine) = self.conns.iter().flatten().fold((0, 0), |(all, mine), c| {
+                (all + 1, mine + usize::from(c.slot == slot))
+            });
+            if all >= MAX_TCP_CONNS || mine >= MAX_TCP_CONNS_PER_SANDBOX {
                 self.tcp_dropped += 1;
                 continue;
             }
