@@ -35,8 +35,8 @@ pub(crate) struct Pending {
     pub(crate) question_len: usize,
     /// The largest reply the client can take (UDP).
     pub(crate) client_limit: usize,
-    /// Index (in the upstream list) of the next server to try.
-    pub(crate) next_upstream: usize,
+    /// Upstreams (bit `i` for index `i` of the list) this query was sent to.
+    pub(crate) tried: u8,
     /// Where the current attempt went.
     pub(crate) upstream: SocketAddr,
     /// When the current attempt times out.
@@ -200,7 +200,7 @@ mod tests {
                     query,
                     question_len: 5,
                     client_limit: 512,
-                    next_upstream: 1,
+                    tried: 1,
                     upstream: "192.0.2.1:53".parse().unwrap(),
                     deadline: Duration::from_secs(u64::from(i)),
                 },

@@ -127,7 +127,7 @@ pub use resolv_conf::{
 pub use resolver::{
     ClientToken, DropReason, Outcome, Resolver, ResolverConfig, ResolverStats, Transport,
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_TTL, DEFAULT_UPSTREAM_TIMEOUT, MAX_IN_FLIGHT_CEILING,
-    MAX_UPSTREAMS,
+    MAX_UPSTREAMS, UPSTREAM_SUSPECT_FOR,
 };
 pub use reverse::reverse_name;
 pub use tcp::{tcp_frame, TcpDeframer, TcpFrameError, DEFAULT_DEFRAMER_LIMIT, LENGTH_PREFIX};

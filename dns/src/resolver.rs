@@ -23,6 +23,10 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 /// Most upstream servers used, as glibc's MAXNS.
 pub const MAX_UPSTREAMS: usize = 3;
+/// How long an upstream that let a query time out is tried after the
+/// others: long enough that a dead first server does not cost every query
+/// its timeout, short enough that a server back up is used again soon.
+pub const UPSTREAM_SUSPECT_FOR: Duration = Duration::from_secs(30);
 /// Hard ceiling on queries in flight: upstream ids are 16 bits, and keeping
 /// the id space at most half used keeps random id draws cheap.
 pub const MAX_IN_FLIGHT_CEILING: usize = 32_768;
@@ -32,7 +36,8 @@ pub const MAX_IN_FLIGHT_CEILING: usize = 32_768;
 pub struct ResolverConfig {
     /// TTL of local answers, seconds.
     pub ttl: u32,
-    /// Upstream servers, tried in order (at most [`MAX_UPSTREAMS`] are used).
+    /// Upstream servers, tried in order (at most [`MAX_UPSTREAMS`] are used;
+    /// one that recently timed out goes last, see [`UPSTREAM_SUSPECT_FOR`]).
     pub upstreams: Vec<SocketAddr>,
     /// How long to wait for one upstream before moving on.
     pub upstream_timeout: Duration,
@@ -148,6 +153,9 @@ pub struct ResolverStats {
     pub dropped_unmatched: u64,
     /// Queries refused with SERVFAIL because too many were in flight.
     pub over_capacity: u64,
+    /// First attempts that skipped an upstream because it recently timed
+    /// out.
+    pub suspect_skipped: u64,
 }
 
 /// The embedded resolver for 127.0.0.11: one per daemon (or simulated
@@ -155,6 +163,9 @@ pub struct ResolverStats {
 /// sandbox's [`Scope`].
 pub struct Resolver {
     config: ResolverConfig,
+    /// Per upstream (same index as the list): until when it is tried after
+    /// the others because a query to it timed out. Zero: healthy.
+    suspect_until: [Duration; MAX_UPSTREAMS],
     records: Records,
     in_flight: InFlight,
     stats: ResolverStats,
@@ -184,6 +195,7 @@ impl Resolver {
         config.max_in_flight = config.max_in_flight.min(MAX_IN_FLIGHT_CEILING);
         Resolver {
             config,
+            suspect_until: [Duration::ZERO; MAX_UPSTREAMS],
             records: Records::default(),
             in_flight: InFlight::default(),
             stats: ResolverStats::default(),
@@ -201,9 +213,11 @@ impl Resolver {
     }
 
     /// Replaces the upstream servers (e.g. after the host's resolv.conf
-    /// changed). At most [`MAX_UPSTREAMS`] are kept. Queries in flight keep
-    /// their current attempt; their retries use the new list.
+    /// changed). At most [`MAX_UPSTREAMS`] are kept, all presumed healthy.
+    /// Queries in flight keep their current attempt; their retries use the
+    /// new list.
     pub fn set_upstreams(&mut self, upstreams: &[SocketAddr]) {
+        self.suspect_until = [Duration::ZERO; MAX_UPSTREAMS];
         self.config.upstreams.clear();
         self.config
             .upstreams
@@ -515,7 +529,7 @@ impl Resolver {
             query: copy,
             question_len: q.question.len(),
             client_limit: answer::reply_limit(q.edns.as_ref(), tcp),
-            next_upstream: 0,
+            tried: 0,
             upstream: self.config.upstreams[0],
             deadline: now,
         };
@@ -533,13 +547,16 @@ impl Resolver {
         out: &mut Vec<u8>,
     ) -> Outcome {
         out.clear();
-        let Some(&upstream) = self.config.upstreams.get(pending.next_upstream) else {
+        let Some(index) = self.next_upstream(now, pending.tried) else {
             return self.fail(pending, out);
         };
-        if pending.next_upstream > 0 {
+        if pending.tried != 0 {
             self.stats.upstream_retries += 1;
+        } else if index != 0 {
+            self.stats.suspect_skipped += 1;
         }
-        pending.next_upstream += 1;
+        let upstream = self.config.upstreams[index];
+        pending.tried |= 1 << index;
         pending.upstream = upstream;
         pending.deadline = now.saturating_add(self.config.upstream_timeout);
         let transport = pending.transport;
@@ -551,6 +568,27 @@ impl Resolver {
         Outcome::Forward {
             upstream,
             transport,
+        }
+    }
+
+    /// The upstream to try next, given those already `tried` (a bitmask):
+    /// the first untried one in list order that is not suspect, else the
+    /// first untried one.
+    fn next_upstream(&self, now: Duration, tried: u8) -> Option<usize> {
+        let mut untried = (0..self.config.upstreams.len()).filter(|&i| tried & (1 << i) == 0);
+        let first = untried.clone().next();
+        untried.find(|&i| self.suspect_until[i] <= now).or(first)
+    }
+
+    /// Marks `upstream` (if still in the list) as answering, or as suspect
+    /// until `UPSTREAM_SUSPECT_FOR` from `now`.
+    fn note_upstream(&mut self, now: Duration, upstream: SocketAddr, answered: bool) {
+        if let Some(i) = self.config.upstreams.iter().position(|&u| u == upstream) {
+            self.suspect_until[i] = if answered {
+                Duration::ZERO
+            } else {
+                now.saturating_add(UPSTREAM_SUSPECT_FOR)
+            };
         }
     }
 
@@ -595,6 +633,8 @@ impl Resolver {
             self.stats.dropped_unmatched += 1;
             return Outcome::Drop(DropReason::Unmatched);
         };
+        // Any matched reply, even SERVFAIL, shows the server is up.
+        self.note_upstream(now, pending.upstream, true);
         let code = head.flags & flags::RCODE_MASK;
         if code == rcode::SERVFAIL || code == rcode::REFUSED {
             self.stats.upstream_failures += 1;
@@ -630,6 +670,7 @@ impl Resolver {
         let mut buf = std::mem::take(&mut self.scratch_out);
         while let Some(pending) = self.in_flight.pop_expired(now) {
             self.stats.upstream_timeouts += 1;
+            self.note_upstream(now, pending.upstream, false);
             let outcome = self.send_next(now, pending, rng, &mut buf);
             emit(outcome, &buf);
         }

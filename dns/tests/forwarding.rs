@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-use switchyard_dns::{DropReason, Outcome, ResolverConfig, Transport};
+use switchyard_dns::{DropReason, Outcome, ResolverConfig, Transport, UPSTREAM_SUSPECT_FOR};
 
 const ANSWER: &str = "93.184.216.34";
 
@@ -195,6 +195,126 @@ fn late_reply_from_a_timed_out_upstream_is_dropped() {
     lab.advance(Duration::from_secs(2));
     let outcome = lab.upstream_sends(upstream(1), Transport::Udp, &ok_reply(&first));
     assert_eq!(outcome, Outcome::Drop(DropReason::Unmatched));
+}
+
+#[test]
+fn an_upstream_that_timed_out_is_tried_last_for_a_while() {
+    let mut lab = lab();
+    forward(&mut lab, Transport::Udp);
+    lab.advance(Duration::from_secs(2)); // upstream 1 times out; on to 2
+                                         // The next query goes to upstream 2 first, not through 1's timeout.
+    let (outcome, sent) = forward(&mut lab, Transport::Udp);
+    assert_eq!(
+        outcome,
+        Outcome::Forward {
+            upstream: upstream(2),
+            transport: Transport::Udp
+        }
+    );
+    assert_eq!(lab.resolver.stats().suspect_skipped, 1);
+    // If 2 and 3 fail, 1 still gets its turn before SERVFAIL.
+    let outcome = lab.upstream_sends(
+        upstream(2),
+        Transport::Udp,
+        &upstream_reply(&sent, ResponseCode::ServFail, None),
+    );
+    assert_eq!(
+        outcome,
+        Outcome::Forward {
+            upstream: upstream(3),
+            transport: Transport::Udp
+        }
+    );
+    let sent = lab.out.clone();
+    let outcome = lab.upstream_sends(
+        upstream(3),
+        Transport::Udp,
+        &upstream_reply(&sent, ResponseCode::ServFail, None),
+    );
+    assert_eq!(
+        outcome,
+        Outcome::Forward {
+            upstream: upstream(1),
+            transport: Transport::Udp
+        }
+    );
+}
+
+#[test]
+fn a_suspect_upstream_is_first_again_after_the_suspect_period() {
+    let mut lab = lab();
+    forward(&mut lab, Transport::Udp);
+    let emitted = lab.advance(Duration::from_secs(2));
+    // Upstream 2 answers the retry, so nothing stays in flight.
+    lab.upstream_sends(upstream(2), Transport::Udp, &ok_reply(&emitted[0].1));
+    lab.advance(UPSTREAM_SUSPECT_FOR - Duration::from_millis(1));
+    assert_eq!(
+        forward(&mut lab, Transport::Udp).0,
+        Outcome::Forward {
+            upstream: upstream(2),
+            transport: Transport::Udp
+        },
+        "still suspect"
+    );
+    let (_, sent) = forward(&mut lab, Transport::Udp);
+    lab.upstream_sends(upstream(2), Transport::Udp, &ok_reply(&sent));
+    lab.advance(Duration::from_millis(1));
+    assert_eq!(
+        forward(&mut lab, Transport::Udp).0,
+        Outcome::Forward {
+            upstream: upstream(1),
+            transport: Transport::Udp
+        },
+        "the suspect period is over"
+    );
+}
+
+#[test]
+fn an_answer_from_a_suspect_upstream_clears_it() {
+    let mut lab = Lab::with_config(ResolverConfig {
+        upstreams: vec![upstream(1), upstream(2)],
+        ..ResolverConfig::default()
+    });
+    lab.user_network("n1", "front");
+    // Both time out: both suspect, and the query ends in SERVFAIL.
+    forward(&mut lab, Transport::Udp);
+    lab.advance(Duration::from_secs(2));
+    lab.advance(Duration::from_secs(2));
+    // With every upstream suspect, list order holds: 1 first. It answers.
+    let (outcome, sent) = forward(&mut lab, Transport::Udp);
+    assert_eq!(
+        outcome,
+        Outcome::Forward {
+            upstream: upstream(1),
+            transport: Transport::Udp
+        }
+    );
+    lab.upstream_sends(upstream(1), Transport::Udp, &ok_reply(&sent));
+    // 1 is healthy again, 2 still suspect: 1 first, and nothing skipped.
+    let skipped = lab.resolver.stats().suspect_skipped;
+    assert_eq!(
+        forward(&mut lab, Transport::Udp).0,
+        Outcome::Forward {
+            upstream: upstream(1),
+            transport: Transport::Udp
+        }
+    );
+    assert_eq!(lab.resolver.stats().suspect_skipped, skipped);
+}
+
+#[test]
+fn new_upstreams_start_healthy() {
+    let mut lab = lab();
+    forward(&mut lab, Transport::Udp);
+    lab.advance(Duration::from_secs(2));
+    lab.resolver.set_upstreams(&[upstream(1), upstream(2)]);
+    assert_eq!(
+        forward(&mut lab, Transport::Udp).0,
+        Outcome::Forward {
+            upstream: upstream(1),
+            transport: Transport::Udp
+        }
+    );
 }
 
 #[test]
