@@ -303,6 +303,38 @@ fn upstream_down_gives_servfail_within_the_timeout() {
 }
 
 #[test]
+fn a_dead_first_upstream_costs_its_timeout_once_not_every_query() {
+    if !require_root("dns_dead_first_upstream") {
+        return;
+    }
+    let up = Upstream::start();
+    // Nothing listens on port 9 of loopback: every query sent there times
+    // out (2 s).
+    let d = TestDaemon::start_with(&[
+        "--dns-upstream",
+        "127.0.0.1:9",
+        "--dns-upstream",
+        &format!("127.0.0.1:{}", up.port),
+    ]);
+    d.ok(&["network", "create", "front"]);
+    d.container("a", &["--network", "front"]);
+    assert_eq!(
+        dig(&d, "a", &["+time=5", "first.upstream.test"]).trim(),
+        "192.0.2.7",
+        "answered by the second upstream after the first timed out"
+    );
+    // dig gives up after 1 s, before the 2 s upstream timeout: only a
+    // resolver that now asks the live upstream first can answer in time.
+    for name in ["second.upstream.test", "third.upstream.test"] {
+        assert_eq!(
+            dig(&d, "a", &["+time=1", name]).trim(),
+            "192.0.2.7",
+            "{name} goes straight to the live upstream"
+        );
+    }
+}
+
+#[test]
 fn rename_moves_the_name_at_once() {
     if !require_root("dns_rename") {
         return;
