@@ -334,6 +334,92 @@ fn a_dead_first_upstream_costs_its_timeout_once_not_every_query() {
     }
 }
 
+/// An upstream on loopback that answers every A query with 192.0.2.8, but
+/// only after `delay`: slower than the daemon's 2 s upstream timeout.
+struct SlowUpstream {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowUpstream {
+    fn start(delay: Duration) -> SlowUpstream {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if n < 12 {
+                    continue;
+                }
+                // The header and question only (the query's EDNS record is
+                // dropped), then one answer.
+                let mut end = 12;
+                while end < n && buf[end] != 0 {
+                    end += 1 + buf[end] as usize;
+                }
+                let question_end = end + 5;
+                if question_end > n {
+                    continue;
+                }
+                std::thread::sleep(delay);
+                let mut reply = buf[..question_end].to_vec();
+                reply[2] |= 0x80; // QR
+                reply[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]); // AN 1, NS 0, AR 0
+                                                                   // NAME (pointer to the question), A, IN, TTL 60, 192.0.2.8.
+                reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 8]);
+                let _ = socket.send_to(&reply, from);
+            }
+        });
+        SlowUpstream {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SlowUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_slow_upstreams_late_answer_is_relayed_while_the_next_is_tried() {
+    if !require_root("dns_slow_upstream") {
+        return;
+    }
+    let slow = SlowUpstream::start(Duration::from_millis(2500));
+    // The first upstream answers after 2.5 s, past the 2 s timeout; the
+    // second (port 9) never answers.
+    let d = TestDaemon::start_with(&[
+        "--dns-upstream",
+        &format!("127.0.0.1:{}", slow.port),
+        "--dns-upstream",
+        "127.0.0.1:9",
+    ]);
+    d.ok(&["network", "create", "front"]);
+    d.container("a", &["--network", "front"]);
+    assert_eq!(
+        dig(&d, "a", &["+time=6", "slow.example"]).trim(),
+        "192.0.2.8",
+        "the first upstream's late answer, not SERVFAIL after the second timed out"
+    );
+}
+
 #[test]
 fn rename_moves_the_name_at_once() {
     if !require_root("dns_rename") {

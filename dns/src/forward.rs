@@ -1,9 +1,11 @@
 //! The table of queries in flight to upstream servers.
 //!
 //! Each forwarded query gets a fresh id drawn from the injected generator,
-//! unique among everything in flight, so the only replies we accept are ones
-//! an off-path attacker would have to guess: same upstream address, same
-//! transport, same id, same question. Deadlines are kept in an ordered set so
+//! unique among everything in flight, and keeps it across its attempts at
+//! each upstream, so the only replies we accept are ones an off-path
+//! attacker would have to guess: an upstream this query was sent to, same
+//! transport, same id, same question. A slow upstream's answer that arrives
+//! after its attempt timed out is still taken while the query waits. Deadlines are kept in an ordered set so
 //! the earliest one is always at hand for the caller's timer.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +15,7 @@ use std::time::Duration;
 use rand_core::RngCore;
 
 use crate::query::{same_question, ReplyHead};
-use crate::resolver::{ClientToken, Transport};
+use crate::resolver::{ClientToken, Transport, MAX_UPSTREAMS};
 use crate::wire::{self, field};
 
 /// How many random draws to try before scanning for a free id; with the
@@ -39,6 +41,9 @@ pub(crate) struct Pending {
     pub(crate) tried: u8,
     /// Where the current attempt went.
     pub(crate) upstream: SocketAddr,
+    /// Where earlier attempts of this query went (they timed out or
+    /// failed); an answer from one of them still counts.
+    pub(crate) earlier: [Option<SocketAddr>; MAX_UPSTREAMS - 1],
     /// When the current attempt times out.
     pub(crate) deadline: Duration,
 }
@@ -48,6 +53,15 @@ impl Pending {
     fn question(&self) -> &[u8] {
         &self.query[field::HEADER_LEN..field::HEADER_LEN + self.question_len]
     }
+}
+
+/// Which attempt of a query in flight a reply answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplyMatch {
+    /// The upstream of that attempt, as it stands in the list.
+    pub(crate) upstream: SocketAddr,
+    /// The attempt already timed out or failed: the query has moved on.
+    pub(crate) late: bool,
 }
 
 /// Queries in flight, by upstream id, with their deadlines.
@@ -93,27 +107,41 @@ impl InFlight {
         self.by_id.get(&id).map(|p| p.query.as_slice())
     }
 
-    /// Takes the attempt a reply answers, if it answers one: the id must be
-    /// in flight, to that very upstream, over that transport, for the same
-    /// question. Anything else leaves the table untouched, so a spoofed
-    /// reply cannot cancel the real one.
-    pub(crate) fn take_reply(
-        &mut self,
+    /// Which query a reply answers, if any: the id must be in flight, over
+    /// that transport, for the same question, from the upstream of the
+    /// current attempt or of an earlier one (a query keeps its id across
+    /// attempts, so a slow server's answer still counts). Looks only: a
+    /// reply that matches nothing leaves the table untouched, so a spoofed
+    /// one cannot cancel the real query.
+    pub(crate) fn match_reply(
+        &self,
         from: SocketAddr,
         transport: Transport,
         head: &ReplyHead<'_>,
-    ) -> Option<Pending> {
+    ) -> Option<ReplyMatch> {
         let pending = self.by_id.get(&head.id)?;
-        if !same_endpoint(pending.upstream, from)
-            || pending.transport != transport
-            || !same_question(pending.question(), head.question)
-        {
+        if pending.transport != transport || !same_question(pending.question(), head.question) {
             return None;
         }
-        self.remove(head.id)
+        if same_endpoint(pending.upstream, from) {
+            return Some(ReplyMatch {
+                upstream: pending.upstream,
+                late: false,
+            });
+        }
+        let upstream = *pending
+            .earlier
+            .iter()
+            .flatten()
+            .find(|&&u| same_endpoint(u, from))?;
+        Some(ReplyMatch {
+            upstream,
+            late: true,
+        })
     }
 
-    fn remove(&mut self, id: u16) -> Option<Pending> {
+    /// Takes a query out of the table (answered, or failed for good).
+    pub(crate) fn remove(&mut self, id: u16) -> Option<Pending> {
         let pending = self.by_id.remove(&id)?;
         self.deadlines.remove(&(pending.deadline, id));
         Some(pending)
@@ -202,6 +230,7 @@ mod tests {
                     client_limit: 512,
                     tried: 1,
                     upstream: "192.0.2.1:53".parse().unwrap(),
+                    earlier: [None; MAX_UPSTREAMS - 1],
                     deadline: Duration::from_secs(u64::from(i)),
                 },
             );

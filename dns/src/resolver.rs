@@ -110,6 +110,9 @@ pub enum DropReason {
     /// An upstream reply that matches no query in flight (wrong source,
     /// transport, id or question): late, duplicated or spoofed.
     Unmatched,
+    /// SERVFAIL or REFUSED from an upstream whose attempt already timed
+    /// out: the query is waiting on another upstream now.
+    LateFailure,
 }
 
 /// Counters for `lab show`, metrics and tests. A query may move several
@@ -156,6 +159,9 @@ pub struct ResolverStats {
     /// First attempts that skipped an upstream because it recently timed
     /// out.
     pub suspect_skipped: u64,
+    /// Answers relayed from an upstream after its attempt had timed out
+    /// (the query was waiting on the next upstream).
+    pub late_relayed: u64,
 }
 
 /// The embedded resolver for 127.0.0.11: one per daemon (or simulated
@@ -531,6 +537,7 @@ impl Resolver {
             client_limit: answer::reply_limit(q.edns.as_ref(), tcp),
             tried: 0,
             upstream: self.config.upstreams[0],
+            earlier: [None; MAX_UPSTREAMS - 1],
             deadline: now,
         };
         self.stats.forwarded += 1;
@@ -550,17 +557,26 @@ impl Resolver {
         let Some(index) = self.next_upstream(now, pending.tried) else {
             return self.fail(pending, out);
         };
-        if pending.tried != 0 {
+        let retry = pending.tried != 0;
+        let id = if retry {
             self.stats.upstream_retries += 1;
-        } else if index != 0 {
-            self.stats.suspect_skipped += 1;
-        }
+            if let Some(slot) = pending.earlier.iter_mut().find(|s| s.is_none()) {
+                *slot = Some(pending.upstream);
+            }
+            // The query keeps its id: a late answer to an earlier attempt
+            // still matches.
+            wire::get_u16(&pending.query, field::ID.start)
+        } else {
+            if index != 0 {
+                self.stats.suspect_skipped += 1;
+            }
+            self.in_flight.free_id(rng)
+        };
         let upstream = self.config.upstreams[index];
         pending.tried |= 1 << index;
         pending.upstream = upstream;
         pending.deadline = now.saturating_add(self.config.upstream_timeout);
         let transport = pending.transport;
-        let id = self.in_flight.free_id(rng);
         self.in_flight.insert(id, pending);
         if let Some(bytes) = self.in_flight.query_bytes(id) {
             out.extend_from_slice(bytes);
@@ -629,16 +645,30 @@ impl Resolver {
             self.stats.dropped_unmatched += 1;
             return Outcome::Drop(DropReason::MalformedReply);
         };
-        let Some(pending) = self.in_flight.take_reply(from, transport, &head) else {
+        let Some(matched) = self.in_flight.match_reply(from, transport, &head) else {
             self.stats.dropped_unmatched += 1;
             return Outcome::Drop(DropReason::Unmatched);
         };
         // Any matched reply, even SERVFAIL, shows the server is up.
-        self.note_upstream(now, pending.upstream, true);
+        self.note_upstream(now, matched.upstream, true);
         let code = head.flags & flags::RCODE_MASK;
-        if code == rcode::SERVFAIL || code == rcode::REFUSED {
+        let failed = code == rcode::SERVFAIL || code == rcode::REFUSED;
+        if failed && matched.late {
+            // That server already had its turn; the current attempt goes on.
+            self.stats.dropped_unmatched += 1;
+            return Outcome::Drop(DropReason::LateFailure);
+        }
+        let Some(pending) = self.in_flight.remove(head.id) else {
+            // Not reachable: match_reply just found the query under this id.
+            self.stats.dropped_unmatched += 1;
+            return Outcome::Drop(DropReason::Unmatched);
+        };
+        if failed {
             self.stats.upstream_failures += 1;
             return self.send_next(now, pending, rng, out);
+        }
+        if matched.late {
+            self.stats.late_relayed += 1;
         }
         out.extend_from_slice(reply);
         wire::set_u16(out, field::ID.start, pending.client_id);

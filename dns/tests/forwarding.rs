@@ -164,7 +164,7 @@ fn upstream_answer_in_another_case_reaches_the_client_in_its_own_case() {
 }
 
 #[test]
-fn timeout_moves_on_to_the_next_upstream_with_a_new_id() {
+fn timeout_moves_on_to_the_next_upstream_under_the_same_id() {
     let mut lab = lab();
     let (_, first) = forward(&mut lab, Transport::Udp);
     assert_eq!(
@@ -181,20 +181,72 @@ fn timeout_moves_on_to_the_next_upstream_with_a_new_id() {
             transport: Transport::Udp
         }
     );
-    assert_ne!(
+    assert_eq!(
         decode(&emitted[0].1).metadata.id,
-        decode(&first).metadata.id
+        decode(&first).metadata.id,
+        "the same id, so a late answer to the first attempt still matches"
     );
     assert_eq!(lab.resolver.stats().upstream_timeouts, 1);
 }
 
 #[test]
-fn late_reply_from_a_timed_out_upstream_is_dropped() {
+fn a_late_answer_from_a_timed_out_upstream_is_relayed_while_the_query_waits() {
     let mut lab = lab();
     let (_, first) = forward(&mut lab, Transport::Udp);
-    lab.advance(Duration::from_secs(2));
+    lab.advance(Duration::from_secs(2)); // on to upstream 2
+    let outcome = lab.upstream_sends(upstream(1), Transport::Udp, &ok_reply(&first));
+    assert_eq!(outcome, reply_to_client(Transport::Udp));
+    let reply = decode(&lab.out);
+    assert_eq!(reply.metadata.id, CLIENT_ID);
+    assert_eq!(lab.resolver.stats().late_relayed, 1);
+    assert_eq!(lab.resolver.in_flight(), 0);
+    assert_eq!(
+        lab.resolver.next_deadline(),
+        None,
+        "upstream 2's timer is gone"
+    );
+    // Upstream 2's answer, arriving after, matches nothing.
+    let outcome = lab.upstream_sends(upstream(2), Transport::Udp, &ok_reply(&first));
+    assert_eq!(outcome, Outcome::Drop(DropReason::Unmatched));
+}
+
+#[test]
+fn a_late_failure_from_a_timed_out_upstream_does_not_cut_the_current_attempt() {
+    let mut lab = lab();
+    let (_, first) = forward(&mut lab, Transport::Udp);
+    lab.advance(Duration::from_secs(2)); // on to upstream 2
+    let outcome = lab.upstream_sends(
+        upstream(1),
+        Transport::Udp,
+        &upstream_reply(&first, ResponseCode::ServFail, None),
+    );
+    assert_eq!(outcome, Outcome::Drop(DropReason::LateFailure));
+    assert_eq!(lab.resolver.in_flight(), 1);
+    let outcome = lab.upstream_sends(upstream(2), Transport::Udp, &ok_reply(&first));
+    assert_eq!(outcome, reply_to_client(Transport::Udp));
+    assert_eq!(lab.resolver.stats().late_relayed, 0);
+}
+
+#[test]
+fn an_answer_after_the_final_servfail_matches_nothing() {
+    let mut lab = lab();
+    let (_, first) = forward(&mut lab, Transport::Udp);
+    for _ in 0..3 {
+        lab.advance(Duration::from_secs(2));
+    }
+    assert_eq!(lab.resolver.in_flight(), 0);
     let outcome = lab.upstream_sends(upstream(1), Transport::Udp, &ok_reply(&first));
     assert_eq!(outcome, Outcome::Drop(DropReason::Unmatched));
+}
+
+#[test]
+fn an_answer_from_an_upstream_never_asked_matches_nothing() {
+    let mut lab = lab();
+    let (_, first) = forward(&mut lab, Transport::Udp);
+    lab.advance(Duration::from_secs(2)); // asked: 1, then 2; never 3
+    let outcome = lab.upstream_sends(upstream(3), Transport::Udp, &ok_reply(&first));
+    assert_eq!(outcome, Outcome::Drop(DropReason::Unmatched));
+    assert_eq!(lab.resolver.in_flight(), 1);
 }
 
 #[test]
