@@ -334,10 +334,11 @@ fn a_dead_first_upstream_costs_its_timeout_once_not_every_query() {
     }
 }
 
-/// An upstream on loopback that answers every A query with 192.0.2.8, but
-/// only after `delay`: slower than the daemon's 2 s upstream timeout.
+/// An upstream on loopback that answers every A query with 192.0.2.8
+/// after `delay`, and records the source port of each query.
 struct SlowUpstream {
     port: u16,
+    sources: std::sync::Arc<std::sync::Mutex<Vec<u16>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -352,12 +353,15 @@ impl SlowUpstream {
         let port = socket.local_addr().unwrap().port();
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let sources = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = sources.clone();
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             while !stopped.load(Ordering::Relaxed) {
                 let Ok((n, from)) = socket.recv_from(&mut buf) else {
                     continue;
                 };
+                record.lock().unwrap().push(from.port());
                 if n < 12 {
                     continue;
                 }
@@ -382,6 +386,7 @@ impl SlowUpstream {
         });
         SlowUpstream {
             port,
+            sources,
             stop,
             thread: Some(thread),
         }
@@ -417,6 +422,31 @@ fn a_slow_upstreams_late_answer_is_relayed_while_the_next_is_tried() {
         dig(&d, "a", &["+time=6", "slow.example"]).trim(),
         "192.0.2.8",
         "the first upstream's late answer, not SERVFAIL after the second timed out"
+    );
+}
+
+#[test]
+fn forwarded_queries_leave_from_random_ports() {
+    if !require_root("dns_source_ports") {
+        return;
+    }
+    let up = SlowUpstream::start(Duration::ZERO);
+    let d = TestDaemon::start_with(&["--dns-upstream", &format!("127.0.0.1:{}", up.port)]);
+    d.ok(&["network", "create", "front"]);
+    d.container("a", &["--network", "front"]);
+    for i in 0..20 {
+        assert_eq!(
+            dig(&d, "a", &[&format!("q{i}.example")]).trim(),
+            "192.0.2.8"
+        );
+    }
+    let ports: std::collections::BTreeSet<u16> =
+        up.sources.lock().unwrap().iter().copied().collect();
+    // Eight pool ports, one picked at random per query: twenty queries from
+    // fewer than three ports would be a fixed port, not bad luck.
+    assert!(
+        ports.len() >= 3,
+        "20 forwarded queries came from only {ports:?}"
     );
 }
 

@@ -62,6 +62,8 @@ use switchyard_dns::{
 use switchyard_switch::real::NsSession;
 use switchyard_switch::Controller;
 
+use super::dns_ports::{epoll_add, epoll_del, UpstreamPorts};
+
 /// Queries read (and replies written) per system call.
 pub const BATCH: usize = 32;
 /// Largest UDP query accepted (EDNS clients may send up to this).
@@ -100,11 +102,10 @@ const MAX_TCP_FORWARDS: usize = 64;
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 const WAKE: u64 = 0;
-const UPSTREAM_V4: u64 = 1;
-const UPSTREAM_V6: u64 = 2;
 const KIND_UDP: u64 = 1 << 32;
 const KIND_LISTEN: u64 = 2 << 32;
 const KIND_CONN: u64 = 3 << 32;
+const KIND_UPSTREAM: u64 = 4 << 32;
 const KIND_MASK: u64 = 0xffff_ffff << 32;
 
 /// Everything the resolver must know, recomputed from the controller.
@@ -563,8 +564,8 @@ struct Worker {
     wake: OwnedFd,
     commands: Receiver<Command>,
     self_tx: Sender<Command>,
-    upstream_v4: UdpSocket,
-    upstream_v6: Option<UdpSocket>,
+    /// Where forwarded queries leave from (random ports, rotated).
+    ports: UpstreamPorts,
     fixed_upstreams: bool,
     resolv_mtime: Option<SystemTime>,
     sandboxes: Vec<Option<SandboxSockets>>,
@@ -607,12 +608,7 @@ impl Worker {
         }
         // SAFETY: a fresh descriptor we own.
         let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
-        let upstream_v4 = UdpSocket::bind("0.0.0.0:0")?;
-        upstream_v4.set_nonblocking(true)?;
-        let upstream_v6 = UdpSocket::bind("[::]:0").ok();
-        if let Some(s) = &upstream_v6 {
-            s.set_nonblocking(true)?;
-        }
+        let ports = UpstreamPorts::open(epoll.as_raw_fd(), KIND_UPSTREAM)?;
         let fixed_upstreams = !fixed.is_empty();
         let mut resolver = Resolver::new(ResolverConfig {
             ttl,
@@ -634,8 +630,7 @@ impl Worker {
             wake: wake_fd,
             commands,
             self_tx,
-            upstream_v4,
-            upstream_v6,
+            ports,
             fixed_upstreams,
             resolv_mtime,
             sandboxes: Vec::new(),
@@ -656,36 +651,15 @@ impl Worker {
             busy_poll: busy_poll.min(Duration::from_secs(1)),
         };
         w.watch(w.wake.as_raw_fd(), WAKE)?;
-        w.watch(w.upstream_v4.as_raw_fd(), UPSTREAM_V4)?;
-        if let Some(s) = &w.upstream_v6 {
-            w.watch(s.as_raw_fd(), UPSTREAM_V6)?;
-        }
         Ok(w)
     }
 
     fn watch(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: ev is a valid epoll_event.
-        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        epoll_add(self.epoll.as_raw_fd(), fd, token)
     }
 
     fn unwatch(&self, fd: RawFd) {
-        // SAFETY: removing a registered descriptor; a null event is allowed.
-        unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                fd,
-                std::ptr::null_mut(),
-            )
-        };
+        epoll_del(self.epoll.as_raw_fd(), fd);
     }
 
     fn now(&self) -> Duration {
@@ -741,7 +715,7 @@ impl Worker {
                             return;
                         }
                     }
-                    0 => self.upstream_readable(token),
+                    KIND_UPSTREAM => self.upstream_readable((token & !KIND_MASK) as usize),
                     KIND_UDP => self.udp_readable((token & !KIND_MASK) as usize),
                     KIND_LISTEN => self.accept((token & !KIND_MASK) as usize),
                     KIND_CONN => self.conn_event((token & !KIND_MASK) as usize, ev.events),
@@ -753,6 +727,7 @@ impl Worker {
             if now.saturating_sub(last_sweep) >= TCP_SWEEP_EVERY {
                 last_sweep = now;
                 self.sweep_idle(now);
+                self.ports.close_retired(now);
             }
             if !self.fixed_upstreams && now.saturating_sub(last_reload) >= Duration::from_secs(2) {
                 last_reload = now;
@@ -830,6 +805,10 @@ impl Worker {
                     v["tcp_idle_closed"] = json!(self.tcp_idle_closed);
                     v["tcp_forwards_running"] = json!(self.tcp_forwards.load(Ordering::Acquire));
                     v["tcp_forwards_refused"] = json!(self.tcp_forwards_refused);
+                    let (open, opened) = self.ports.counts();
+                    v["upstream_ports_open"] = json!(open);
+                    v["upstream_ports_opened"] = json!(opened);
+                    v["upstream_ports_v4"] = json!(self.ports.active_ports(false));
                     let _ = reply.send(v);
                 }
                 Command::Stop => return false,
@@ -944,7 +923,11 @@ impl Worker {
                     Outcome::Forward { upstream, .. } => {
                         if let Some(peer) = sockaddr_to_std(&self.batch.addrs[i]) {
                             self.pending.insert(token, Client::Udp { slot, peer });
-                            self.send_upstream_udp(upstream, &out);
+                            // The fields, not `send_upstream_udp`: `scope`
+                            // still borrows `self.scopes`.
+                            if let Err(e) = self.ports.send(upstream, &out, now, &mut self.rng) {
+                                tracing::debug!(%upstream, error = %e, "send to upstream failed");
+                            }
                         }
                         self.batch.outs[replies] = out;
                     }
@@ -958,26 +941,20 @@ impl Worker {
         }
     }
 
-    fn send_upstream_udp(&self, upstream: SocketAddr, bytes: &[u8]) {
-        let sock = match (upstream, &self.upstream_v6) {
-            (SocketAddr::V6(_), Some(s)) => s,
-            _ => &self.upstream_v4,
-        };
-        if let Err(e) = sock.send_to(bytes, upstream) {
+    fn send_upstream_udp(&mut self, upstream: SocketAddr, bytes: &[u8]) {
+        let now = self.now();
+        if let Err(e) = self.ports.send(upstream, bytes, now, &mut self.rng) {
             // The resolver's timeout moves on to the next upstream.
             tracing::debug!(%upstream, error = %e, "send to upstream failed");
         }
     }
 
-    fn upstream_readable(&mut self, token: u64) {
+    fn upstream_readable(&mut self, slot: usize) {
         let mut buf = [0u8; 65_535];
         for _ in 0..UPSTREAM_READS_PER_WAKEUP {
-            let sock = if token == UPSTREAM_V6 {
-                self.upstream_v6.as_ref()
-            } else {
-                Some(&self.upstream_v4)
+            let Some(sock) = self.ports.socket(slot) else {
+                return;
             };
-            let Some(sock) = sock else { return };
             let (n, from) = match sock.recv_from(&mut buf) {
                 Ok(r) => r,
                 Err(_) => return,

@@ -10,6 +10,7 @@
 
 mod api;
 mod dns;
+mod dns_ports;
 mod runtime;
 
 use crate::cli::DaemonArgs;
