@@ -162,6 +162,9 @@ pub struct ResolverStats {
     /// Answers relayed from an upstream after its attempt had timed out
     /// (the query was waiting on the next upstream).
     pub late_relayed: u64,
+    /// SERVFAIL or REFUSED from an upstream whose attempt had already timed
+    /// out, dropped (the query goes on waiting on the next upstream).
+    pub late_failures: u64,
 }
 
 /// The embedded resolver for 127.0.0.11: one per daemon (or simulated
@@ -197,7 +200,7 @@ impl std::fmt::Debug for Resolver {
 impl Resolver {
     /// A resolver with no records and no networks.
     pub fn new(mut config: ResolverConfig) -> Self {
-        config.upstreams.truncate(MAX_UPSTREAMS);
+        config.upstreams = distinct_upstreams(&config.upstreams);
         config.max_in_flight = config.max_in_flight.min(MAX_IN_FLIGHT_CEILING);
         Resolver {
             config,
@@ -219,15 +222,13 @@ impl Resolver {
     }
 
     /// Replaces the upstream servers (e.g. after the host's resolv.conf
-    /// changed). At most [`MAX_UPSTREAMS`] are kept, all presumed healthy.
+    /// changed). The first [`MAX_UPSTREAMS`] distinct ones are kept, all
+    /// presumed healthy.
     /// Queries in flight keep their current attempt; their retries use the
     /// new list.
     pub fn set_upstreams(&mut self, upstreams: &[SocketAddr]) {
         self.suspect_until = [Duration::ZERO; MAX_UPSTREAMS];
-        self.config.upstreams.clear();
-        self.config
-            .upstreams
-            .extend(upstreams.iter().take(MAX_UPSTREAMS).copied());
+        self.config.upstreams = distinct_upstreams(upstreams);
     }
 
     /// Sets or replaces a network's policy and name (on network create, or
@@ -655,7 +656,7 @@ impl Resolver {
         let failed = code == rcode::SERVFAIL || code == rcode::REFUSED;
         if failed && matched.late {
             // That server already had its turn; the current attempt goes on.
-            self.stats.dropped_unmatched += 1;
+            self.stats.late_failures += 1;
             return Outcome::Drop(DropReason::LateFailure);
         }
         let Some(pending) = self.in_flight.remove(head.id) else {
@@ -706,6 +707,21 @@ impl Resolver {
         }
         self.scratch_out = buf;
     }
+}
+
+/// The first [`MAX_UPSTREAMS`] distinct servers, in order: a server listed
+/// twice would be asked twice, and its health tracked in two places.
+fn distinct_upstreams(upstreams: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut distinct: Vec<SocketAddr> = Vec::with_capacity(MAX_UPSTREAMS);
+    for &u in upstreams {
+        if distinct.len() == MAX_UPSTREAMS {
+            break;
+        }
+        if !distinct.contains(&u) {
+            distinct.push(u);
+        }
+    }
+    distinct
 }
 
 /// Wire labels (no root) as dotted text.

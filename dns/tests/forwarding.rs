@@ -221,6 +221,7 @@ fn a_late_failure_from_a_timed_out_upstream_does_not_cut_the_current_attempt() {
         &upstream_reply(&first, ResponseCode::ServFail, None),
     );
     assert_eq!(outcome, Outcome::Drop(DropReason::LateFailure));
+    assert_eq!(lab.resolver.stats().late_failures, 1);
     assert_eq!(lab.resolver.in_flight(), 1);
     let outcome = lab.upstream_sends(upstream(2), Transport::Udp, &ok_reply(&first));
     assert_eq!(outcome, reply_to_client(Transport::Udp));
@@ -352,6 +353,29 @@ fn an_answer_from_a_suspect_upstream_clears_it() {
         }
     );
     assert_eq!(lab.resolver.stats().suspect_skipped, skipped);
+}
+
+#[test]
+fn an_upstream_listed_twice_is_asked_once() {
+    let mut lab = Lab::with_config(ResolverConfig {
+        upstreams: vec![upstream(1), upstream(1), upstream(2)],
+        ..ResolverConfig::default()
+    });
+    lab.user_network("n1", "front");
+    assert_eq!(lab.resolver.config().upstreams, [upstream(1), upstream(2)]);
+    forward(&mut lab, Transport::Udp);
+    lab.advance(Duration::from_secs(2)); // 1 times out: on to 2
+                                         // 1 is suspect: the next query goes to 2 first.
+    assert_eq!(
+        forward(&mut lab, Transport::Udp).0,
+        Outcome::Forward {
+            upstream: upstream(2),
+            transport: Transport::Udp
+        }
+    );
+    lab.resolver
+        .set_upstreams(&[upstream(3), upstream(3), upstream(3), upstream(1)]);
+    assert_eq!(lab.resolver.config().upstreams, [upstream(3), upstream(1)]);
 }
 
 #[test]

@@ -34,11 +34,13 @@ const FANOUT: usize = 1 << FANOUT_BITS;
 /// 64-bit words in a dense level-1 node (all 64 leaves).
 const DENSE_WORDS: usize = WORDS * FANOUT;
 /// A level-1 inner node with this many partial leaves turns dense: from here
-/// on the flat block (32 KiB) is smaller than the boxed leaves it replaces.
-const DENSE_AT: u32 = 61;
+/// on the flat block (32,784 bytes) is smaller than the inner node and boxed
+/// leaves it replaces (1,024 + 62 × 520 = 33,264 bytes; 61 would be 40 bytes
+/// short of it).
+const DENSE_AT: u32 = 62;
 /// A dense node with at most this many partial leaves turns sparse again. The
 /// gap to [`DENSE_AT`] keeps a pool hovering at the threshold from converting
-/// back and forth: a round trip needs at least 29 leaves to change state.
+/// back and forth: a round trip needs at least 30 leaves to change state.
 const SPARSE_AT: u32 = 32;
 
 /// One subtree. Level 0 nodes cover a leaf's 4096 offsets, level `n` nodes

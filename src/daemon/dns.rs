@@ -587,6 +587,9 @@ struct Worker {
     tcp_forwards: Arc<AtomicUsize>,
     /// TCP queries not forwarded because [`MAX_TCP_FORWARDS`] were running.
     tcp_forwards_refused: u64,
+    /// Upstream datagrams dropped because their id does not belong to the
+    /// port they arrived on.
+    upstream_wrong_port: u64,
     /// Poll this long after the last event before sleeping (zero: off).
     busy_poll: Duration,
 }
@@ -608,7 +611,8 @@ impl Worker {
         }
         // SAFETY: a fresh descriptor we own.
         let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
-        let ports = UpstreamPorts::open(epoll.as_raw_fd(), KIND_UPSTREAM)?;
+        let mut rng = ChaCha20Rng::from_os_rng();
+        let ports = UpstreamPorts::open(epoll.as_raw_fd(), KIND_UPSTREAM, &mut rng)?;
         let fixed_upstreams = !fixed.is_empty();
         let mut resolver = Resolver::new(ResolverConfig {
             ttl,
@@ -625,7 +629,7 @@ impl Worker {
         }
         let w = Worker {
             resolver,
-            rng: ChaCha20Rng::from_os_rng(),
+            rng,
             epoll,
             wake: wake_fd,
             commands,
@@ -648,6 +652,7 @@ impl Worker {
             tcp_idle_closed: 0,
             tcp_forwards: Arc::new(AtomicUsize::new(0)),
             tcp_forwards_refused: 0,
+            upstream_wrong_port: 0,
             busy_poll: busy_poll.min(Duration::from_secs(1)),
         };
         w.watch(w.wake.as_raw_fd(), WAKE)?;
@@ -809,6 +814,7 @@ impl Worker {
                     v["upstream_ports_open"] = json!(open);
                     v["upstream_ports_opened"] = json!(opened);
                     v["upstream_ports_v4"] = json!(self.ports.active_ports(false));
+                    v["upstream_wrong_port"] = json!(self.upstream_wrong_port);
                     let _ = reply.send(v);
                 }
                 Command::Stop => return false,
@@ -959,6 +965,12 @@ impl Worker {
                 Ok(r) => r,
                 Err(_) => return,
             };
+            if !self.ports.accepts(slot, &buf[..n]) {
+                // Not an answer to a query sent from this port: forged or
+                // stray.
+                self.upstream_wrong_port += 1;
+                continue;
+            }
             let now = self.now();
             let mut out = std::mem::take(&mut self.out);
             let outcome = self.resolver.handle_upstream_reply(

@@ -2,36 +2,57 @@
 //!
 //! One fixed source port for every forwarded query would leave an off-path
 //! attacker only the 16-bit query id to guess before a forged answer reaches
-//! a container. Instead queries leave from a pool of [`POOL_SIZE`] sockets
-//! per address family, each bound to a port the kernel picks at random, one
-//! chosen at random per query; every [`ROTATE_EVERY`] queries one pool
-//! member is replaced by a fresh port. A replaced socket stays open for
-//! [`RETIRE_AFTER`] so that answers still on their way (including late ones,
-//! which the resolver accepts) arrive. dnsmasq and Docker go further (a port
-//! per query) at the price of a socket per query; a pool keeps forwarding
-//! free of per-query system calls beyond the send.
+//! a container. Instead each address family has [`POOL_SIZE`] *positions*,
+//! each served by a socket on a port the kernel picks at random. A query
+//! leaves from the position a keyed hash of its id selects (the key is
+//! secret and random per daemon), and a reply is only accepted on a socket
+//! of that same position: a forged answer must hit the one right port of
+//! the pool as well as the id. All attempts of a query keep its id, so they
+//! use the same position and a late answer still arrives where it is
+//! expected.
+//!
+//! Ports change over time: after every [`ROTATE_EVERY`] queries, but at most
+//! once per [`ROTATE_MIN_INTERVAL`], one position of the family gets a fresh
+//! socket; the replaced one keeps receiving for [`RETIRE_AFTER`] (answers
+//! still on their way) and is then closed. So a family holds at most
+//! `POOL_SIZE + RETIRE_AFTER / ROTATE_MIN_INTERVAL + 1` sockets whatever the
+//! query rate. dnsmasq and Docker go further (a port per query) at the price
+//! of a socket per query.
 
 use std::io;
+use std::mem::size_of;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Duration;
 
 use rand_chacha::rand_core::RngCore;
 
-/// Sockets in use per address family.
+/// Positions (sockets in service) per address family.
 pub(super) const POOL_SIZE: usize = 8;
-/// Forwarded queries between two replacements of a pool member.
+/// Queries between two replacements of a position's socket...
 pub(super) const ROTATE_EVERY: u32 = 64;
+/// ...but never more often than this, so the number of sockets draining
+/// stays bounded however fast queries come.
+pub(super) const ROTATE_MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a replaced socket still receives: longer than a query can wait
-/// for all its upstreams (3 × the 2 s default timeout) plus slack.
+/// for all its upstreams (3 × the 2 s timeout) plus slack.
 pub(super) const RETIRE_AFTER: Duration = Duration::from_secs(10);
 
-/// One source socket.
+/// One registered socket.
 struct PortSocket {
     socket: UdpSocket,
-    v6: bool,
+    /// The position it serves (or served, while retiring).
+    position: usize,
     /// Set once replaced: closed at this time.
     retire_at: Option<Duration>,
+}
+
+/// Per address family: which slot serves each position, and the rotation
+/// bookkeeping.
+struct Family {
+    positions: [usize; POOL_SIZE],
+    sends_since_rotation: u32,
+    last_rotation: Duration,
 }
 
 /// The pool (see the module docs). Registers its sockets with the DNS
@@ -41,40 +62,64 @@ pub(super) struct UpstreamPorts {
     epoll: RawFd,
     token_base: u64,
     slots: Vec<Option<PortSocket>>,
-    since_rotation: u32,
-    has_v6: bool,
-    /// Sockets opened over the pool's life (for the counters).
+    v4: Family,
+    /// `None` when the host has no IPv6 (IPv6 upstreams then fail to send
+    /// and the resolver moves on).
+    v6: Option<Family>,
+    /// Secret key of the id → position hash.
+    key: u64,
+    /// Sockets opened over the pool's life.
     opened: u64,
 }
 
 impl UpstreamPorts {
-    /// Opens the first [`POOL_SIZE`] IPv4 sockets, and IPv6 ones when the
-    /// host has IPv6. `epoll` must outlive the pool.
-    pub(super) fn open(epoll: RawFd, token_base: u64) -> io::Result<UpstreamPorts> {
+    /// Opens [`POOL_SIZE`] IPv4 sockets, and as many IPv6-only ones when
+    /// the host has IPv6. `epoll` must outlive the pool.
+    pub(super) fn open(
+        epoll: RawFd,
+        token_base: u64,
+        rng: &mut dyn RngCore,
+    ) -> io::Result<UpstreamPorts> {
         let mut pool = UpstreamPorts {
             epoll,
             token_base,
             slots: Vec::new(),
-            since_rotation: 0,
-            has_v6: true,
+            v4: Family {
+                positions: [0; POOL_SIZE],
+                sends_since_rotation: 0,
+                last_rotation: Duration::ZERO,
+            },
+            v6: None,
+            key: rng.next_u64() | 1,
             opened: 0,
         };
-        for _ in 0..POOL_SIZE {
-            pool.add(false)?;
+        let v4 = (0..POOL_SIZE)
+            .map(|_| bind(false))
+            .collect::<io::Result<Vec<_>>>()?;
+        for (position, socket) in v4.into_iter().enumerate() {
+            pool.v4.positions[position] = pool.register(socket, position)?;
         }
-        for _ in 0..POOL_SIZE {
-            if pool.add(true).is_err() {
-                pool.has_v6 = false;
-                break;
+        // IPv6 all or nothing: a host without it (or out of descriptors)
+        // serves IPv4 upstreams only.
+        if let Ok(v6) = (0..POOL_SIZE)
+            .map(|_| bind(true))
+            .collect::<io::Result<Vec<_>>>()
+        {
+            let mut family = Family {
+                positions: [0; POOL_SIZE],
+                sends_since_rotation: 0,
+                last_rotation: Duration::ZERO,
+            };
+            for (position, socket) in v6.into_iter().enumerate() {
+                family.positions[position] = pool.register(socket, position)?;
             }
+            pool.v6 = Some(family);
         }
         Ok(pool)
     }
 
-    /// Binds a fresh socket on a random port and registers it.
-    fn add(&mut self, v6: bool) -> io::Result<()> {
-        let socket = UdpSocket::bind(if v6 { "[::]:0" } else { "0.0.0.0:0" })?;
-        socket.set_nonblocking(true)?;
+    /// Registers a bound socket in a free slot.
+    fn register(&mut self, socket: UdpSocket, position: usize) -> io::Result<usize> {
         let slot = match self.slots.iter().position(Option::is_none) {
             Some(i) => i,
             None => {
@@ -89,69 +134,91 @@ impl UpstreamPorts {
         )?;
         self.slots[slot] = Some(PortSocket {
             socket,
-            v6,
+            position,
             retire_at: None,
         });
         self.opened += 1;
-        Ok(())
+        Ok(slot)
     }
 
-    /// Sends a query to `upstream` from a randomly chosen pool socket of its
-    /// family, and replaces a pool member every [`ROTATE_EVERY`] sends.
+    /// The position a query id leaves from and its answer must arrive at.
+    fn position_of(&self, id: u16) -> usize {
+        let x = (u64::from(id) ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((x ^ (x >> 29)).wrapping_mul(self.key) >> 61) as usize % POOL_SIZE
+    }
+
+    fn family_mut(&mut self, v6: bool) -> Option<&mut Family> {
+        if v6 {
+            self.v6.as_mut()
+        } else {
+            Some(&mut self.v4)
+        }
+    }
+
+    /// Sends a query (its id is in its first two bytes) to `upstream` from
+    /// the socket of the id's position, then rotates one position of the
+    /// family when due.
     pub(super) fn send(
         &mut self,
         upstream: SocketAddr,
-        bytes: &[u8],
+        query: &[u8],
         now: Duration,
         rng: &mut dyn RngCore,
     ) -> io::Result<usize> {
-        let v6 = upstream.is_ipv6() && self.has_v6;
-        let chosen = self.pick(v6, rng);
-        let sent = match chosen.and_then(|slot| self.slots[slot].as_ref()) {
-            Some(s) => s.socket.send_to(bytes, upstream),
-            None => Err(io::Error::other("no socket for the upstream's family")),
+        let Some(id) = query.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+            return Err(io::Error::other("a query shorter than its id"));
         };
-        self.since_rotation += 1;
-        if self.since_rotation >= ROTATE_EVERY {
-            self.since_rotation = 0;
-            self.rotate(v6, now, rng);
+        let position = self.position_of(id);
+        let v6 = upstream.is_ipv6();
+        let Some(family) = self.family_mut(v6) else {
+            return Err(io::Error::other("no IPv6 on this host"));
+        };
+        let slot = family.positions[position];
+        family.sends_since_rotation += 1;
+        let due = family.sends_since_rotation >= ROTATE_EVERY
+            && now.saturating_sub(family.last_rotation) >= ROTATE_MIN_INTERVAL;
+        let sent = match self.slots.get(slot).and_then(Option::as_ref) {
+            Some(s) => s.socket.send_to(query, upstream),
+            None => Err(io::Error::other("pool socket missing")),
+        };
+        if due {
+            self.rotate(v6, rng.next_u32() as usize % POOL_SIZE, now);
         }
         sent
     }
 
-    /// A random active (not retiring) socket of the family.
-    fn pick(&self, v6: bool, rng: &mut dyn RngCore) -> Option<usize> {
-        let active = || {
-            self.slots
-                .iter()
-                .enumerate()
-                .filter(move |(_, s)| {
-                    s.as_ref()
-                        .is_some_and(|s| s.v6 == v6 && s.retire_at.is_none())
-                })
-                .map(|(i, _)| i)
+    /// Whether a datagram that arrived on `slot` may be an answer: its id
+    /// must belong to that socket's position. Anything else is forged or
+    /// stray.
+    pub(super) fn accepts(&self, slot: usize, reply: &[u8]) -> bool {
+        let Some(s) = self.slots.get(slot).and_then(Option::as_ref) else {
+            return false;
         };
-        let n = active().count();
-        if n == 0 {
-            return None;
-        }
-        active().nth(rng.next_u32() as usize % n)
+        reply.len() >= 2 && self.position_of(u16::from_be_bytes([reply[0], reply[1]])) == s.position
     }
 
-    /// Replaces one active socket of the family with a fresh port; the old
-    /// one keeps receiving until [`RETIRE_AFTER`]. If no new socket can be
-    /// opened, the old one stays in service.
-    fn rotate(&mut self, v6: bool, now: Duration, rng: &mut dyn RngCore) {
-        let Some(old) = self.pick(v6, rng) else {
+    /// Gives `position` of a family a fresh port; the old socket drains
+    /// until [`RETIRE_AFTER`]. If no socket can be opened, the old one
+    /// stays in service.
+    fn rotate(&mut self, v6: bool, position: usize, now: Duration) {
+        let fresh = match bind(v6) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not open a new DNS source port");
+                return;
+            }
+        };
+        let Ok(slot) = self.register(fresh, position) else {
             return;
         };
-        match self.add(v6) {
-            Ok(()) => {
-                if let Some(s) = self.slots[old].as_mut() {
-                    s.retire_at = Some(now + RETIRE_AFTER);
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "could not open a new DNS source port"),
+        let Some(family) = self.family_mut(v6) else {
+            return;
+        };
+        let old = std::mem::replace(&mut family.positions[position], slot);
+        family.sends_since_rotation = 0;
+        family.last_rotation = now;
+        if let Some(s) = self.slots[old].as_mut() {
+            s.retire_at = Some(now + RETIRE_AFTER);
         }
     }
 
@@ -174,20 +241,77 @@ impl UpstreamPorts {
         self.slots.get(slot)?.as_ref().map(|s| &s.socket)
     }
 
-    /// Sockets open now (active and retiring) and opened in all.
+    /// Sockets open now (in service and draining), and opened in all.
     pub(super) fn counts(&self) -> (usize, u64) {
         (self.slots.iter().flatten().count(), self.opened)
     }
 
-    /// The local ports in service for a family (for the counters).
+    /// The local ports in service for a family, by position.
     pub(super) fn active_ports(&self, v6: bool) -> Vec<u16> {
-        self.slots
-            .iter()
-            .flatten()
-            .filter(|s| s.v6 == v6 && s.retire_at.is_none())
-            .filter_map(|s| s.socket.local_addr().ok().map(|a| a.port()))
-            .collect()
+        let family = if v6 { self.v6.as_ref() } else { Some(&self.v4) };
+        family
+            .map(|f| {
+                f.positions
+                    .iter()
+                    .filter_map(|&slot| self.socket(slot)?.local_addr().ok())
+                    .map(|a| a.port())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
+}
+
+/// A non-blocking UDP socket on a random port: IPv4 on 0.0.0.0, or IPv6 on
+/// [::] with `IPV6_V6ONLY`, so it never receives IPv4 datagrams (which
+/// would be IPv4-mapped, and count as coming from an IPv4 upstream).
+fn bind(v6: bool) -> io::Result<UdpSocket> {
+    if !v6 {
+        let socket = UdpSocket::bind("0.0.0.0:0")?;
+        socket.set_nonblocking(true)?;
+        return Ok(socket);
+    }
+    // SAFETY: plain syscall; result checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own from here on (closed on error).
+    let socket = unsafe { UdpSocket::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: a valid option pointer and length.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: an all-zero sockaddr_in6 is [::]:0.
+    let mut addr: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    addr.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+    // SAFETY: addr is a valid sockaddr_in6 of the given length.
+    let bound = unsafe {
+        libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_in6).cast(),
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    };
+    if bound < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(socket)
 }
 
 /// Registers `fd` for input under `token`.
@@ -215,7 +339,7 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use std::collections::BTreeSet;
-    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::fd::OwnedFd;
 
     fn epoll() -> OwnedFd {
         // SAFETY: plain syscall; result checked.
@@ -225,74 +349,162 @@ mod tests {
         unsafe { OwnedFd::from_raw_fd(fd) }
     }
 
-    /// Receives everything waiting on `sink`; returns the source ports.
-    fn sources(sink: &UdpSocket) -> Vec<u16> {
-        let mut buf = [0u8; 64];
-        let mut ports = Vec::new();
-        while let Ok((_, from)) = sink.recv_from(&mut buf) {
-            ports.push(from.port());
-        }
-        ports
+    fn pool(ep: &OwnedFd, seed: u64) -> (UpstreamPorts, ChaCha8Rng) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let pool = UpstreamPorts::open(ep.as_raw_fd(), 7 << 32, &mut rng).unwrap();
+        (pool, rng)
     }
 
-    #[test]
-    fn queries_leave_from_several_ports_and_the_ports_change() {
-        let ep = epoll();
-        let mut pool = UpstreamPorts::open(ep.as_raw_fd(), 7 << 32).unwrap();
+    /// Receives everything waiting on `sink`: (source port, id) pairs.
+    fn received(sink: &UdpSocket) -> Vec<(u16, u16)> {
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while let Ok((n, from)) = sink.recv_from(&mut buf) {
+            assert!(n >= 2);
+            got.push((from.port(), u16::from_be_bytes([buf[0], buf[1]])));
+        }
+        got
+    }
+
+    fn sink() -> UdpSocket {
         let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
         sink.set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
+        sink
+    }
+
+    #[test]
+    fn an_id_always_leaves_from_its_positions_port_and_ids_spread_over_all() {
+        let ep = epoll();
+        let (mut pool, mut rng) = pool(&ep, 3);
+        let sink = sink();
         let to = sink.local_addr().unwrap();
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let first_ports: BTreeSet<u16> = pool.active_ports(false).into_iter().collect();
-        assert_eq!(first_ports.len(), POOL_SIZE);
-        let mut seen = BTreeSet::new();
-        for i in 0..ROTATE_EVERY * 4 {
-            pool.send(to, b"q", Duration::from_secs(u64::from(i)), &mut rng)
-                .unwrap();
-            if i % 16 == 15 {
-                seen.extend(sources(&sink));
+        let ports = pool.active_ports(false);
+        assert_eq!(ports.iter().collect::<BTreeSet<_>>().len(), POOL_SIZE);
+        for id in 0..40u16 {
+            for _ in 0..2 {
+                pool.send(to, &id.to_be_bytes(), Duration::ZERO, &mut rng)
+                    .unwrap();
             }
         }
-        seen.extend(sources(&sink));
-        // All sends came from pool ports, more than one, and after four
-        // rotations from ports that were not in the first pool.
-        assert!(seen.len() > POOL_SIZE, "{} distinct ports", seen.len());
-        let now_ports: BTreeSet<u16> = pool.active_ports(false).into_iter().collect();
-        assert_eq!(now_ports.len(), POOL_SIZE);
-        assert!(now_ports.difference(&first_ports).count() >= 1);
-        // Retired sockets stay open until their time, then close.
-        let (open, opened) = pool.counts();
-        let v6 = if pool.has_v6 { POOL_SIZE } else { 0 };
-        assert_eq!(opened as usize, POOL_SIZE + v6 + 4);
-        assert_eq!(open, POOL_SIZE + v6 + 4);
+        let got = received(&sink);
+        assert_eq!(got.len(), 80);
+        let mut used = BTreeSet::new();
+        for (port, id) in got {
+            assert_eq!(port, ports[pool.position_of(id)], "id {id}");
+            used.insert(port);
+        }
+        assert!(used.len() >= POOL_SIZE - 2, "40 ids used only {used:?}");
+    }
+
+    #[test]
+    fn replies_are_accepted_only_at_their_ids_position() {
+        let ep = epoll();
+        let (pool, _) = pool(&ep, 4);
+        let id = 0x1234u16;
+        let right = pool.v4.positions[pool.position_of(id)];
+        let wrong = pool.v4.positions[(pool.position_of(id) + 1) % POOL_SIZE];
+        assert!(pool.accepts(right, &id.to_be_bytes()));
+        assert!(!pool.accepts(wrong, &id.to_be_bytes()));
+        assert!(!pool.accepts(right, &[0x12]), "shorter than an id");
+        assert!(!pool.accepts(9999, &id.to_be_bytes()), "no such slot");
+    }
+
+    #[test]
+    fn ports_rotate_at_most_once_per_interval_and_drain_then_close() {
+        let ep = epoll();
+        let (mut pool, mut rng) = pool(&ep, 5);
+        let sink = sink();
+        let to = sink.local_addr().unwrap();
+        let first: BTreeSet<u16> = pool.active_ports(false).into_iter().collect();
+        let v6 = if pool.v6.is_some() { POOL_SIZE } else { 0 };
+        // A burst at one instant: at most one rotation, however many sends.
+        for i in 0..10_000u32 {
+            pool.send(
+                to,
+                &(i as u16).to_be_bytes(),
+                Duration::from_secs(5),
+                &mut rng,
+            )
+            .unwrap();
+        }
+        received(&sink);
+        assert_eq!(pool.counts().0, POOL_SIZE + v6 + 1);
+        // One rotation per second of steady traffic: the draining sockets
+        // stay bounded by RETIRE_AFTER / ROTATE_MIN_INTERVAL.
+        for second in 6..60u64 {
+            for i in 0..ROTATE_EVERY {
+                pool.send(
+                    to,
+                    &(i as u16).to_be_bytes(),
+                    Duration::from_secs(second),
+                    &mut rng,
+                )
+                .unwrap();
+            }
+            pool.close_retired(Duration::from_secs(second));
+            received(&sink);
+            let bound = POOL_SIZE
+                + v6
+                + (RETIRE_AFTER.as_secs() / ROTATE_MIN_INTERVAL.as_secs()) as usize
+                + 1;
+            assert!(pool.counts().0 <= bound, "{} open", pool.counts().0);
+        }
+        let now: BTreeSet<u16> = pool.active_ports(false).into_iter().collect();
+        assert_eq!(now.len(), POOL_SIZE);
+        assert!(
+            now.difference(&first).count() >= POOL_SIZE / 2,
+            "ports were renewed"
+        );
         pool.close_retired(Duration::from_secs(10_000));
         assert_eq!(pool.counts().0, POOL_SIZE + v6);
     }
 
     #[test]
-    fn a_retiring_socket_still_receives() {
+    fn a_draining_socket_still_takes_answers_for_its_position() {
         let ep = epoll();
-        let mut pool = UpstreamPorts::open(ep.as_raw_fd(), 7 << 32).unwrap();
-        let mut rng = ChaCha8Rng::seed_from_u64(9);
-        pool.rotate(false, Duration::ZERO, &mut rng);
-        let retiring = pool
-            .slots
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|s| s.retire_at.is_some()))
+        let (mut pool, _) = pool(&ep, 9);
+        let old = pool.v4.positions[2];
+        pool.rotate(false, 2, Duration::ZERO);
+        assert_ne!(pool.v4.positions[2], old);
+        let id = (0..=u16::MAX)
+            .find(|&id| pool.position_of(id) == 2)
             .unwrap();
-        let port = pool.socket(retiring).unwrap().local_addr().unwrap().port();
+        assert!(pool.accepts(old, &id.to_be_bytes()));
+        let port = pool.socket(old).unwrap().local_addr().unwrap().port();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         peer.send_to(b"late answer", ("127.0.0.1", port)).unwrap();
-        let sock = pool.socket(retiring).unwrap();
+        let sock = pool.socket(old).unwrap();
         sock.set_nonblocking(false).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
         let mut buf = [0u8; 32];
         let (n, _) = sock.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"late answer");
         pool.close_retired(RETIRE_AFTER - Duration::from_millis(1));
-        assert!(pool.socket(retiring).is_some(), "not yet");
+        assert!(pool.socket(old).is_some(), "not yet");
         pool.close_retired(RETIRE_AFTER);
-        assert!(pool.socket(retiring).is_none());
+        assert!(pool.socket(old).is_none());
+    }
+
+    #[test]
+    fn ipv6_sockets_do_not_receive_ipv4() {
+        let ep = epoll();
+        let (pool, _) = pool(&ep, 11);
+        let Some(v6) = &pool.v6 else {
+            eprintln!("no IPv6 on this host: nothing to check");
+            return;
+        };
+        let sock = pool.socket(v6.positions[0]).unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Either refused at once (nothing listens on IPv4 there) or sent
+        // and never delivered to the IPv6-only socket.
+        let _ = peer.send_to(b"v4", ("127.0.0.1", port));
+        std::thread::sleep(Duration::from_millis(50));
+        let mut buf = [0u8; 8];
+        assert!(
+            sock.recv_from(&mut buf).is_err(),
+            "an IPv4 datagram reached an IPv6 pool socket"
+        );
     }
 }
