@@ -409,6 +409,52 @@ fn a_second_daemon_on_the_same_state_dir_is_refused() {
 }
 
 #[test]
+fn the_daemon_raises_its_descriptor_limit_to_the_hard_limit() {
+    if !require_root("fd_limit") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    // prlimit (util-linux) starts it with a soft limit of 256 under a hard
+    // limit of 4096; a daemon holding descriptors per container needs more.
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=256:4096")
+        .arg(EXE)
+        .args(["daemon", "--dns-upstream", "127.0.0.1:9", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start prlimit (util-linux)");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let _guard = Kill(&mut child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4096", "4096"], "{line}");
+}
+
+#[test]
 fn api_socket_is_owner_only_and_sigterm_stops_cleanly() {
     if !require_root("socket_mode") {
         return;

@@ -42,6 +42,34 @@ pub(crate) struct Daemon {
     pub(crate) socket: PathBuf,
 }
 
+/// Raises the soft limit on open descriptors to the hard limit. The daemon
+/// holds several per container (TAPs, DNS sockets, namespace handles), so
+/// the usual soft limit of 1024 would stop it at a couple of hundred
+/// containers; it polls with epoll, so large descriptor numbers are fine.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: limit is a valid rlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    if limit.rlim_cur >= limit.rlim_max {
+        return;
+    }
+    let before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: raising the soft limit up to the hard one is always allowed.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0 {
+        tracing::info!(
+            from = before,
+            to = limit.rlim_cur,
+            "raised the open-descriptor limit"
+        );
+    }
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     if let Some(store) = &args.store {
@@ -60,6 +88,8 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         .socket
         .clone()
         .unwrap_or_else(paths::default_socket);
+
+    raise_fd_limit();
 
     // Block the stop signals before any thread exists, so every thread
     // inherits the mask and only the main thread's sigwait sees them.
