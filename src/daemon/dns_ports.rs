@@ -144,7 +144,7 @@ impl UpstreamPorts {
     /// The position a query id leaves from and its answer must arrive at.
     fn position_of(&self, id: u16) -> usize {
         let x = (u64::from(id) ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        ((x ^ (x >> 29)).wrapping_mul(self.key) >> 61) as usize % POOL_SIZE
+        ((x ^ (x >> 29)).wrapping_mul(self.key) >> 32) as usize % POOL_SIZE
     }
 
     fn family_mut(&mut self, v6: bool) -> Option<&mut Family> {
