@@ -442,8 +442,9 @@ fn forwarded_queries_leave_from_random_ports() {
     }
     let ports: std::collections::BTreeSet<u16> =
         up.sources.lock().unwrap().iter().copied().collect();
-    // Eight pool ports, one picked at random per query: twenty queries from
-    // fewer than three ports would be a fixed port, not bad luck.
+    // Eight pool ports, one picked per query by a secret hash of its random
+    // id: twenty queries from fewer than three ports would be a fixed port,
+    // not bad luck.
     assert!(
         ports.len() >= 3,
         "20 forwarded queries came from only {ports:?}"
