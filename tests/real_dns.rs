@@ -913,6 +913,75 @@ fn one_container_cannot_hoard_every_tcp_connection() {
     hoard.finish();
 }
 
+/// CPU time (user + system, in clock ticks) a process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may contain spaces): state is
+    // field 3, utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn running_out_of_descriptors_pauses_the_dns_listener_instead_of_spinning() {
+    if !require_root("dns_emfile") {
+        return;
+    }
+    let d = TestDaemon::start();
+    d.ok(&["network", "create", "front", "--subnet", "10.60.0.0/24"]);
+    d.container("noisy", &["--network", "front", "--ip", "10.60.0.10"]);
+    d.container("quiet", &["--network", "front", "--ip", "10.60.0.20"]);
+    let pid = d.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    // Leave the daemon room for 16 more descriptors, then hoard 60 TCP
+    // connections: accepting runs out of descriptors.
+    let limit = format!("--nofile={}:", open + 16);
+    common::run_ok(Command::new("prlimit").args(["--pid", &pid.to_string(), &limit]));
+    let ready = std::env::temp_dir().join(common::unique("sy-emfile"));
+    let _cleanup = RemoveOnDrop(ready.clone());
+    let mut hoard = Background(Vec::new());
+    hoard.spawn(
+        &d,
+        "noisy",
+        40,
+        &[
+            "python3",
+            "-c",
+            TCP_HOARD,
+            "60",
+            "4",
+            ready.to_str().unwrap(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the hoarder never got ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Connections are still waiting in the listener's backlog. Spinning on
+    // it would take a whole core; paused, the daemon idles.
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    eprintln!("daemon CPU while out of descriptors: {used} ticks in 2 s");
+    assert!(
+        used < 50,
+        "the daemon used {used} ticks of CPU in 2 s while out of descriptors"
+    );
+    hoard.finish();
+    common::run_ok(Command::new("prlimit").args(["--pid", &pid.to_string(), "--nofile=4096:"]));
+    // Descriptors free again: the listener is back within a sweep.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        dig(&d, "quiet", &["+tcp", "noisy"]).trim(),
+        "10.60.0.10",
+        "TCP after the shortage"
+    );
+}
+
 /// Removes a file when the test ends, however it ends.
 struct RemoveOnDrop(std::path::PathBuf);
 

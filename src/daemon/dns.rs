@@ -590,6 +590,9 @@ struct Worker {
     /// Upstream datagrams dropped because their id does not belong to the
     /// port they arrived on.
     upstream_wrong_port: u64,
+    /// Sandbox slots whose TCP listener is out of epoll after an accept ran
+    /// out of descriptors; the sweep puts them back.
+    paused_listeners: BTreeSet<usize>,
     /// Poll this long after the last event before sleeping (zero: off).
     busy_poll: Duration,
 }
@@ -653,6 +656,7 @@ impl Worker {
             tcp_forwards: Arc::new(AtomicUsize::new(0)),
             tcp_forwards_refused: 0,
             upstream_wrong_port: 0,
+            paused_listeners: BTreeSet::new(),
             busy_poll: busy_poll.min(Duration::from_secs(1)),
         };
         w.watch(w.wake.as_raw_fd(), WAKE)?;
@@ -733,6 +737,7 @@ impl Worker {
                 last_sweep = now;
                 self.sweep_idle(now);
                 self.ports.close_retired(now);
+                self.resume_listeners();
             }
             if !self.fixed_upstreams && now.saturating_sub(last_reload) >= Duration::from_secs(2) {
                 last_reload = now;
@@ -767,6 +772,7 @@ impl Worker {
                         let s = self.sandboxes[slot].take().expect("just found");
                         self.unwatch(s.udp.as_raw_fd());
                         self.unwatch(s.tcp.as_raw_fd());
+                        self.paused_listeners.remove(&slot);
                         for c in 0..self.conns.len() {
                             if self.conns[c].as_ref().is_some_and(|c| c.slot == slot) {
                                 self.close_conn(c);
@@ -1092,6 +1098,15 @@ impl Worker {
             };
             let (stream, _) = match s.tcp.accept() {
                 Ok(c) => c,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Out of descriptors: the listener stays readable, and
+                    // level-triggered epoll would spin on it. Rest it until
+                    // the next sweep.
+                    tracing::warn!(error = %e, "DNS over TCP: cannot accept; pausing the listener for a second");
+                    self.unwatch(s.tcp.as_raw_fd());
+                    self.paused_listeners.insert(slot);
+                    return;
+                }
                 Err(_) => return,
             };
             let (all, mine) = self.conns.iter().flatten().fold((0, 0), |(all, mine), c| {
@@ -1120,6 +1135,17 @@ impl Worker {
             }
             let now = self.now();
             self.conns[idx] = Some(Conn::new(stream, slot, now));
+        }
+    }
+
+    /// Watches the listeners paused by [`Worker::accept`] again.
+    fn resume_listeners(&mut self) {
+        for slot in std::mem::take(&mut self.paused_listeners) {
+            if let Some(s) = self.sandboxes.get(slot).and_then(Option::as_ref) {
+                if let Err(e) = self.watch(s.tcp.as_raw_fd(), KIND_LISTEN | slot as u64) {
+                    tracing::warn!(error = %e, "DNS over TCP: cannot watch the listener again");
+                }
+            }
         }
     }
 
