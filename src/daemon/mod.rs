@@ -186,7 +186,13 @@ fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
                     tracing::error!(error = %e, "cannot start a thread for an API request");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "accept failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of descriptors (or threads): the next accept would
+                // fail at once too; give requests in flight time to finish
+                // instead of spinning.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
         }
     }
 }
