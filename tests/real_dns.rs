@@ -855,6 +855,48 @@ os.rename(sys.argv[3] + ".tmp", sys.argv[3])
 time.sleep(float(sys.argv[2]))
 "#;
 
+/// Runs [`TCP_HOARD`] in `container` with `conns` connections held for
+/// `hold_secs`, and waits until they are open. Returns the running process,
+/// the guard of its ready file and its report ("OPEN CLOSED").
+fn hoard_tcp(
+    d: &TestDaemon,
+    container: &str,
+    conns: u32,
+    hold_secs: u32,
+) -> (Background, RemoveOnDrop, String) {
+    // The container shares the host's /tmp (only resolv.conf is mounted
+    // over), so the hoarder can say when it is ready through a file.
+    let ready = std::env::temp_dir().join(common::unique("sy-hoard"));
+    let guard = RemoveOnDrop(ready.clone());
+    let mut hoard = Background(Vec::new());
+    hoard.spawn(
+        d,
+        container,
+        40,
+        &[
+            "python3",
+            "-c",
+            TCP_HOARD,
+            &conns.to_string(),
+            &hold_secs.to_string(),
+            ready.to_str().unwrap(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(report) = std::fs::read_to_string(&ready) {
+            return (hoard, guard, report);
+        }
+        assert!(Instant::now() < deadline, "the hoarder never got ready");
+        assert!(
+            hoard.all_running(),
+            "the hoarder failed: {:?}",
+            hoard.finish()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn one_container_cannot_hoard_every_tcp_connection() {
     if !require_root("dns_tcp_hoard") {
@@ -864,37 +906,7 @@ fn one_container_cannot_hoard_every_tcp_connection() {
     d.ok(&["network", "create", "front", "--subnet", "10.59.0.0/24"]);
     d.container("noisy", &["--network", "front", "--ip", "10.59.0.10"]);
     d.container("quiet", &["--network", "front", "--ip", "10.59.0.20"]);
-    // The container shares the host's /tmp (only resolv.conf is mounted
-    // over), so the hoarder can say when it is ready through a file.
-    let ready = std::env::temp_dir().join(common::unique("sy-hoard"));
-    let _cleanup = RemoveOnDrop(ready.clone());
-    let mut hoard = Background(Vec::new());
-    hoard.spawn(
-        &d,
-        "noisy",
-        40,
-        &[
-            "python3",
-            "-c",
-            TCP_HOARD,
-            "600",
-            "6",
-            ready.to_str().unwrap(),
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let counts = loop {
-        if let Ok(text) = std::fs::read_to_string(&ready) {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "the hoarder never got ready");
-        assert!(
-            hoard.all_running(),
-            "the hoarder failed: {:?}",
-            hoard.finish()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (mut hoard, _ready, counts) = hoard_tcp(&d, "noisy", 600, 6);
     // 600 connections are more than the daemon's global limit of 512: before
     // the per-container limit, the quiet container's TCP query was refused.
     assert_eq!(
@@ -940,27 +952,7 @@ fn running_out_of_descriptors_pauses_the_dns_listener_instead_of_spinning() {
     // connections: accepting runs out of descriptors.
     let limit = format!("--nofile={}:", open + 16);
     common::run_ok(Command::new("prlimit").args(["--pid", &pid.to_string(), &limit]));
-    let ready = std::env::temp_dir().join(common::unique("sy-emfile"));
-    let _cleanup = RemoveOnDrop(ready.clone());
-    let mut hoard = Background(Vec::new());
-    hoard.spawn(
-        &d,
-        "noisy",
-        40,
-        &[
-            "python3",
-            "-c",
-            TCP_HOARD,
-            "60",
-            "4",
-            ready.to_str().unwrap(),
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "the hoarder never got ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut hoard, _ready, _) = hoard_tcp(&d, "noisy", 60, 4);
     // Connections are still waiting in the listener's backlog. Spinning on
     // it would take a whole core; paused, the daemon idles.
     let before = cpu_ticks(pid);
