@@ -24,6 +24,14 @@ fn forward(lab: &mut Lab, transport: Transport) -> (Outcome, Vec<u8>) {
     (outcome, lab.out.clone())
 }
 
+/// The outcome of a query sent to upstream `n` over UDP.
+fn udp_to(n: u8) -> Outcome {
+    Outcome::Forward {
+        upstream: upstream(n),
+        transport: Transport::Udp,
+    }
+}
+
 fn ok_reply(forwarded: &[u8]) -> Vec<u8> {
     upstream_reply(
         forwarded,
@@ -36,13 +44,7 @@ fn ok_reply(forwarded: &[u8]) -> Vec<u8> {
 fn unknown_name_goes_to_the_first_upstream_with_a_new_id_and_the_same_question() {
     let mut lab = lab();
     let (outcome, sent) = forward(&mut lab, Transport::Udp);
-    assert_eq!(
-        outcome,
-        Outcome::Forward {
-            upstream: upstream(1),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(outcome, udp_to(1));
     let sent = decode(&sent);
     assert_ne!(sent.metadata.id, CLIENT_ID);
     assert_eq!(
@@ -174,13 +176,7 @@ fn timeout_moves_on_to_the_next_upstream_under_the_same_id() {
     assert!(lab.advance(Duration::from_millis(1999)).is_empty());
     let emitted = lab.advance(Duration::from_millis(1));
     assert_eq!(emitted.len(), 1);
-    assert_eq!(
-        emitted[0].0,
-        Outcome::Forward {
-            upstream: upstream(2),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(emitted[0].0, udp_to(2));
     assert_eq!(
         decode(&emitted[0].1).metadata.id,
         decode(&first).metadata.id,
@@ -257,13 +253,7 @@ fn an_upstream_that_timed_out_is_tried_last_for_a_while() {
     lab.advance(Duration::from_secs(2)); // upstream 1 times out; on to 2
                                          // The next query goes to upstream 2 first, not through 1's timeout.
     let (outcome, sent) = forward(&mut lab, Transport::Udp);
-    assert_eq!(
-        outcome,
-        Outcome::Forward {
-            upstream: upstream(2),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(outcome, udp_to(2));
     assert_eq!(lab.resolver.stats().suspect_skipped, 1);
     // If 2 and 3 fail, 1 still gets its turn before SERVFAIL.
     let outcome = lab.upstream_sends(
@@ -271,26 +261,14 @@ fn an_upstream_that_timed_out_is_tried_last_for_a_while() {
         Transport::Udp,
         &upstream_reply(&sent, ResponseCode::ServFail, None),
     );
-    assert_eq!(
-        outcome,
-        Outcome::Forward {
-            upstream: upstream(3),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(outcome, udp_to(3));
     let sent = lab.out.clone();
     let outcome = lab.upstream_sends(
         upstream(3),
         Transport::Udp,
         &upstream_reply(&sent, ResponseCode::ServFail, None),
     );
-    assert_eq!(
-        outcome,
-        Outcome::Forward {
-            upstream: upstream(1),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(outcome, udp_to(1));
 }
 
 #[test]
@@ -303,10 +281,7 @@ fn a_suspect_upstream_is_first_again_after_the_suspect_period() {
     lab.advance(UPSTREAM_SUSPECT_FOR - Duration::from_millis(1));
     assert_eq!(
         forward(&mut lab, Transport::Udp).0,
-        Outcome::Forward {
-            upstream: upstream(2),
-            transport: Transport::Udp
-        },
+        udp_to(2),
         "still suspect"
     );
     let (_, sent) = forward(&mut lab, Transport::Udp);
@@ -314,10 +289,7 @@ fn a_suspect_upstream_is_first_again_after_the_suspect_period() {
     lab.advance(Duration::from_millis(1));
     assert_eq!(
         forward(&mut lab, Transport::Udp).0,
-        Outcome::Forward {
-            upstream: upstream(1),
-            transport: Transport::Udp
-        },
+        udp_to(1),
         "the suspect period is over"
     );
 }
@@ -335,23 +307,11 @@ fn an_answer_from_a_suspect_upstream_clears_it() {
     lab.advance(Duration::from_secs(2));
     // With every upstream suspect, list order holds: 1 first. It answers.
     let (outcome, sent) = forward(&mut lab, Transport::Udp);
-    assert_eq!(
-        outcome,
-        Outcome::Forward {
-            upstream: upstream(1),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(outcome, udp_to(1));
     lab.upstream_sends(upstream(1), Transport::Udp, &ok_reply(&sent));
     // 1 is healthy again, 2 still suspect: 1 first, and nothing skipped.
     let skipped = lab.resolver.stats().suspect_skipped;
-    assert_eq!(
-        forward(&mut lab, Transport::Udp).0,
-        Outcome::Forward {
-            upstream: upstream(1),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(forward(&mut lab, Transport::Udp).0, udp_to(1));
     assert_eq!(lab.resolver.stats().suspect_skipped, skipped);
 }
 
@@ -366,13 +326,7 @@ fn an_upstream_listed_twice_is_asked_once() {
     forward(&mut lab, Transport::Udp);
     lab.advance(Duration::from_secs(2)); // 1 times out: on to 2
                                          // 1 is suspect: the next query goes to 2 first.
-    assert_eq!(
-        forward(&mut lab, Transport::Udp).0,
-        Outcome::Forward {
-            upstream: upstream(2),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(forward(&mut lab, Transport::Udp).0, udp_to(2));
     lab.resolver
         .set_upstreams(&[upstream(3), upstream(3), upstream(3), upstream(1)]);
     assert_eq!(lab.resolver.config().upstreams, [upstream(3), upstream(1)]);
@@ -384,13 +338,7 @@ fn new_upstreams_start_healthy() {
     forward(&mut lab, Transport::Udp);
     lab.advance(Duration::from_secs(2));
     lab.resolver.set_upstreams(&[upstream(1), upstream(2)]);
-    assert_eq!(
-        forward(&mut lab, Transport::Udp).0,
-        Outcome::Forward {
-            upstream: upstream(1),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(forward(&mut lab, Transport::Udp).0, udp_to(1));
 }
 
 #[test]
@@ -414,13 +362,7 @@ fn servfail_from_upstream_moves_on_to_the_next() {
         Transport::Udp,
         &upstream_reply(&sent, ResponseCode::ServFail, None),
     );
-    assert_eq!(
-        outcome,
-        Outcome::Forward {
-            upstream: upstream(2),
-            transport: Transport::Udp
-        }
-    );
+    assert_eq!(outcome, udp_to(2));
     let retry = lab.out.clone();
     let outcome = lab.upstream_sends(upstream(2), Transport::Udp, &ok_reply(&retry));
     assert_eq!(outcome, reply_to_client(Transport::Udp));
