@@ -199,8 +199,12 @@ impl UpstreamPorts {
 
     /// Gives `position` of a family a fresh port; the old socket drains
     /// until [`RETIRE_AFTER`]. If no socket can be opened, the old one
-    /// stays in service.
+    /// stays in service (and the next try waits for the next rotation).
     fn rotate(&mut self, v6: bool, position: usize, now: Duration) {
+        if let Some(family) = self.family_mut(v6) {
+            family.sends_since_rotation = 0;
+            family.last_rotation = now;
+        }
         let fresh = match bind(v6) {
             Ok(s) => s,
             Err(e) => {
@@ -215,8 +219,6 @@ impl UpstreamPorts {
             return;
         };
         let old = std::mem::replace(&mut family.positions[position], slot);
-        family.sends_since_rotation = 0;
-        family.last_rotation = now;
         if let Some(s) = self.slots[old].as_mut() {
             s.retire_at = Some(now + RETIRE_AFTER);
         }
