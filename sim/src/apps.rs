@@ -8,7 +8,7 @@
 use crate::container::{Container, Role};
 use crate::link::LinkId;
 use serde::Serialize;
-use smoltcp::iface::SocketHandle;
+use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::{icmp, tcp, udp};
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, IpEndpoint};
@@ -655,6 +655,32 @@ impl TcpApp {
         }
     }
 
+    /// One side's socket once the transfer is over: stamps the finish,
+    /// aborts on an error, and removes the socket once it has lingered
+    /// (the caller then forgets its handle: the poll says detach).
+    fn wind_down(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        handle: SocketHandle,
+        now: Instant,
+    ) -> PartPoll {
+        if self.finished_at.is_none() {
+            self.finished_at = Some(now);
+        }
+        let sock = sockets.get_mut::<tcp::Socket>(handle);
+        if self.result.error.is_some() {
+            sock.abort();
+        }
+        if self.linger(sock.state(), now) {
+            sockets.remove(handle);
+            return PartPoll::detach();
+        }
+        PartPoll {
+            wake: self.finished_at.map(|t| t + TCP_LINGER),
+            detach: false,
+        }
+    }
+
     fn linger(&mut self, sock_state: tcp::State, now: Instant) -> bool {
         matches!(sock_state, tcp::State::Closed | tcp::State::TimeWait)
             || self.finished_at.is_some_and(|t| now >= t + TCP_LINGER)
@@ -728,21 +754,11 @@ impl TcpApp {
             self.check_deadline(now, sock.state());
         }
         if self.result.done {
-            if self.finished_at.is_none() {
-                self.finished_at = Some(now);
-            }
-            if self.result.error.is_some() {
-                sock.abort();
-            }
-            if self.linger(sock.state(), now) {
-                stack.sockets.remove(handle);
+            let poll = self.wind_down(&mut stack.sockets, handle, now);
+            if poll.detach {
                 self.client_socket = None;
-                return PartPoll::detach();
             }
-            return PartPoll {
-                wake: self.finished_at.map(|t| t + TCP_LINGER),
-                detach: false,
-            };
+            return poll;
         }
         PartPoll {
             wake: Some(self.deadline),
@@ -788,21 +804,11 @@ impl TcpApp {
             }
         }
         if self.result.done {
-            if self.finished_at.is_none() {
-                self.finished_at = Some(now);
-            }
-            if self.result.error.is_some() {
-                sock.abort();
-            }
-            if self.linger(sock.state(), now) {
-                stack.sockets.remove(handle);
+            let poll = self.wind_down(&mut stack.sockets, handle, now);
+            if poll.detach {
                 self.server_socket = None;
-                return PartPoll::detach();
             }
-            return PartPoll {
-                wake: self.finished_at.map(|t| t + TCP_LINGER),
-                detach: false,
-            };
+            return poll;
         }
         PartPoll {
             wake: Some(self.deadline),

@@ -315,6 +315,29 @@ impl Sim {
         }
     }
 
+    /// Both ends of a client/server application: the client, the target's
+    /// address, the client's link towards it, and the server container (if
+    /// it is one of ours, up and running a stack) with its link.
+    fn peers(&self, from: &str, to: &Target) -> Result<Peers, SimError> {
+        let client = self.runnable(from)?;
+        let (dst, server) = self.resolve_target(client, to)?;
+        let nic = self.route_link(client, dst, from)?;
+        let server = server.filter(|&s| {
+            let sc = &self.containers[s as usize];
+            sc.up && !sc.raw
+        });
+        let server_nic = server
+            .and_then(|s| self.nic_with_ip(s, dst))
+            .unwrap_or(u32::MAX);
+        Ok(Peers {
+            client,
+            dst,
+            nic,
+            server,
+            server_nic,
+        })
+    }
+
     /// The link of `c`'s interface that holds `ip`.
     fn nic_with_ip(&self, c: u32, ip: Ipv4Addr) -> Option<u32> {
         self.containers[c as usize]
@@ -385,16 +408,13 @@ impl Sim {
                 }))
             }
             AppSpec::Udp(u) => {
-                let c = self.runnable(&u.from)?;
-                let (dst, server) = self.resolve_target(c, &u.to)?;
-                let nic = self.route_link(c, dst, &u.from)?;
-                let server = server.filter(|&s| {
-                    let sc = &self.containers[s as usize];
-                    sc.up && !sc.raw
-                });
-                let server_nic = server
-                    .and_then(|s| self.nic_with_ip(s, dst))
-                    .unwrap_or(u32::MAX);
+                let Peers {
+                    client: c,
+                    dst,
+                    nic,
+                    server,
+                    server_nic,
+                } = self.peers(&u.from, &u.to)?;
                 Ok(self.push_app(App {
                     label: format!("{} sends UDP to {}:{}", u.from, u.to, u.port),
                     client: c,
@@ -424,16 +444,13 @@ impl Sim {
                 }))
             }
             AppSpec::Tcp(t) => {
-                let c = self.runnable(&t.from)?;
-                let (dst, server) = self.resolve_target(c, &t.to)?;
-                let nic = self.route_link(c, dst, &t.from)?;
-                let server = server.filter(|&s| {
-                    let sc = &self.containers[s as usize];
-                    sc.up && !sc.raw
-                });
-                let server_nic = server
-                    .and_then(|s| self.nic_with_ip(s, dst))
-                    .unwrap_or(u32::MAX);
+                let Peers {
+                    client: c,
+                    dst,
+                    nic,
+                    server,
+                    server_nic,
+                } = self.peers(&t.from, &t.to)?;
                 let verb = match t.direction {
                     TcpDirection::Send => "sends",
                     TcpDirection::Fetch => "fetches",
@@ -602,4 +619,13 @@ impl Sim {
         self.run_until(|s| s.is_done(app), limit);
         self.result(app)
     }
+}
+
+/// What [`Sim::peers`] finds for a client/server application.
+struct Peers {
+    client: u32,
+    dst: Ipv4Addr,
+    nic: u32,
+    server: Option<u32>,
+    server_nic: u32,
 }
