@@ -6,13 +6,16 @@
 //! /dev/net/tun's mode). Without root they print a loud SKIPPED line and
 //! pass, except under CI, where they fail: CI runs as root.
 
+mod common;
+
+use common::{ensure_test_user, euid, require_root, run_ok as run, unique};
 use serde_json::json;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,64 +26,9 @@ use switchyard_switch::real::{
 };
 
 const EXE: &str = env!("CARGO_BIN_EXE_switchyard");
-const TEST_USER: &str = "switchyard-test";
 const ROOTLESS_ENV: &str = "SWITCHYARD_ROOTLESS_SCENARIO";
 
 // ---------------------------------------------------------------- helpers
-
-/// Effective uid, from /proc (the test crate has no libc).
-fn euid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .expect("Uid line");
-    line.split_whitespace()
-        .nth(2)
-        .expect("effective uid")
-        .parse()
-        .expect("uid number")
-}
-
-/// True when the test may run; prints SKIPPED otherwise (fails under CI).
-fn require_root(test: &str) -> bool {
-    if euid() == 0 {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test} needs root and CI runs as root: run the test suite as root");
-    }
-    // Straight to stderr, past libtest's capture, so a skip is never silent.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: {test} needs root (namespaces, TAP devices, a test user) ***\n"
-    );
-    false
-}
-
-/// A name unique to this process and call, for host-visible objects.
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `nsenter -t PID <flags> <argv...>`: verification from outside, with the
 /// standard tools rather than our own code.
@@ -737,34 +685,9 @@ fn rootless_sandboxes_get_taps_netlink_config_dns_sockets_and_ping_each_other() 
     if !require_root("rootless_sandboxes (root sets up the unprivileged user)") {
         return;
     }
-    // The unprivileged user the scenario runs as. `useradd` exits 9 when
-    // it exists already (another run, or a concurrent test binary).
-    let status = Command::new("useradd")
-        .args([
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            TEST_USER,
-        ])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("useradd");
-    assert!(
-        status.success() || status.code() == Some(9),
-        "useradd {TEST_USER}: {status}"
-    );
-    let uid = run(Command::new("id").args(["-u", TEST_USER]))
-        .trim()
-        .to_string();
-    let gid = run(Command::new("id").args(["-g", TEST_USER]))
-        .trim()
-        .to_string();
-    // Ordinary users need read/write access to /dev/net/tun. 0666 is the
-    // default on most distributions (the device only creates interfaces in
-    // namespaces where the caller holds CAP_NET_ADMIN); this machine ships
-    // 0600, so make it the common default.
-    run(Command::new("chmod").args(["0666", "/dev/net/tun"]));
+    // The unprivileged user the scenario runs as, allowed to use
+    // /dev/net/tun.
+    let (uid, gid) = ensure_test_user();
 
     // Copies of the binaries where the test user can surely execute them
     // (the build directory may sit under a private home).
