@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     if let Command::Internal(args) = &cli.command {
         // Namespace helpers must stay single-threaded: no logging threads,
         // no runtime, straight into the helper.
-        switchyard_switch::real::internal_main(&args.args);
+        switchyard_linux::internal_main(&args.args);
     }
     init_logging(&cli.log);
     let result = match cli.command {

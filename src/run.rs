@@ -11,7 +11,7 @@ use crate::client::{
 use crate::http::percent_encode;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode, Stdio};
-use switchyard_switch::real::{command_in, Holder, Join, NetnsTarget};
+use switchyard_linux::{command_in, Holder, Join, NetnsTarget};
 
 /// Builds the command for `argv` inside a container's namespaces.
 fn command_for(info: &ContainerInfo, argv: &[String]) -> ClientResult<Command> {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use switchyard_switch::driver::InterfacePlan;
-use switchyard_switch::real::{
+use switchyard_linux::{
     command_in, configure_interface, spawn_holder, Holder, HolderMode, HolderSpec, Join,
     NetnsTarget, NsSession, RealError, TapOptions, SANDBOX_TXQUEUELEN, VNET_HDR_LEN,
 };
@@ -758,7 +758,7 @@ fn rootless_scenario() {
     let b = Sandbox::start(HolderMode::Private);
     let own_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
     assert_ne!(
-        std::fs::read_link(a.holder.ns_path(switchyard_switch::real::NsKind::User)).unwrap(),
+        std::fs::read_link(a.holder.ns_path(switchyard_linux::NsKind::User)).unwrap(),
         own_userns
     );
     println!(
@@ -823,7 +823,7 @@ fn rootless_scenario() {
     println!("a sandbox sharing A's network sees eth0");
 
     // Attach by path: the owning user namespace is found with NS_GET_USERNS.
-    let by_path = NetnsTarget::Path(a.holder.ns_path(switchyard_switch::real::NsKind::Net));
+    let by_path = NetnsTarget::Path(a.holder.ns_path(switchyard_linux::NsKind::Net));
     let s = NsSession::open(Path::new(&exe()), &by_path).expect("open by path, rootless");
     assert!(s.link_exists("eth0").unwrap());
     drop(s);

@@ -59,7 +59,7 @@ use switchyard_dns::{
     parse_resolv_conf, parse_upstream, tcp_frame, ClientToken, EndpointRecord, NetworkPolicy,
     Outcome, Resolver, ResolverConfig, Scope, TcpDeframer, Transport, LENGTH_PREFIX,
 };
-use switchyard_switch::real::NsSession;
+use switchyard_linux::NsSession;
 use switchyard_switch::Controller;
 
 use super::dns_ports::{epoll_add, epoll_del, UpstreamPorts};

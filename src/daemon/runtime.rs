@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
 use switchyard_switch::driver::Attachment as PortAttachment;
-use switchyard_switch::real::{
+use switchyard_linux::{
     configure_interface, remove_default_routes, spawn_holder, Dataplane, DataplaneConfig,
     DataplaneError, Holder, HolderMode, HolderSpec, NetnsTarget, NsKind, NsSession, PortIo,
     RealError, TapOptions,
@@ -662,7 +662,7 @@ impl Runtime {
         }
     }
 
-    fn snapshot(&self) -> Option<switchyard_switch::real::Snapshot> {
+    fn snapshot(&self) -> Option<switchyard_linux::Snapshot> {
         self.dataplane.as_ref().and_then(|d| d.snapshot().ok())
     }
 

@@ -2,9 +2,10 @@
 //! and the sans-I/O learning switch that forwards Ethernet frames between
 //! ports.
 //!
-//! Nothing in this crate reads a clock or a random source; time and
-//! randomness are passed in (see `DESIGN.md`). Real Linux I/O (TAP devices,
-//! namespaces, netlink) lives in [`real`], behind the `real` feature.
+//! Nothing in this crate reads a clock, a socket or a random source; time
+//! and randomness are passed in, and nothing here depends on Linux. Real
+//! I/O (TAP devices, namespaces, netlink, the data-plane thread) lives in
+//! the `switchyard-linux` crate; `docs/ARCHITECTURE.md` maps the crates.
 
 pub mod bridge;
 pub mod fdb;
@@ -23,8 +24,6 @@ pub use time::{Clock, Instant};
 
 pub mod controller;
 pub mod driver;
-#[cfg(feature = "real")]
-pub mod real;
 pub mod store;
 
 pub use controller::{Change, Controller, ControllerError, ControllerOptions};

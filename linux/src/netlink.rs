@@ -13,7 +13,7 @@
 //! explanation, when it has one, is appended to error messages.
 
 use super::error::{RealError, Result};
-use crate::mac::MacAddr;
+use switchyard_switch::mac::MacAddr;
 use ipnetwork::IpNetwork;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

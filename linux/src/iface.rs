@@ -3,7 +3,7 @@
 
 use super::error::Result;
 use super::netlink::{IpFamily, Netlink};
-use crate::driver::InterfacePlan;
+use switchyard_switch::driver::InterfacePlan;
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
 

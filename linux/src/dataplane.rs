@@ -31,11 +31,11 @@
 //!   of a core, 19 → 18 Gbit/s), hence off by default (`benches/README.md`
 //!   has the measurements).
 
-use crate::bridge::{Bridge, BridgeConfig, BridgeStats, Egress};
-use crate::fdb::FdbEntry;
-use crate::port::{PortConfig, PortCounters, PortId};
-use crate::time::Instant;
-use crate::wire::vnet_hdr::HEADER_LEN as VNET_HDR_LEN;
+use switchyard_switch::bridge::{Bridge, BridgeConfig, BridgeStats, Egress};
+use switchyard_switch::fdb::FdbEntry;
+use switchyard_switch::port::{PortConfig, PortCounters, PortId};
+use switchyard_switch::time::Instant;
+use switchyard_switch::wire::vnet_hdr::HEADER_LEN as VNET_HDR_LEN;
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -500,8 +500,8 @@ fn epoll_del(epoll: RawFd, fd: RawFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mac::MacAddr;
-    use crate::port::{PortBinding, SegmentId};
+    use switchyard_switch::mac::MacAddr;
+    use switchyard_switch::port::{PortBinding, SegmentId};
     use std::os::unix::net::UnixDatagram;
 
     fn frame(dst: MacAddr, src: MacAddr) -> Vec<u8> {

@@ -4,7 +4,7 @@
 //!
 //! **vnet header: 10 bytes.** With [`TapOptions::vnet_hdr`] every frame
 //! read from or written to the TAP starts with the 10-byte
-//! `struct virtio_net_hdr` — the size [`crate::wire::vnet_hdr`] parses —
+//! `struct virtio_net_hdr` — the size [`switchyard_switch::wire::vnet_hdr`] parses —
 //! and we set it explicitly with `TUNSETVNETHDRSZ` (a persistent device may
 //! have been left at 12 by someone else). The 12-byte
 //! `virtio_net_hdr_mrg_rxbuf` only adds `num_buffers`, which a TAP leaves
@@ -21,7 +21,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 /// Length of the virtio-net header on TAPs opened with `vnet_hdr`.
-pub const VNET_HDR_LEN: usize = crate::wire::vnet_hdr::HEADER_LEN;
+pub const VNET_HDR_LEN: usize = switchyard_switch::wire::vnet_hdr::HEADER_LEN;
 
 /// How a TAP is opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 //!   socket, bound sockets. They come back over `SCM_RIGHTS` and keep their
 //!   namespace wherever they are used afterwards.
 //! - [`Netlink`] configures links through such a socket, and
-//!   [`configure_interface`] applies a driver's [`InterfacePlan`](crate::driver::InterfacePlan).
+//!   [`configure_interface`] applies a driver's [`InterfacePlan`](switchyard_switch::driver::InterfacePlan).
 //! - [`command_in`] builds a `Command` that joins a sandbox before `exec`.
 //!
 //! # Rootless, step by step
