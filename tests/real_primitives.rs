@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use switchyard_switch::driver::InterfacePlan;
 use switchyard_linux::{
     command_in, configure_interface, spawn_holder, Holder, HolderMode, HolderSpec, Join,
     NetnsTarget, NsSession, RealError, TapOptions, SANDBOX_TXQUEUELEN, VNET_HDR_LEN,
 };
+use switchyard_switch::driver::InterfacePlan;
 
 const EXE: &str = env!("CARGO_BIN_EXE_switchyard");
 const ROOTLESS_ENV: &str = "SWITCHYARD_ROOTLESS_SCENARIO";

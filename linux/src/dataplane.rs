@@ -31,17 +31,17 @@
 //!   of a core, 19 → 18 Gbit/s), hence off by default (`benches/README.md`
 //!   has the measurements).
 
-use switchyard_switch::bridge::{Bridge, BridgeConfig, BridgeStats, Egress};
-use switchyard_switch::fdb::FdbEntry;
-use switchyard_switch::port::{PortConfig, PortCounters, PortId};
-use switchyard_switch::time::Instant;
-use switchyard_switch::wire::vnet_hdr::HEADER_LEN as VNET_HDR_LEN;
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use switchyard_switch::bridge::{Bridge, BridgeConfig, BridgeStats, Egress};
+use switchyard_switch::fdb::FdbEntry;
+use switchyard_switch::port::{PortConfig, PortCounters, PortId};
+use switchyard_switch::time::Instant;
+use switchyard_switch::wire::vnet_hdr::HEADER_LEN as VNET_HDR_LEN;
 
 /// Frames moved from one port before the next ready port gets a turn.
 pub const BATCH: usize = 64;
@@ -500,9 +500,9 @@ fn epoll_del(epoll: RawFd, fd: RawFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixDatagram;
     use switchyard_switch::mac::MacAddr;
     use switchyard_switch::port::{PortBinding, SegmentId};
-    use std::os::unix::net::UnixDatagram;
 
     fn frame(dst: MacAddr, src: MacAddr) -> Vec<u8> {
         let mut f = Vec::new();

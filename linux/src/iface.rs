@@ -3,9 +3,9 @@
 
 use super::error::Result;
 use super::netlink::{IpFamily, Netlink};
-use switchyard_switch::driver::InterfacePlan;
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
+use switchyard_switch::driver::InterfacePlan;
 
 /// Transmit queue length given to sandbox interfaces. The TAP's queue holds
 /// what the container has sent and the daemon has not read yet, counted in

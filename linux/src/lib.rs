@@ -37,6 +37,7 @@
 
 pub mod dataplane;
 mod error;
+pub mod event_loop;
 mod exec;
 mod fdpass;
 mod holder;
@@ -50,6 +51,7 @@ pub use dataplane::{
     Dataplane, DataplaneConfig, DataplaneError, IoCounters, PortIo, PortSnapshot, Snapshot,
 };
 pub use error::{RealError, Result};
+pub use event_loop::{Event, EventLoop, Interest, Waker};
 pub use exec::{command_in, Join};
 pub use holder::{spawn_holder, Holder, HolderMode, HolderSpec, HOLDER_READY_TIMEOUT_SECS};
 pub use iface::{configure_interface, remove_default_routes, SANDBOX_TXQUEUELEN};

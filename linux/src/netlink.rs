@@ -13,12 +13,12 @@
 //! explanation, when it has one, is appended to error messages.
 
 use super::error::{RealError, Result};
-use switchyard_switch::mac::MacAddr;
 use ipnetwork::IpNetwork;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
+use switchyard_switch::mac::MacAddr;
 
 /// Message types, flags and attribute numbers from `linux/netlink.h`,
 /// `linux/rtnetlink.h`, `linux/if_link.h` and `linux/if_addr.h`.

@@ -14,13 +14,13 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
-use switchyard_switch::driver::Attachment as PortAttachment;
 use switchyard_linux::{
     configure_interface, remove_default_routes, spawn_holder, Dataplane, DataplaneConfig,
     DataplaneError, Holder, HolderMode, HolderSpec, NetnsTarget, NsKind, NsSession, PortIo,
     RealError, TapOptions,
 };
+use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
+use switchyard_switch::driver::Attachment as PortAttachment;
 use switchyard_switch::{Change, Controller, ControllerError, PortCounters, PortId};
 
 const LABEL_HOLDER: &str = "switchyard.holder";
