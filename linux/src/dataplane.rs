@@ -5,16 +5,24 @@
 //!   and the port table belong to the thread. The control plane talks to it
 //!   through a channel and an eventfd, handled between batches, so it never
 //!   stalls forwarding and forwarding never waits for it.
-//! - Batches: epoll reports ready ports; each is read until it has no more
-//!   frames or a batch of [`BATCH`] has been moved (then the next port gets
-//!   its turn; level-triggered epoll brings us back).
+//! - Ports are [`PortBackend`]s (a TAP today; tunnels, the gateway and
+//!   uplinks later): the loop reads a batch from a ready port, lets the
+//!   core decide each frame, and hands it to each egress backend with its
+//!   [`Offload`] state. Framing (the virtio-net header) and any conversion
+//!   belong to the backends, not to this loop.
+//! - Batches: the [`EventLoop`] reports ready ports; each is read until it
+//!   has no more frames or a batch is full ([`BATCH`] frames, or the batch
+//!   arena's bytes: a few 64 KiB GSO frames), then the next port gets its
+//!   turn (level-triggered epoll brings us back). After a batch, every
+//!   port that was sent to is flushed (for backends that batch writes).
+//! - Deadlines: the loop sleeps until the earliest thing due — the FDB
+//!   ageing sweep, a backend's deadline, the end of a busy-poll window —
+//!   never on a fixed tick.
 //! - Offloads: with virtio-net headers (`IFF_VNET_HDR` + `TUNSETOFFLOAD`),
 //!   a TCP sender's 64 KiB GSO frames and partial checksums cross the
-//!   switch untouched: the header is forwarded with the frame, and the
-//!   receiving kernel segments or checksums only if it must. Every port the
-//!   daemon makes today takes such frames, so nothing is segmented in
-//!   software; ports that cannot (VXLAN tunnels, the gateway) will set
-//!   `vnet_hdr = false` and get software segmentation when they land.
+//!   switch untouched: the receiving kernel segments or checksums only if
+//!   it must. Every port the daemon makes today takes such frames, so
+//!   nothing is segmented in software.
 //! - Where the time goes: on the benchmark machine 97% of this thread's
 //!   time is the kernel's TAP read and write (the write also runs the
 //!   receiving container's network stack), so per-frame work here is kept
@@ -31,26 +39,27 @@
 //!   of a core, 19 → 18 Gbit/s), hence off by default (`benches/README.md`
 //!   has the measurements).
 
+use crate::event_loop::{EventLoop, Interest, Waker};
+use crate::port::{IoCounters, Offload, PortBackend, RxBatch, MAX_FRAME};
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use switchyard_switch::bridge::{Bridge, BridgeConfig, BridgeStats, Egress};
 use switchyard_switch::fdb::FdbEntry;
 use switchyard_switch::port::{PortConfig, PortCounters, PortId};
 use switchyard_switch::time::Instant;
-use switchyard_switch::wire::vnet_hdr::HEADER_LEN as VNET_HDR_LEN;
 
 /// Frames moved from one port before the next ready port gets a turn.
 pub const BATCH: usize = 64;
-/// Room for the largest frame: a 64 KiB GSO frame, Ethernet and VLAN
-/// headers, and the virtio-net header.
-const BUF_LEN: usize = 65_550 + VNET_HDR_LEN + 64;
+/// Bytes of one batch's arena: 64 small frames, or about eight 64 KiB GSO
+/// frames (still in cache when they are written out).
+const BATCH_BYTES: usize = 8 * (MAX_FRAME + 64);
 /// How often aged FDB entries are swept.
 const EXPIRE_EVERY: Duration = Duration::from_secs(5);
-/// epoll token of the command eventfd.
+/// Event-loop token of the command waker.
 const WAKE_TOKEN: u64 = u64::MAX;
 
 /// How the data plane is set up.
@@ -64,44 +73,26 @@ pub struct DataplaneConfig {
     pub busy_poll: Duration,
 }
 
-/// How a port's frames are framed on its descriptor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortIo {
-    /// Each read and write carries a virtio-net header before the frame.
-    pub vnet_hdr: bool,
-}
-
-/// I/O failures per port (the core's counters say what it decided; these
-/// say what the kernel refused).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IoCounters {
-    /// Writes the kernel refused (queue full, device gone).
-    pub tx_errors: u64,
-    /// Reads that failed with something other than "no more frames".
-    pub rx_errors: u64,
-    /// Frames forwarded between ports whose framing differs, which needs
-    /// a header conversion (or software segmentation).
-    pub converted: u64,
-}
-
-/// One port as seen in a [`Snapshot`].
+/// One port as seen in a [`DataplaneReport`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PortSnapshot {
+pub struct PortReport {
     /// The port's id.
     pub id: PortId,
     /// Its configuration.
     pub config: PortConfig,
+    /// The kind of backend (`tap`).
+    pub kind: String,
     /// What the switch core counted.
     pub counters: PortCounters,
-    /// What the kernel refused.
+    /// What the backend or the kernel refused.
     pub io: IoCounters,
 }
 
 /// A consistent copy of the data plane's state, for `inspect` and tables.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Snapshot {
+pub struct DataplaneReport {
     /// Every port, by id.
-    pub ports: Vec<PortSnapshot>,
+    pub ports: Vec<PortReport>,
     /// The forwarding database, sorted by (segment, MAC).
     pub fdb: Vec<FdbEntry>,
     /// Bridge-wide counters.
@@ -113,16 +104,15 @@ pub struct Snapshot {
 enum Command {
     AddPort {
         config: PortConfig,
-        fd: OwnedFd,
-        io: PortIo,
-        reply: Sender<PortId>,
+        backend: Box<dyn PortBackend>,
+        reply: Sender<Result<PortId, io::Error>>,
     },
     RemovePort {
         port: PortId,
         reply: Sender<bool>,
     },
-    Snapshot {
-        reply: Sender<Snapshot>,
+    Report {
+        reply: Sender<DataplaneReport>,
     },
     Stop,
 }
@@ -131,7 +121,7 @@ enum Command {
 #[derive(Debug)]
 pub struct Dataplane {
     commands: Sender<Command>,
-    wake: OwnedFd,
+    wake: Waker,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -144,7 +134,7 @@ pub enum DataplaneError {
     /// The thread is gone (it panicked or was stopped).
     #[error("the data plane thread has stopped; restart the daemon")]
     Stopped,
-    /// epoll refused the descriptor.
+    /// The event loop refused the port's descriptor.
     #[error("cannot watch the port's descriptor: {0}")]
     Register(#[source] io::Error),
 }
@@ -153,27 +143,16 @@ impl Dataplane {
     /// Starts the data-plane thread.
     pub fn start(config: DataplaneConfig) -> Result<Dataplane, DataplaneError> {
         let busy_poll = config.busy_poll.min(MAX_BUSY_POLL);
-        // SAFETY: plain syscalls; results checked.
-        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epoll < 0 {
-            return Err(DataplaneError::Start(io::Error::last_os_error()));
-        }
-        // SAFETY: epoll is a fresh descriptor we own.
-        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
-        // SAFETY: as above.
-        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if wake < 0 {
-            return Err(DataplaneError::Start(io::Error::last_os_error()));
-        }
-        // SAFETY: wake is a fresh descriptor we own.
-        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
-        epoll_add(epoll.as_raw_fd(), wake.as_raw_fd(), WAKE_TOKEN)
+        let events = EventLoop::new(64).map_err(DataplaneError::Start)?;
+        let wake = Waker::new().map_err(DataplaneError::Start)?;
+        events
+            .add(wake.as_raw_fd(), WAKE_TOKEN, Interest::Readable)
             .map_err(DataplaneError::Start)?;
         let thread_wake = wake.try_clone().map_err(DataplaneError::Start)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name("dataplane".into())
-            .spawn(move || Worker::new(config, epoll, thread_wake, rx, busy_poll).run())
+            .spawn(move || Worker::new(config, events, thread_wake, rx, busy_poll).run())
             .map_err(DataplaneError::Start)?;
         Ok(Dataplane {
             commands: tx,
@@ -186,32 +165,31 @@ impl Dataplane {
         self.commands
             .send(cmd)
             .map_err(|_| DataplaneError::Stopped)?;
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to our eventfd.
-        unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        self.wake.wake();
         Ok(())
     }
 
-    /// Adds a port whose frames are read from and written to `fd`. When
-    /// this returns, frames flow.
+    /// Adds a port backed by `backend`. When this returns, frames flow; if
+    /// its descriptor cannot be watched, the port is not added.
     pub fn add_port(
         &self,
         config: PortConfig,
-        fd: OwnedFd,
-        io: PortIo,
+        backend: Box<dyn PortBackend>,
     ) -> Result<PortId, DataplaneError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Command::AddPort {
             config,
-            fd,
-            io,
+            backend,
             reply,
         })?;
-        rx.recv().map_err(|_| DataplaneError::Stopped)
+        rx.recv()
+            .map_err(|_| DataplaneError::Stopped)?
+            .map_err(DataplaneError::Register)
     }
 
-    /// Removes a port and closes its descriptor. When this returns, no frame
-    /// reaches it or comes from it any more. False if it did not exist.
+    /// Removes a port and drops its backend (closing its descriptor). When
+    /// this returns, no frame reaches it or comes from it any more. False
+    /// if it did not exist.
     pub fn remove_port(&self, port: PortId) -> Result<bool, DataplaneError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Command::RemovePort { port, reply })?;
@@ -219,14 +197,14 @@ impl Dataplane {
     }
 
     /// A copy of ports, counters and the FDB.
-    pub fn snapshot(&self) -> Result<Snapshot, DataplaneError> {
+    pub fn report(&self) -> Result<DataplaneReport, DataplaneError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::Snapshot { reply })?;
+        self.send(Command::Report { reply })?;
         rx.recv().map_err(|_| DataplaneError::Stopped)
     }
 
-    /// Stops the thread and closes every port descriptor (persistent TAPs
-    /// stay, with their configuration, for the next start).
+    /// Stops the thread and drops every backend (persistent TAPs stay, with
+    /// their configuration, for the next start).
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -245,25 +223,32 @@ impl Drop for Dataplane {
     }
 }
 
-struct PortSlot {
-    fd: OwnedFd,
-    io: PortIo,
+/// A port's backend and what the loop counts for it.
+struct PortEntry {
+    backend: Box<dyn PortBackend>,
     counters: IoCounters,
+    /// The batch in which this port was last sent to, so it is flushed
+    /// once per batch.
+    sent_in: u64,
 }
 
 struct Worker {
     bridge: Bridge,
-    epoll: OwnedFd,
-    wake: OwnedFd,
+    events: EventLoop,
+    wake: Waker,
     commands: Receiver<Command>,
     /// By port id. A map, not a vector indexed by id: ids are never
     /// reused, so a vector would grow with every connect ever made.
-    ports: hashbrown::HashMap<u32, PortSlot>,
+    ports: hashbrown::HashMap<u32, PortEntry>,
+    /// Ports whose backends have deadlines (the only ones asked).
+    timed: Vec<u32>,
+    /// Ports sent to in the current batch, to flush after it.
+    to_flush: Vec<u32>,
+    batch_no: u64,
     egress: Egress,
-    buf: Box<[u8]>,
-    out: Box<[u8]>,
+    batch: RxBatch,
     started: std::time::Instant,
-    last_expire: Instant,
+    next_expire: Instant,
     /// Keep polling (without sleeping) this long after the last event;
     /// zero (the default) never spins.
     busy_poll: Duration,
@@ -273,22 +258,24 @@ impl Worker {
     #[allow(clippy::disallowed_methods)] // real mode: the data plane's clock is the system's monotonic one
     fn new(
         config: DataplaneConfig,
-        epoll: OwnedFd,
-        wake: OwnedFd,
+        events: EventLoop,
+        wake: Waker,
         commands: Receiver<Command>,
         busy_poll: Duration,
     ) -> Worker {
         Worker {
             bridge: Bridge::new(config.bridge),
-            epoll,
+            events,
             wake,
             commands,
             ports: hashbrown::HashMap::new(),
+            timed: Vec::new(),
+            to_flush: Vec::with_capacity(64),
+            batch_no: 0,
             egress: Egress::with_capacity(64),
-            buf: vec![0u8; BUF_LEN].into_boxed_slice(),
-            out: vec![0u8; BUF_LEN].into_boxed_slice(),
+            batch: RxBatch::new(BATCH, BATCH_BYTES),
             started: std::time::Instant::now(),
-            last_expire: Instant::ZERO,
+            next_expire: Instant::ZERO + EXPIRE_EVERY,
             busy_poll,
         }
     }
@@ -297,40 +284,43 @@ impl Worker {
         Instant::from_nanos(u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
+    /// The earliest thing due: the FDB sweep or a backend's deadline.
+    fn next_deadline(&self) -> Instant {
+        let mut due = self.next_expire;
+        for id in &self.timed {
+            if let Some(d) = self.ports.get(id).and_then(|p| p.backend.next_deadline()) {
+                due = due.min(d);
+            }
+        }
+        due
+    }
+
     fn run(mut self) {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         // Until when to poll without sleeping (see `busy_poll`).
         let mut spin_until = Instant::ZERO;
         let mut now = self.now();
+        let mut ready: Vec<u64> = Vec::with_capacity(64);
         loop {
-            let timeout = if now < spin_until { 0 } else { 1000 };
-            // SAFETY: events is a valid array of the given length.
-            let n = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    events.len() as i32,
-                    timeout,
-                )
+            let timeout = if now < spin_until {
+                Duration::ZERO
+            } else {
+                self.next_deadline().saturating_duration_since(now)
             };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            ready.clear();
+            match self.events.wait(Some(timeout)) {
+                Ok(events) => ready.extend(events.map(|e| e.token)),
+                Err(err) => {
+                    tracing::error!(error = %err, "epoll_wait failed; data plane stops");
+                    return;
                 }
-                tracing::error!(error = %err, "epoll_wait failed; data plane stops");
-                return;
             }
             now = self.now();
-            if n > 0 && !self.busy_poll.is_zero() {
+            if !ready.is_empty() && !self.busy_poll.is_zero() {
                 spin_until = now + self.busy_poll;
             }
-            for ev in &events[..n as usize] {
-                let token = ev.u64;
+            for &token in &ready {
                 if token == WAKE_TOKEN {
-                    let mut v: u64 = 0;
-                    // SAFETY: reading 8 bytes into a live u64 from our eventfd.
-                    unsafe { libc::read(self.wake.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+                    self.wake.drain();
                     if !self.handle_commands() {
                         return;
                     }
@@ -338,9 +328,20 @@ impl Worker {
                     self.drain_port(now, token as u32);
                 }
             }
-            if now.saturating_duration_since(self.last_expire) >= EXPIRE_EVERY {
-                self.bridge.expire(now);
-                self.last_expire = now;
+            self.run_deadlines(now);
+        }
+    }
+
+    fn run_deadlines(&mut self, now: Instant) {
+        if now >= self.next_expire {
+            self.bridge.expire(now);
+            self.next_expire = now + EXPIRE_EVERY;
+        }
+        for id in &self.timed {
+            if let Some(p) = self.ports.get_mut(id) {
+                if p.backend.next_deadline().is_some_and(|d| d <= now) {
+                    p.backend.on_deadline(now, &mut p.counters);
+                }
             }
         }
     }
@@ -351,56 +352,24 @@ impl Worker {
             match cmd {
                 Command::AddPort {
                     config,
-                    fd,
-                    io,
+                    backend,
                     reply,
                 } => {
-                    let id = self.bridge.add_port(config);
-                    if let Err(e) =
-                        epoll_add(self.epoll.as_raw_fd(), fd.as_raw_fd(), u64::from(id.0))
-                    {
-                        tracing::error!(port = %id, error = %e, "cannot watch port; it will not receive frames");
-                    }
-                    self.ports.insert(
-                        id.0,
-                        PortSlot {
-                            fd,
-                            io,
-                            counters: IoCounters::default(),
-                        },
-                    );
-                    self.egress = self.bridge.egress();
-                    let _ = reply.send(id);
+                    let _ = reply.send(self.add_port(config, backend));
                 }
                 Command::RemovePort { port, reply } => {
                     let existed = self.bridge.remove_port(port).is_some();
-                    if let Some(slot) = self.ports.remove(&port.0) {
-                        epoll_del(self.epoll.as_raw_fd(), slot.fd.as_raw_fd());
-                        // Dropping the slot closes the descriptor.
+                    if let Some(entry) = self.ports.remove(&port.0) {
+                        if let Some(fd) = entry.backend.readiness_fd() {
+                            self.events.remove(fd);
+                        }
+                        self.timed.retain(|&id| id != port.0);
+                        // Dropping the entry drops the backend.
                     }
                     let _ = reply.send(existed);
                 }
-                Command::Snapshot { reply } => {
-                    let ports = self
-                        .bridge
-                        .ports()
-                        .map(|(id, config)| PortSnapshot {
-                            id,
-                            config: config.clone(),
-                            counters: self.bridge.counters(id).cloned().unwrap_or_default(),
-                            io: self
-                                .ports
-                                .get(&id.0)
-                                .map(|s| s.counters.clone())
-                                .unwrap_or_default(),
-                        })
-                        .collect();
-                    let _ = reply.send(Snapshot {
-                        ports,
-                        fdb: self.bridge.fdb_entries(),
-                        stats: self.bridge.stats().clone(),
-                        now_nanos: self.now().as_nanos(),
-                    });
+                Command::Report { reply } => {
+                    let _ = reply.send(self.report());
                 }
                 Command::Stop => return false,
             }
@@ -408,36 +377,74 @@ impl Worker {
         true
     }
 
-    /// Moves up to a batch of frames from one port.
+    fn add_port(
+        &mut self,
+        config: PortConfig,
+        backend: Box<dyn PortBackend>,
+    ) -> Result<PortId, io::Error> {
+        let id = self.bridge.add_port(config);
+        if let Some(fd) = backend.readiness_fd() {
+            if let Err(e) = self.events.add(fd, u64::from(id.0), Interest::Readable) {
+                self.bridge.remove_port(id);
+                return Err(e);
+            }
+        }
+        if backend.has_deadlines() {
+            self.timed.push(id.0);
+        }
+        self.ports.insert(
+            id.0,
+            PortEntry {
+                backend,
+                counters: IoCounters::default(),
+                sent_in: 0,
+            },
+        );
+        self.egress = self.bridge.egress();
+        Ok(id)
+    }
+
+    fn report(&self) -> DataplaneReport {
+        let ports = self
+            .bridge
+            .ports()
+            .map(|(id, config)| {
+                let entry = self.ports.get(&id.0);
+                PortReport {
+                    id,
+                    config: config.clone(),
+                    kind: entry.map_or("", |e| e.backend.kind()).to_string(),
+                    counters: self.bridge.counters(id).cloned().unwrap_or_default(),
+                    io: entry.map(|e| e.counters.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        DataplaneReport {
+            ports,
+            fdb: self.bridge.fdb_entries(),
+            stats: self.bridge.stats().clone(),
+            now_nanos: self.now().as_nanos(),
+        }
+    }
+
+    /// Reads one batch from a ready port and forwards every frame of it.
     fn drain_port(&mut self, now: Instant, port: u32) {
         let ingress = PortId(port);
-        for _ in 0..BATCH {
-            let Some(slot) = self.ports.get_mut(&port) else {
-                return;
-            };
-            let fd = slot.fd.as_raw_fd();
-            let in_vnet = slot.io.vnet_hdr;
-            // SAFETY: buf is a live buffer of BUF_LEN bytes.
-            let n = unsafe { libc::read(fd, self.buf.as_mut_ptr().cast(), self.buf.len()) };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::WouldBlock
-                    && err.kind() != io::ErrorKind::Interrupted
-                {
-                    slot.counters.rx_errors += 1;
-                    tracing::debug!(port = %ingress, error = %err, "read failed");
-                }
-                return;
-            }
-            let n = n as usize;
-            let hdr = if in_vnet { VNET_HDR_LEN } else { 0 };
-            if n < hdr {
-                slot.counters.rx_errors += 1;
-                continue;
-            }
-            let decision = self
-                .bridge
-                .process(now, ingress, &self.buf[hdr..n], &mut self.egress);
+        let Some(entry) = self.ports.get_mut(&port) else {
+            return;
+        };
+        self.batch.clear();
+        if let Err(e) = entry
+            .backend
+            .recv_batch(&mut self.batch, &mut entry.counters)
+        {
+            entry.counters.rx_errors += 1;
+            tracing::debug!(port = %ingress, error = %e, "read failed");
+        }
+        self.batch_no += 1;
+        for i in 0..self.batch.len() {
+            let (frame, offload) = self.batch.frame(i);
+            let decision = self.bridge.process(now, ingress, frame, &mut self.egress);
             if !decision.is_forwarded() {
                 continue;
             }
@@ -445,64 +452,42 @@ impl Worker {
                 let Some(out) = self.ports.get_mut(&dst.0) else {
                     continue;
                 };
-                let written = if out.io.vnet_hdr == in_vnet {
-                    write_frame(out.fd.as_raw_fd(), &self.buf[..n])
-                } else if in_vnet {
-                    // Header to drop: only valid for frames that need no
-                    // offload work (not GSO, checksum complete).
-                    out.counters.converted += 1;
-                    if self.buf[0] != 0 || self.buf[1] != 0 {
-                        out.counters.tx_errors += 1;
-                        continue;
-                    }
-                    write_frame(out.fd.as_raw_fd(), &self.buf[hdr..n])
-                } else {
-                    // Header to add: an all-zero one says "nothing to do".
-                    out.counters.converted += 1;
-                    self.out[..VNET_HDR_LEN].fill(0);
-                    self.out[VNET_HDR_LEN..VNET_HDR_LEN + n].copy_from_slice(&self.buf[..n]);
-                    write_frame(out.fd.as_raw_fd(), &self.out[..VNET_HDR_LEN + n])
-                };
-                if !written {
-                    out.counters.tx_errors += 1;
+                send(out, frame, offload);
+                if out.sent_in != self.batch_no {
+                    out.sent_in = self.batch_no;
+                    self.to_flush.push(dst.0);
                 }
             }
         }
+        for id in self.to_flush.drain(..) {
+            if let Some(out) = self.ports.get_mut(&id) {
+                out.backend.flush(&mut out.counters);
+            }
+        }
+    }
+}
+
+fn send(out: &mut PortEntry, frame: &[u8], offload: &Offload) {
+    if let Err(e) = out.backend.send(frame, offload, &mut out.counters) {
+        out.counters.tx_errors += 1;
+        tracing::trace!(error = %e, "send failed");
     }
 }
 
 /// Longest busy-poll window honoured (a larger one would only burn CPU).
 pub const MAX_BUSY_POLL: Duration = Duration::from_secs(1);
 
-fn write_frame(fd: RawFd, bytes: &[u8]) -> bool {
-    // SAFETY: bytes is a live slice.
-    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-    n == bytes.len() as isize
-}
-
-fn epoll_add(epoll: RawFd, fd: RawFd, token: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
-    // SAFETY: ev is a valid epoll_event.
-    if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn epoll_del(epoll: RawFd, fd: RawFd) {
-    // SAFETY: removing a descriptor we registered; a null event is allowed.
-    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::port::{TapFraming, TapPort};
+    use std::os::fd::OwnedFd;
     use std::os::unix::net::UnixDatagram;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
     use switchyard_switch::mac::MacAddr;
     use switchyard_switch::port::{PortBinding, SegmentId};
+    use switchyard_switch::wire::vnet_hdr::HEADER_LEN as VNET_HDR_LEN;
 
     fn frame(dst: MacAddr, src: MacAddr) -> Vec<u8> {
         let mut f = Vec::new();
@@ -536,16 +521,20 @@ mod tests {
         (OwnedFd::from(a), b)
     }
 
+    fn tap(fd: OwnedFd, vnet_hdr: bool) -> Box<dyn PortBackend> {
+        Box::new(TapPort::new(fd, TapFraming { vnet_hdr }))
+    }
+
     #[test]
     fn frames_flow_between_ports_and_stop_after_removal() {
         let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
-        let plain = PortIo { vnet_hdr: false };
+        let plain = false;
         let (fa, a) = port_pair();
         let (fb, b) = port_pair();
         let (fc, c) = port_pair();
-        let pa = dp.add_port(trunk(1), fa, plain).unwrap();
-        let pb = dp.add_port(trunk(1), fb, plain).unwrap();
-        let _pc = dp.add_port(trunk(2), fc, plain).unwrap();
+        let pa = dp.add_port(trunk(1), tap(fa, plain)).unwrap();
+        let pb = dp.add_port(trunk(1), tap(fb, plain)).unwrap();
+        let _pc = dp.add_port(trunk(2), tap(fc, plain)).unwrap();
         let ma = MacAddr([2, 0, 0, 0, 0, 0xa]);
         let mb = MacAddr([2, 0, 0, 0, 0, 0xb]);
         a.send(&frame(MacAddr::BROADCAST, ma)).unwrap();
@@ -557,7 +546,7 @@ mod tests {
         assert!(recv_timeout(&c).is_none(), "never across segments");
         b.send(&frame(ma, mb)).unwrap();
         assert_eq!(recv_timeout(&a).unwrap(), frame(ma, mb), "learned unicast");
-        let snap = dp.snapshot().unwrap();
+        let snap = dp.report().unwrap();
         assert_eq!(snap.fdb.len(), 2);
         assert_eq!(
             snap.ports
@@ -581,17 +570,17 @@ mod tests {
             ..Default::default()
         };
         let dp = Dataplane::start(config).unwrap();
-        let plain = PortIo { vnet_hdr: false };
+        let plain = false;
         let (fa, a) = port_pair();
         let (fb, b) = port_pair();
-        dp.add_port(trunk(1), fa, plain).unwrap();
-        dp.add_port(trunk(1), fb, plain).unwrap();
+        dp.add_port(trunk(1), tap(fa, plain)).unwrap();
+        dp.add_port(trunk(1), tap(fb, plain)).unwrap();
         let ma = MacAddr([2, 0, 0, 0, 0, 0xa]);
         for _ in 0..3 {
             a.send(&frame(MacAddr::BROADCAST, ma)).unwrap();
             assert_eq!(recv_timeout(&b).unwrap(), frame(MacAddr::BROADCAST, ma));
         }
-        assert_eq!(dp.snapshot().unwrap().ports.len(), 2);
+        assert_eq!(dp.report().unwrap().ports.len(), 2);
         dp.stop();
     }
 
@@ -600,10 +589,8 @@ mod tests {
         let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
         let (fa, a) = port_pair();
         let (fb, b) = port_pair();
-        dp.add_port(trunk(1), fa, PortIo { vnet_hdr: true })
-            .unwrap();
-        dp.add_port(trunk(1), fb, PortIo { vnet_hdr: false })
-            .unwrap();
+        dp.add_port(trunk(1), tap(fa, true)).unwrap();
+        dp.add_port(trunk(1), tap(fb, false)).unwrap();
         let f = frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 1]));
         let mut with_hdr = vec![0u8; VNET_HDR_LEN];
         with_hdr.extend_from_slice(&f);
@@ -614,9 +601,107 @@ mod tests {
         // A GSO frame cannot be handed to a port without offloads.
         let mut gso = with_hdr.clone();
         gso[1] = 1; // GSO TCPv4
+        gso[4..6].copy_from_slice(&1448u16.to_le_bytes());
         a.send(&gso).unwrap();
         assert!(recv_timeout(&b).is_none());
-        let snap = dp.snapshot().unwrap();
+        let snap = dp.report().unwrap();
         assert_eq!(snap.ports[1].io.tx_errors, 1);
+        assert_eq!(snap.ports[1].kind, "tap");
+    }
+
+    #[test]
+    fn a_broken_virtio_header_is_dropped_and_counted_on_its_port() {
+        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
+        let (fa, a) = port_pair();
+        let (fb, b) = port_pair();
+        dp.add_port(trunk(1), tap(fa, true)).unwrap();
+        dp.add_port(trunk(1), tap(fb, true)).unwrap();
+        let f = frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 1]));
+        let mut bad = vec![0u8; VNET_HDR_LEN];
+        bad[1] = 1; // GSO without a segment size
+        bad.extend_from_slice(&f);
+        a.send(&bad).unwrap();
+        a.send(&[0u8; 4]).unwrap(); // shorter than the header
+        assert!(recv_timeout(&b).is_none());
+        assert_eq!(dp.report().unwrap().ports[0].io.rx_errors, 2);
+    }
+
+    #[test]
+    fn a_partial_checksum_is_completed_for_a_port_without_offload() {
+        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
+        let (fa, a) = port_pair();
+        let (fb, b) = port_pair();
+        dp.add_port(trunk(1), tap(fa, true)).unwrap();
+        dp.add_port(trunk(1), tap(fb, false)).unwrap();
+        let f = frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 1]));
+        let mut hdr = vec![0u8; VNET_HDR_LEN];
+        hdr[0] = 1; // NEEDS_CSUM
+        hdr[6..8].copy_from_slice(&14u16.to_le_bytes()); // csum_start
+        hdr[8..10].copy_from_slice(&6u16.to_le_bytes()); // csum_offset
+        hdr.extend_from_slice(&f);
+        a.send(&hdr).unwrap();
+        let got = recv_timeout(&b).unwrap();
+        let mut want = f.clone();
+        crate::port::complete_checksum(&mut want, 14, 6);
+        assert_ne!(want, f, "the checksum field changed");
+        assert_eq!(got, want);
+        assert_eq!(dp.report().unwrap().ports[1].io.converted, 1);
+    }
+
+    /// A backend with no descriptor that only asks for a deadline every
+    /// 20 ms and counts how often it got one.
+    struct Ticker {
+        next: Instant,
+        fired: Arc<AtomicU64>,
+    }
+
+    impl PortBackend for Ticker {
+        fn kind(&self) -> &'static str {
+            "ticker"
+        }
+        fn readiness_fd(&self) -> Option<std::os::fd::RawFd> {
+            None
+        }
+        fn recv_batch(
+            &mut self,
+            _: &mut RxBatch,
+            _: &mut IoCounters,
+        ) -> Result<(), crate::port::RxError> {
+            Ok(())
+        }
+        fn send(
+            &mut self,
+            _: &[u8],
+            _: &Offload,
+            _: &mut IoCounters,
+        ) -> Result<(), crate::port::TxError> {
+            Ok(())
+        }
+        fn has_deadlines(&self) -> bool {
+            true
+        }
+        fn next_deadline(&self) -> Option<Instant> {
+            Some(self.next)
+        }
+        fn on_deadline(&mut self, now: Instant, _: &mut IoCounters) {
+            self.fired.fetch_add(1, Ordering::Relaxed);
+            self.next = now + Duration::from_millis(20);
+        }
+    }
+
+    #[test]
+    fn a_backend_deadline_wakes_the_loop_without_any_traffic() {
+        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
+        let fired = Arc::new(AtomicU64::new(0));
+        let ticker = Ticker {
+            next: Instant::ZERO,
+            fired: Arc::clone(&fired),
+        };
+        dp.add_port(trunk(1), Box::new(ticker)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let n = fired.load(Ordering::Relaxed);
+        // With a fixed one-second tick it would have fired at most once.
+        assert!((5..=20).contains(&n), "fired {n} times in 300 ms at 20 ms");
+        dp.stop();
     }
 }

@@ -45,11 +45,10 @@ mod iface;
 mod netlink;
 mod ns;
 mod nsenter;
+pub mod port;
 mod tap;
 
-pub use dataplane::{
-    Dataplane, DataplaneConfig, DataplaneError, IoCounters, PortIo, PortSnapshot, Snapshot,
-};
+pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError, DataplaneReport, PortReport};
 pub use error::{RealError, Result};
 pub use event_loop::{Event, EventLoop, Interest, Waker};
 pub use exec::{command_in, Join};
@@ -58,6 +57,7 @@ pub use iface::{configure_interface, remove_default_routes, SANDBOX_TXQUEUELEN};
 pub use netlink::{DefaultRoute, IpFamily, LinkInfo, Netlink};
 pub use ns::NsKind;
 pub use nsenter::{NsSession, SESSION_READY_TIMEOUT_SECS};
+pub use port::{IoCounters, Offload, PortBackend, RxBatch, TapFraming, TapPort};
 pub use tap::{TapOptions, VNET_HDR_LEN};
 
 use serde::{Deserialize, Serialize};

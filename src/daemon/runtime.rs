@@ -16,8 +16,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use switchyard_linux::{
     configure_interface, remove_default_routes, spawn_holder, Dataplane, DataplaneConfig,
-    DataplaneError, Holder, HolderMode, HolderSpec, NetnsTarget, NsKind, NsSession, PortIo,
-    RealError, TapOptions,
+    DataplaneError, Holder, HolderMode, HolderSpec, NetnsTarget, NsKind, NsSession, RealError,
+    TapFraming, TapOptions, TapPort,
 };
 use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
 use switchyard_switch::driver::Attachment as PortAttachment;
@@ -386,13 +386,15 @@ impl Runtime {
             let _ = session.delete_tap(&iface.ifname);
             return Err(e.into());
         }
-        let port = self.dataplane()?.add_port(
-            plan.port.clone(),
+        let backend = TapPort::new(
             tap,
-            PortIo {
+            TapFraming {
                 vnet_hdr: self.opts.offload,
             },
-        )?;
+        );
+        let port = self
+            .dataplane()?
+            .add_port(plan.port.clone(), Box::new(backend))?;
         self.dns.ensure_sandbox(&session, &sandbox.id);
         self.ports.insert(
             endpoint.id.clone(),
@@ -662,13 +664,13 @@ impl Runtime {
         }
     }
 
-    fn snapshot(&self) -> Option<switchyard_linux::Snapshot> {
-        self.dataplane.as_ref().and_then(|d| d.snapshot().ok())
+    fn report(&self) -> Option<switchyard_linux::DataplaneReport> {
+        self.dataplane.as_ref().and_then(|d| d.report().ok())
     }
 
     /// Totals over a network's ports.
     pub(crate) fn network_counters(&self, network: &Network) -> Value {
-        let Some(snap) = self.snapshot() else {
+        let Some(snap) = self.report() else {
             return Value::Null;
         };
         let mut total = PortCounters::default();
@@ -688,7 +690,7 @@ impl Runtime {
 
     /// Per-container counters of a network's ports, keyed by container.
     pub(crate) fn port_counters(&self, controller: &Controller, network: &Network) -> Value {
-        let Some(snap) = self.snapshot() else {
+        let Some(snap) = self.report() else {
             return Value::Null;
         };
         let mut out = serde_json::Map::new();
@@ -715,7 +717,7 @@ impl Runtime {
 
     /// Ports, FDB and bridge counters, for `GET /v1/switch`.
     pub(crate) fn switch_view(&self, controller: &Controller) -> Value {
-        let Some(snap) = self.snapshot() else {
+        let Some(snap) = self.report() else {
             return Value::Null;
         };
         let label = |id: PortId| {
