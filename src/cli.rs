@@ -1,4 +1,4 @@
-//! The command-line surface (DESIGN.md "Command line"): it mirrors
+//! The command-line surface (README.md, "Command line"): it mirrors
 //! `docker network` so habits carry over.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

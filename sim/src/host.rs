@@ -16,10 +16,10 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use switchyard_dns::{EndpointRecord, NetworkPolicy, Resolver, Scope};
 use switchyard_switch::controller::model::{Endpoint, Network};
-use switchyard_switch::driver::Attachment;
+use switchyard_switch::driver::{BackendPlan, PeerHost, PeerVia};
 use switchyard_switch::{
     Bridge, BridgeConfig, Change, Controller, ControllerOptions, DriverRegistry, Instant,
-    MemoryStore, PortBinding, PortConfig, PortId,
+    MemoryStore, PortId,
 };
 
 /// What a switch port is plugged into: a link, sending on one direction.
@@ -280,13 +280,15 @@ impl Sim {
             .entry(ep.sandbox_id.clone())
             .or_default()
             .attach(&ep.network_id);
-        let Some(plan) = ctrl.plan_port(endpoint_id) else {
+        let Some(plan) = ctrl.plan_endpoint_port(endpoint_id) else {
             return;
         };
         if host.endpoint_ports.contains_key(endpoint_id) {
             return;
         }
-        let Attachment::SandboxInterface(iface) = plan.attachment;
+        let BackendPlan::SandboxInterface(iface) = plan.backend else {
+            return;
+        };
         let port = host.bridge.add_port(plan.port);
         host.endpoint_ports.insert(endpoint_id.to_string(), port);
         let Some(c) = self.container_of_sandbox(h, &ep.sandbox_id) else {
@@ -363,10 +365,12 @@ impl Sim {
         if ep.ipv4.is_some() || ep.ipv6.is_some() {
             host.resolver.upsert_endpoint(record_of(&ep));
         }
-        let Some(plan) = ctrl.plan_port(endpoint_id) else {
+        let Some(plan) = ctrl.plan_endpoint_port(endpoint_id) else {
             return;
         };
-        let Attachment::SandboxInterface(iface) = plan.attachment;
+        let BackendPlan::SandboxInterface(iface) = plan.backend else {
+            return;
+        };
         if let Some(c) = self.container_of_sandbox(h, &ep.sandbox_id) {
             let cont = &mut self.containers[c as usize];
             if let Some(nic) = cont.nics.iter_mut().find(|n| n.endpoint_id == ep.id) {
@@ -378,7 +382,9 @@ impl Sim {
         }
     }
 
-    /// Plugs every cable end on host `h` whose network exists there.
+    /// Plugs every cable end on host `h` whose network exists there. The
+    /// port comes from the network's driver, as a peer port for the host
+    /// at the cable's other end, exactly as the daemon would get a tunnel.
     pub(crate) fn plug_cables(&mut self, h: u32) {
         for link in 0..self.links.len() {
             let LinkKind::Cable { network } = &self.links[link].kind else {
@@ -392,20 +398,22 @@ impl Sim {
                 if host != h || !self.hosts[h as usize].up {
                     continue;
                 }
-                let hst = &mut self.hosts[h as usize];
-                let Some(segment) = hst
-                    .controller
-                    .as_ref()
-                    .and_then(|c| c.network(&network).ok())
-                    .and_then(|n| n.segment)
-                else {
+                let End::Port { host: other, .. } = self.links[link].ends[1 - side] else {
                     continue;
                 };
-                let port = hst.bridge.add_port(PortConfig {
-                    segment,
-                    binding: PortBinding::Trunk,
-                    label: format!("cable:{}", self.links[link].name),
-                });
+                let peer = PeerHost {
+                    name: self.hosts[other as usize].name.clone(),
+                    link: self.links[link].name.clone(),
+                    via: PeerVia::Cable,
+                };
+                let hst = &mut self.hosts[h as usize];
+                let Some(plan) = hst.controller.as_ref().and_then(|c| {
+                    let id = c.network(&network).ok()?.id.clone();
+                    c.plan_peer_ports(&id, &peer).into_iter().next()
+                }) else {
+                    continue;
+                };
+                let port = hst.bridge.add_port(plan.port);
                 hst.set_port(
                     port,
                     Some(PortUse {

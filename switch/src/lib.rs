@@ -27,5 +27,5 @@ pub mod driver;
 pub mod store;
 
 pub use controller::{Change, Controller, ControllerError, ControllerOptions};
-pub use driver::{Driver, DriverRegistry, PortPlan};
+pub use driver::{BackendPlan, Driver, DriverRegistry, PeerHost, PeerVia, PortOwner, PortPlan};
 pub use store::{FileStore, MemoryStore, Store, StoreError};

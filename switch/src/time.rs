@@ -1,6 +1,6 @@
 //! Time as a value. The switch core never reads a clock: callers pass `now`
 //! in, real mode from the monotonic clock, the simulator from virtual time
-//! (DESIGN.md seam 4).
+//! (docs/ARCHITECTURE.md, "One clock, one RNG, injected").
 
 use core::time::Duration;
 use serde::{Deserialize, Serialize};

@@ -18,7 +18,7 @@ mod sandboxes;
 pub use error::ControllerError;
 pub use names::{validate_alias, validate_name};
 
-use crate::driver::{DriverRegistry, PortPlan};
+use crate::driver::{DriverRegistry, PeerHost, PortPlan};
 use crate::store::{Snapshot, Store, Transaction};
 use ipnetwork::Ipv6Network;
 use model::{Endpoint, Network, Sandbox};
@@ -31,7 +31,8 @@ use switchyard_ipam::{DefaultPool, Ipam, IpamConfig};
 /// Something the data plane must act on after an operation succeeded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// A network now exists (create its segment, DNS policy).
+    /// A network now exists: set its DNS policy and create the ports it
+    /// has as a whole ([`Controller::plan_network_ports`]).
     NetworkCreated {
         /// The network's id.
         network_id: String,
@@ -51,7 +52,7 @@ pub enum Change {
         /// The sandbox as it was.
         sandbox: Box<Sandbox>,
     },
-    /// An endpoint joined: plan its port with [`Controller::plan_port`].
+    /// An endpoint joined: plan its port with [`Controller::plan_endpoint_port`].
     EndpointJoined {
         /// The endpoint's id.
         endpoint_id: String,
@@ -310,13 +311,38 @@ impl Controller {
 
     /// Plans the data-plane port of an endpoint through its network's
     /// driver; `None` for drivers without ports or unknown ids.
-    pub fn plan_port(&self, endpoint_id: &str) -> Option<PortPlan> {
+    pub fn plan_endpoint_port(&self, endpoint_id: &str) -> Option<PortPlan> {
         let endpoint = self.state.endpoints.get(endpoint_id)?;
         let network = self.state.networks.get(&endpoint.network_id)?;
         self.drivers
             .get(&network.driver)
             .ok()?
-            .plan_port(network, endpoint)
+            .plan_endpoint_port(network, endpoint)
+    }
+
+    /// Plans the ports a network has as a whole (a gateway, an uplink)
+    /// through its driver; empty for unknown ids.
+    pub fn plan_network_ports(&self, network_id: &str) -> Vec<PortPlan> {
+        let Some(network) = self.state.networks.get(network_id) else {
+            return Vec::new();
+        };
+        self.drivers
+            .get(&network.driver)
+            .map(|d| d.plan_network_ports(network))
+            .unwrap_or_default()
+    }
+
+    /// Plans the ports that join this host's part of a network to a peer
+    /// host (a cable, a tunnel) through its driver; empty when the driver
+    /// has none or the id is unknown.
+    pub fn plan_peer_ports(&self, network_id: &str, peer: &PeerHost) -> Vec<PortPlan> {
+        let Some(network) = self.state.networks.get(network_id) else {
+            return Vec::new();
+        };
+        self.drivers
+            .get(&network.driver)
+            .map(|d| d.plan_peer_ports(network, peer))
+            .unwrap_or_default()
     }
 
     /// Records runtime facts on a sandbox (namespace path, holder pid).

@@ -2,7 +2,7 @@
 
 use super::model::*;
 use super::*;
-use crate::driver::Attachment;
+use crate::driver::BackendPlan;
 use crate::port::PortBinding;
 use crate::store::{FileStore, MemoryStore};
 use rand_chacha::rand_core::SeedableRng;
@@ -531,7 +531,7 @@ fn host_sandbox_has_no_interface_and_no_address() {
     assert_eq!(eps.len(), 1);
     assert!(eps[0].ipv4.is_none() && eps[0].mac.is_none());
     assert!(
-        c.plan_port(&eps[0].id).is_none(),
+        c.plan_endpoint_port(&eps[0].id).is_none(),
         "no data-plane port for host"
     );
     assert!(c.connect("bridge", "h", EndpointSpec::default()).is_err());
@@ -707,7 +707,7 @@ fn port_plan_binds_the_endpoint_to_its_network_segment() {
             endpoint_id: e.id.clone()
         }]
     );
-    let plan = c.plan_port(&e.id).unwrap();
+    let plan = c.plan_endpoint_port(&e.id).unwrap();
     assert_eq!(plan.port.segment, n.segment.unwrap());
     assert_eq!(
         plan.port.binding,
@@ -717,7 +717,9 @@ fn port_plan_binds_the_endpoint_to_its_network_segment() {
             ipv6: None
         }
     );
-    let Attachment::SandboxInterface(iface) = plan.attachment;
+    let BackendPlan::SandboxInterface(iface) = plan.backend else {
+        panic!("an endpoint port is an interface in its sandbox");
+    };
     assert_eq!(iface.gateway4, Some(ip("172.18.0.1")));
     assert!(iface.default_route);
     assert_eq!(iface.mtu, 1500);
@@ -905,4 +907,46 @@ fn default_pools_replace_only_the_families_given() {
         bad,
     );
     assert!(err.is_err() || err.unwrap().create_network(net("y")).is_err());
+}
+
+#[test]
+fn a_bridge_network_plans_a_trunk_port_for_a_peer_reached_by_cable_only() {
+    let mut c = fresh();
+    let n = c.create_network(net("front")).unwrap();
+    let cable = crate::driver::PeerHost {
+        name: "h2".into(),
+        link: "c1".into(),
+        via: crate::driver::PeerVia::Cable,
+    };
+    let plans = c.plan_peer_ports(&n.id, &cable);
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].port.segment, n.segment.unwrap());
+    assert_eq!(plans[0].port.binding, PortBinding::Trunk);
+    assert_eq!(plans[0].port.label, "cable:c1");
+    assert_eq!(
+        plans[0].owner,
+        crate::driver::PortOwner::Peer {
+            network_id: n.id.clone(),
+            peer: "h2".into(),
+            link: "c1".into()
+        }
+    );
+    let underlay = crate::driver::PeerHost {
+        via: crate::driver::PeerVia::Underlay(IpAddr::V4(ip("192.0.2.2"))),
+        ..cable.clone()
+    };
+    assert!(
+        c.plan_peer_ports(&n.id, &underlay).is_empty(),
+        "a bridge network is local: no tunnel to another host"
+    );
+    let host = c.network("host").unwrap().id.clone();
+    assert!(
+        c.plan_peer_ports(&host, &cable).is_empty(),
+        "host has no segment"
+    );
+    assert!(
+        c.plan_network_ports(&n.id).is_empty(),
+        "no gateway port yet"
+    );
+    assert!(c.plan_peer_ports("no-such-id", &cable).is_empty());
 }

@@ -1,8 +1,11 @@
 //! The `bridge` driver: every endpoint is an interface in its sandbox, one
-//! port of the userspace switch, on the network's own segment.
+//! port of the userspace switch, on the network's own segment. A bridge
+//! network is local to a host; the one way it reaches another host's
+//! switch is a direct cable (the simulator's), planned as a trunk port.
 
 use super::{
-    mtu_option, Attachment, Driver, DriverCapabilities, InterfacePlan, PortPlan, MTU_OPTION,
+    mtu_option, BackendPlan, Driver, DriverCapabilities, InterfacePlan, PeerHost, PeerVia,
+    PortOwner, PortPlan, MTU_OPTION,
 };
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::ControllerError;
@@ -61,7 +64,7 @@ impl Driver for BridgeDriver {
         mtu_option(spec, DEFAULT_MTU)
     }
 
-    fn plan_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan> {
+    fn plan_endpoint_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan> {
         let segment = network.segment?;
         let mac = endpoint.mac?;
         let binding = PortBinding::Endpoint {
@@ -78,13 +81,13 @@ impl Driver for BridgeDriver {
             std::net::IpAddr::V4(_) => None,
         });
         Some(PortPlan {
-            endpoint_id: endpoint.id.clone(),
+            owner: PortOwner::Endpoint(endpoint.id.clone()),
             port: PortConfig {
                 segment,
                 binding,
                 label: format!("{}/{}", endpoint.name, endpoint.ifname),
             },
-            attachment: Attachment::SandboxInterface(InterfacePlan {
+            backend: BackendPlan::SandboxInterface(InterfacePlan {
                 ifname: endpoint.ifname.clone(),
                 mac: endpoint.mac.unwrap_or(MacAddr::ZERO),
                 ipv4: endpoint.ipv4,
@@ -95,5 +98,26 @@ impl Driver for BridgeDriver {
                 mtu: network.mtu,
             }),
         })
+    }
+
+    fn plan_peer_ports(&self, network: &Network, peer: &PeerHost) -> Vec<PortPlan> {
+        let (Some(segment), PeerVia::Cable) = (network.segment, &peer.via) else {
+            return Vec::new();
+        };
+        vec![PortPlan {
+            owner: PortOwner::Peer {
+                network_id: network.id.clone(),
+                peer: peer.name.clone(),
+                link: peer.link.clone(),
+            },
+            port: PortConfig {
+                segment,
+                binding: PortBinding::Trunk,
+                label: format!("cable:{}", peer.link),
+            },
+            backend: BackendPlan::PeerLink {
+                peer: peer.name.clone(),
+            },
+        }]
     }
 }

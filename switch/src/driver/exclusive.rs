@@ -40,7 +40,7 @@ impl Driver for ExclusiveDriver {
         Ok(0)
     }
 
-    fn plan_port(&self, _network: &Network, _endpoint: &Endpoint) -> Option<PortPlan> {
+    fn plan_endpoint_port(&self, _network: &Network, _endpoint: &Endpoint) -> Option<PortPlan> {
         None
     }
 }

@@ -1,15 +1,20 @@
 //! Drivers turn control-plane objects into data-plane ports.
 //!
 //! A driver says what a network of its kind needs (IPAM? a switch segment?
-//! endpoints at all?), validates its `-o` options, and, for each endpoint,
-//! plans the port: the [`PortConfig`] the switch core gets and the
-//! [`InterfacePlan`] the backend realises (a TAP in a namespace in real mode,
-//! a smoltcp interface in the simulator). Drivers never do I/O themselves, so
-//! the same driver serves both.
+//! endpoints at all?), validates its `-o` options, and plans ports: the
+//! [`PortConfig`] the switch core gets and the [`BackendPlan`] the data
+//! plane realises (a TAP in a namespace in real mode, a smoltcp interface
+//! in the simulator). Ports come from three places, each a method of
+//! [`Driver`]: an endpoint (its interface in a sandbox), a network as a
+//! whole (a gateway, an uplink to a parent link), and a peer host on the
+//! network (a cable to its switch in the simulator, a VXLAN tunnel to its
+//! VTEP). Drivers never do I/O themselves, so the same driver serves real
+//! mode and the simulator, and both get every port through them.
 //!
-//! `bridge`, `host` and `null` are here; `overlay` (VXLAN tunnel ports, one
-//! per remote VTEP, on the network's segment) and `macvlan` (a parent link
-//! and VLAN) plug in through [`Attachment`] without changing the trait.
+//! `bridge`, `host` and `null` are here; `overlay` (a tunnel port per
+//! remote VTEP, in one horizon group) and `macvlan` (an uplink port per
+//! network on a parent link and VLAN) plug in as new [`BackendPlan`] kinds
+//! without changing the trait.
 
 mod bridge;
 mod exclusive;
@@ -63,22 +68,82 @@ pub struct InterfacePlan {
     pub mtu: u32,
 }
 
-/// Where the data-plane port's frames come from and go to.
+/// What the data plane creates behind a planned port: where its frames
+/// come from and go to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Attachment {
+pub enum BackendPlan {
     /// An interface inside the sandbox's namespace, one station behind it.
     SandboxInterface(InterfacePlan),
+    /// A link that carries the network's frames unchanged to the switch of
+    /// a peer host (the simulator's cables). Many stations sit behind it.
+    PeerLink {
+        /// The peer host.
+        peer: String,
+    },
 }
 
-/// The data-plane side of one endpoint: the switch port and what backs it.
+/// A host that shares a network with this one, as the drivers see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerHost {
+    /// Its name (a host id).
+    pub name: String,
+    /// The name of what reaches it (a cable's name, a VTEP address), for
+    /// port labels: two cables to one peer are two ports.
+    pub link: String,
+    /// How it is reached.
+    pub via: PeerVia,
+}
+
+/// How a peer host's switch is reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerVia {
+    /// A direct L2 link between the two switches (a simulated cable): the
+    /// frames travel as they are.
+    Cable,
+    /// An IP underlay: frames must be encapsulated (VXLAN) to its VTEP.
+    Underlay(std::net::IpAddr),
+}
+
+/// Who a planned port serves, so the data plane can find it again when
+/// that owner goes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PortOwner {
+    /// One endpoint, by id.
+    Endpoint(String),
+    /// A network as a whole (a gateway, an uplink), by id.
+    Network(String),
+    /// A peer host on a network, through one link.
+    Peer {
+        /// The network's id.
+        network_id: String,
+        /// The peer host's name.
+        peer: String,
+        /// The link's name ([`PeerHost::link`]).
+        link: String,
+    },
+}
+
+/// The data-plane side of one port: who it serves, the switch port and
+/// what backs it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortPlan {
-    /// The endpoint this port serves.
-    pub endpoint_id: String,
+    /// Who this port serves.
+    pub owner: PortOwner,
     /// Segment and port security for the switch core.
     pub port: PortConfig,
     /// What the backend creates.
-    pub attachment: Attachment,
+    pub backend: BackendPlan,
+}
+
+impl PortPlan {
+    /// The interface plan of an endpoint's port (`None` for network and
+    /// peer ports).
+    pub fn interface(&self) -> Option<&InterfacePlan> {
+        match &self.backend {
+            BackendPlan::SandboxInterface(iface) => Some(iface),
+            BackendPlan::PeerLink { .. } => None,
+        }
+    }
 }
 
 /// A network driver.
@@ -95,7 +160,20 @@ pub trait Driver: Send + Sync {
 
     /// Plans the port for an endpoint, or `None` when endpoints of this
     /// driver have no data-plane port (host, null).
-    fn plan_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan>;
+    fn plan_endpoint_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan>;
+
+    /// Plans the ports a network has as a whole, whatever its endpoints: a
+    /// gateway, an uplink to a parent link. None by default.
+    fn plan_network_ports(&self, _network: &Network) -> Vec<PortPlan> {
+        Vec::new()
+    }
+
+    /// Plans the ports that join this host's part of `network` to a peer
+    /// host's: a cable's trunk port, a tunnel to its VTEP. None by default
+    /// (a local network reaches no other host).
+    fn plan_peer_ports(&self, _network: &Network, _peer: &PeerHost) -> Vec<PortPlan> {
+        Vec::new()
+    }
 }
 
 /// The drivers known to a controller, by name.
