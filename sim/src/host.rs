@@ -393,11 +393,11 @@ impl Sim {
                     continue;
                 }
                 let hst = &mut self.hosts[h as usize];
-                let Some(segment) = hst
+                let Some((segment, mtu)) = hst
                     .controller
                     .as_ref()
                     .and_then(|c| c.network(&network).ok())
-                    .and_then(|n| n.segment)
+                    .and_then(|n| Some((n.segment?, n.mtu)))
                 else {
                     continue;
                 };
@@ -405,6 +405,8 @@ impl Sim {
                     segment,
                     binding: PortBinding::Trunk,
                     label: format!("cable:{}", self.links[link].name),
+                    mtu,
+                    horizon: None,
                 });
                 hst.set_port(
                     port,

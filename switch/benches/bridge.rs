@@ -46,6 +46,8 @@ fn endpoint(seg: u32, n: u32) -> PortConfig {
             ipv6: None,
         },
         label: String::new(),
+        mtu: PortConfig::DEFAULT_MTU,
+        horizon: None,
     }
 }
 
@@ -54,6 +56,8 @@ fn trunk(seg: u32) -> PortConfig {
         segment: SegmentId(seg),
         binding: PortBinding::Trunk,
         label: String::new(),
+        mtu: PortConfig::DEFAULT_MTU,
+        horizon: None,
     }
 }
 

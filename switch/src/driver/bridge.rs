@@ -83,6 +83,8 @@ impl Driver for BridgeDriver {
                 segment,
                 binding,
                 label: format!("{}/{}", endpoint.name, endpoint.ifname),
+                mtu: network.mtu,
+                horizon: None,
             },
             attachment: Attachment::SandboxInterface(InterfacePlan {
                 ifname: endpoint.ifname.clone(),

@@ -518,6 +518,8 @@ mod tests {
             segment: SegmentId(seg),
             binding: PortBinding::Trunk,
             label: "t".into(),
+            mtu: PortConfig::DEFAULT_MTU,
+            horizon: None,
         }
     }
 
