@@ -580,6 +580,12 @@ fn ipv6_sources_must_be_the_endpoints_address_or_its_mac_derived_link_local() {
             &ipv6(MacAddr::BROADCAST, me, bad),
             DropReason::SpoofedIp,
         );
+        // TCP and UDP take a shorter path through the checks, to the same
+        // verdict.
+        for (proto, len) in [(IpProtocol::UDP, 8), (IpProtocol::TCP, 20)] {
+            let f = ipv6_raw(mac(1, 2), me, bad, ip6(1, 2), proto, &vec![0; len]);
+            assert_refused(&mut fresh.0, fresh.1, &f, DropReason::SpoofedIp);
+        }
     }
 }
 
