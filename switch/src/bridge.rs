@@ -661,6 +661,7 @@ impl Bridge {
     /// Never panics, whatever the bytes. Does not allocate unless a
     /// flood needs more room than `out` has, or a new station makes the
     /// FDB table grow (amortised doubling, bounded by the capacity rule).
+    #[inline]
     pub fn process(
         &mut self,
         now: Instant,

@@ -102,7 +102,9 @@ pub struct PortConfig {
     /// a container, the underlay's MTU minus the encapsulation for a
     /// tunnel. The bridge never sends a larger frame out of the port
     /// (rule 7) unless the caller marks it as a GSO super-frame, which the
-    /// kernel segments on the way out.
+    /// kernel segments on the way out. Read as [`PortConfig::DEFAULT_MTU`]
+    /// when absent from serialized configuration written before it existed.
+    #[serde(default = "default_mtu")]
     pub mtu: u32,
     /// The port's split-horizon group, if any: frames never go from one
     /// port of a group to another (rule 6). `None` for ordinary ports.
@@ -113,6 +115,10 @@ pub struct PortConfig {
 impl PortConfig {
     /// Ethernet's MTU, the default for container networks.
     pub const DEFAULT_MTU: u32 = 1500;
+}
+
+fn default_mtu() -> u32 {
+    PortConfig::DEFAULT_MTU
 }
 
 /// Why a frame was dropped. Every drop is counted under one of these.
@@ -260,6 +266,14 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[test]
+    fn a_port_config_without_mtu_or_horizon_reads_as_ethernet_and_ungrouped() {
+        let cfg: PortConfig =
+            serde_json::from_str(r#"{"segment":3,"binding":"Trunk","label":"t"}"#).unwrap();
+        assert_eq!(cfg.mtu, PortConfig::DEFAULT_MTU);
+        assert_eq!(cfg.horizon, None);
     }
 
     #[test]
