@@ -4,9 +4,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use switchyard_switch::wire::ipv6::header_chain;
 use switchyard_switch::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
-    UdpPacket, UdpRepr, VnetHdrRepr, VnetHeader, VxlanHeader, VxlanRepr,
+    ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    Ipv6FragmentHeader, Ipv6FragmentRepr, Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr, VnetHdrRepr,
+    VnetHeader, VxlanHeader, VxlanRepr,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -59,11 +61,28 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(p) = Ipv6Packet::new_checked(data) {
         let _ = (p.traffic_class(), p.flow_label(), p.payload());
+        if let Ok(chain) = header_chain(p.next_header(), p.payload(), 8) {
+            assert!(chain.payload.len() <= p.payload().len());
+        }
         let repr = Ipv6Repr::parse(&p).expect("checked IPv6 parses");
         let mut buf = vec![0u8; repr.buffer_len() + repr.payload_len];
         repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
         assert_eq!(
             Ipv6Repr::parse(&Ipv6Packet::new_checked(&buf[..]).unwrap()).unwrap(),
+            repr
+        );
+    }
+    if let Some((&next, rest)) = data.split_first() {
+        // Any bytes as an extension header chain: bounded, no panic.
+        let _ = header_chain(IpProtocol(next), rest, 8);
+    }
+    if let Ok(h) = Ipv6FragmentHeader::new_checked(data) {
+        let repr = Ipv6FragmentRepr::parse(&h).expect("checked fragment header parses");
+        let _ = h.payload();
+        let mut buf = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut Ipv6FragmentHeader::new_unchecked(&mut buf[..]));
+        assert_eq!(
+            Ipv6FragmentRepr::parse(&Ipv6FragmentHeader::new_checked(&buf[..]).unwrap()).unwrap(),
             repr
         );
     }

@@ -47,10 +47,11 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use switchyard_switch::bridge::{Bridge, BridgeConfig, BridgeStats, Egress};
+use switchyard_switch::bridge::{Bridge, BridgeConfig, BridgeStats, Egress, FrameMeta};
 use switchyard_switch::fdb::FdbEntry;
 use switchyard_switch::port::{PortConfig, PortCounters, PortId};
 use switchyard_switch::time::Instant;
+use switchyard_switch::wire::vnet_hdr::GsoType;
 
 /// Frames moved from one port before the next ready port gets a turn.
 pub const BATCH: usize = 64;
@@ -444,7 +445,14 @@ impl Worker {
         self.batch_no += 1;
         for i in 0..self.batch.len() {
             let (frame, offload) = self.batch.frame(i);
-            let decision = self.bridge.process(now, ingress, frame, &mut self.egress);
+            // A GSO super-frame is segmented by whoever receives it, so it
+            // skips the per-port MTU check (the core's `FrameMeta`).
+            let meta = FrameMeta {
+                gso: offload.gso != GsoType::None,
+            };
+            let decision = self
+                .bridge
+                .process_with(now, ingress, frame, meta, &mut self.egress);
             if !decision.is_forwarded() {
                 continue;
             }
@@ -503,6 +511,8 @@ mod tests {
             segment: SegmentId(seg),
             binding: PortBinding::Trunk,
             label: "t".into(),
+            mtu: PortConfig::DEFAULT_MTU,
+            horizon: None,
         }
     }
 
@@ -703,5 +713,34 @@ mod tests {
         // With a fixed one-second tick it would have fired at most once.
         assert!((5..=20).contains(&n), "fired {n} times in 300 ms at 20 ms");
         dp.stop();
+    }
+
+    #[test]
+    fn only_gso_frames_may_exceed_the_egress_ports_mtu() {
+        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
+        let (fa, a) = port_pair();
+        let (fb, b) = port_pair();
+        dp.add_port(trunk(1), tap(fa, true)).unwrap();
+        dp.add_port(trunk(1), tap(fb, true)).unwrap();
+        let mut big = frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 1]));
+        big.resize(14 + 1501, 0);
+        let mut plain = vec![0u8; VNET_HDR_LEN];
+        plain.extend_from_slice(&big);
+        a.send(&plain).unwrap();
+        assert!(
+            recv_timeout(&b).is_none(),
+            "a plain frame over the MTU is withheld"
+        );
+        let mut gso = plain.clone();
+        gso[1] = 1; // TCPv4
+        gso[4..6].copy_from_slice(&1448u16.to_le_bytes());
+        a.send(&gso).unwrap();
+        assert_eq!(
+            recv_timeout(&b).unwrap(),
+            gso,
+            "a GSO frame is segmented by its receiver"
+        );
+        let report = dp.report().unwrap();
+        assert_eq!(report.ports[1].counters.tx_mtu_exceeded, 1);
     }
 }

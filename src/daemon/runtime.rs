@@ -808,6 +808,7 @@ fn counters_json(c: &PortCounters) -> Value {
     json!({
         "rx_frames": c.rx_frames, "rx_bytes": c.rx_bytes,
         "tx_frames": c.tx_frames, "tx_bytes": c.tx_bytes,
+        "tx_mtu_exceeded": c.tx_mtu_exceeded,
         "dropped": c.dropped(), "drops": drops,
     })
 }

@@ -1,5 +1,6 @@
 //! Decisions per second of the switch core: known unicast (2 and 64 ports,
-//! and with a million FDB entries), floods, and garbage being dropped.
+//! and with a million FDB entries), floods, an overlay network's tunnel
+//! mesh (split horizon, static entries), and garbage being dropped.
 //!
 //! Every iteration processes a batch of pre-built frames, so the numbers
 //! are the core's own cost, not frame construction. Run with
@@ -14,7 +15,8 @@ use switchyard_switch::wire::{
     EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
 use switchyard_switch::{
-    Bridge, BridgeConfig, Egress, Instant, MacAddr, PortBinding, PortConfig, PortId, SegmentId,
+    Bridge, BridgeConfig, Egress, HorizonGroup, Instant, MacAddr, PortBinding, PortConfig, PortId,
+    SegmentId,
 };
 
 /// 64-byte frames, as the classic packet-rate benchmarks use.
@@ -46,6 +48,8 @@ fn endpoint(seg: u32, n: u32) -> PortConfig {
             ipv6: None,
         },
         label: String::new(),
+        mtu: PortConfig::DEFAULT_MTU,
+        horizon: None,
     }
 }
 
@@ -54,6 +58,8 @@ fn trunk(seg: u32) -> PortConfig {
         segment: SegmentId(seg),
         binding: PortBinding::Trunk,
         label: String::new(),
+        mtu: PortConfig::DEFAULT_MTU,
+        horizon: None,
     }
 }
 
@@ -242,6 +248,72 @@ fn flood(c: &mut Criterion) {
     group.finish();
 }
 
+/// One host of an overlay network: 8 local endpoints and 16 VXLAN tunnel
+/// ports in one horizon group, 64 remote stations programmed statically
+/// behind the tunnels. Broadcasts from a tunnel (reach only the local
+/// ports) and unicast from the locals to the static remote stations.
+fn overlay(c: &mut Criterion) {
+    let mut bridge = Bridge::new(BridgeConfig::default());
+    let locals: Vec<PortId> = (0..8)
+        .map(|i| bridge.add_port(endpoint(1, i + 1)))
+        .collect();
+    let tunnels: Vec<PortId> = (0..16)
+        .map(|_| {
+            bridge.add_port(PortConfig {
+                horizon: Some(HorizonGroup(1)),
+                mtu: 1450,
+                ..trunk(1)
+            })
+        })
+        .collect();
+    for r in 0..64u32 {
+        let port = tunnels[(r % 16) as usize];
+        bridge
+            .add_static_entry(NOW, SegmentId(1), mac(1, 1000 + r), port)
+            .unwrap();
+    }
+    let mut out = bridge.egress();
+    let mut from_tunnels = Traffic {
+        ingress: Vec::new(),
+        frames: Vec::new(),
+    };
+    let mut to_remotes = Traffic {
+        ingress: Vec::new(),
+        frames: Vec::new(),
+    };
+    for k in 0..BATCH as u32 {
+        let r = 1000 + k % 64;
+        // From the tunnel its static entry names, as the peer database says.
+        from_tunnels.ingress.push(tunnels[(r % 16) as usize]);
+        from_tunnels.frames.push(ipv4_frame(
+            MacAddr::BROADCAST,
+            mac(1, r),
+            ip(1, r),
+            Ipv4Addr::BROADCAST,
+        ));
+        let l = k % 8;
+        to_remotes.ingress.push(locals[l as usize]);
+        to_remotes
+            .frames
+            .push(ipv4_frame(mac(1, r), mac(1, l + 1), ip(1, l + 1), ip(1, r)));
+    }
+    let mut group = c.benchmark_group("overlay");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("broadcast_from_a_tunnel_16_tunnels_8_locals", |b| {
+        b.iter(|| from_tunnels.run(&mut bridge, &mut out, NOW))
+    });
+    group.bench_function("unicast_to_static_remote_stations", |b| {
+        b.iter(|| to_remotes.run(&mut bridge, &mut out, NOW))
+    });
+    group.finish();
+    let before = bridge.stats().unicast;
+    to_remotes.run(&mut bridge, &mut out, NOW);
+    assert_eq!(bridge.stats().unicast - before, BATCH as u64);
+    from_tunnels.run(&mut bridge, &mut out, NOW);
+    assert_eq!(out.len(), 8, "a tunnel's broadcast reaches the locals only");
+    assert_eq!(bridge.stats().static_conflicts, 0);
+}
+
 fn garbage(c: &mut Criterion) {
     let mut rng = ChaCha8Rng::seed_from_u64(99);
     let mut bridge = Bridge::new(BridgeConfig::default());
@@ -274,5 +346,5 @@ fn garbage(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, known_unicast, flood, garbage);
+criterion_group!(benches, known_unicast, flood, overlay, garbage);
 criterion_main!(benches);

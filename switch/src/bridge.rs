@@ -1,38 +1,62 @@
 //! The learning switch: a sans-I/O state machine that takes
 //! `(now, ingress port, frame bytes)` and answers where the frame goes
-//! (DESIGN.md seam 1).
+//! (docs/ARCHITECTURE.md, "Sans-I/O core").
 //!
 //! It never reads a clock, never allocates on the forwarding path in steady
 //! state and never panics on frame contents. The caller owns the I/O: it
-//! hands a frame to [`Bridge::process`] and sends the same bytes out of the
-//! ports listed in the [`Egress`] it passed in.
+//! hands a frame to [`Bridge::process`] (or [`Bridge::process_with`] for a
+//! GSO super-frame) and sends the same bytes out of the ports listed in the
+//! [`Egress`] it passed in.
 //!
 //! The rules, in the order they are applied:
 //! 1. the ingress port must exist (`UnknownPort`), the frame must fit the
 //!    bridge's limit (`Oversized`) and hold an Ethernet header
 //!    (`Truncated`);
 //! 2. the source MAC must be unicast (`InvalidSource`);
-//! 3. endpoint ports enforce port security on the (inner, if tagged) header:
-//!    source MAC, IPv4 source, ARP sender, IPv6 source, and ICMPv6 neighbour
-//!    discovery, the IPv6 counterpart of ARP (see `check_ndp`) (`SpoofedMac`,
-//!    `SpoofedIp`, or `Truncated`/`Malformed` when the header they need is
-//!    broken);
+//! 3. endpoint and router ports enforce port security on the (inner, if
+//!    tagged) header (`SpoofedMac`, `SpoofedIp`, or `Truncated`/`Malformed`
+//!    when the header they need is broken):
+//!    - an endpoint: source MAC, IPv4 source, ARP sender, IPv6 source (its
+//!      address or the link-local address its MAC derives; `::` only where
+//!      a host without an address may use it), and ICMPv6 neighbour
+//!      discovery, the IPv6 counterpart of ARP (see `check_ndp`);
+//!    - a router (a gateway, forwarding for others): source MAC, ARP
+//!      sender and neighbour discovery must be its own, IP sources are
+//!      free;
+//!    - both: no neighbour discovery in fragments (RFC 6980), and a first
+//!      fragment must hold the whole header chain (RFC 7112) (`Malformed`);
 //! 4. only then is the source learned, so a refused frame cannot poison the
-//!    table;
+//!    table. A static entry (programmed by the controller) is never moved
+//!    by learning: a frame from another port with that source is still
+//!    forwarded, and counted in [`BridgeStats::static_conflicts`];
 //! 5. group destinations and unknown unicast flood the ingress port's
-//!    segment except the ingress port (`NoDestination` when that leaves
-//!    nobody); known unicast goes to its one port (`SameSegmentLoop` when
-//!    that is the ingress port). Nothing ever crosses segments.
+//!    segment except the ingress port; known unicast (a fresh learned
+//!    entry, or a static one) goes to its one port (`SameSegmentLoop` when
+//!    that is the ingress port). Nothing ever crosses segments;
+//! 6. split horizon: a flood skips every port in the ingress port's horizon
+//!    group, and a known unicast to such a port is dropped
+//!    (`SplitHorizon`); ports in no group are not affected;
+//! 7. MTU: a frame whose layer-3 length (the frame minus its Ethernet
+//!    header and 802.1Q tag) exceeds a destination port's MTU is not sent
+//!    there: the copy is counted in that port's
+//!    [`PortCounters::tx_mtu_exceeded`], and a unicast so withheld is
+//!    dropped (`MtuExceeded`). GSO super-frames skip this rule, since the
+//!    kernel segments them on the way out ([`FrameMeta`]);
+//! 8. a flood that reaches nobody is dropped as `MtuExceeded` if rule 7
+//!    withheld a copy, else `SplitHorizon` if rule 6 did, else
+//!    `NoDestination` (the ingress port is alone in its segment).
 //!
 //! A port belongs to exactly one segment; an 802.1Q tag inside a frame does
 //! not pick a segment (trunk ports pass tagged frames through unchanged,
-//! endpoint ports are checked on the header inside the tag).
+//! endpoint and router ports are checked on the header inside the tag).
 
 use crate::fdb::{folded_multiply, Fdb, FdbEntry, Learned};
 use crate::mac::MacAddr;
-use crate::port::{DropReason, PortBinding, PortConfig, PortCounters, PortId, SegmentId};
+use crate::port::{
+    DropReason, HorizonGroup, PortBinding, PortConfig, PortCounters, PortId, SegmentId,
+};
 use crate::time::Instant;
-use crate::wire::ipv6::{is_link_local, upper_layer};
+use crate::wire::ipv6::header_chain;
 use crate::wire::{
     eui64_link_local, ArpPacket, EtherType, EthernetFrame, Icmpv6Message, Icmpv6Packet, IpProtocol,
     Ipv4Packet, Ipv6Packet, NdiscOptionType, WireError,
@@ -98,8 +122,33 @@ pub struct BridgeStats {
     pub refused_full: u64,
     /// Entries removed by [`Bridge::expire`].
     pub aged_out: u64,
-    /// Entries removed because their port was removed.
+    /// Entries (learned and static) removed because their port was
+    /// removed.
     pub purged: u64,
+    /// Frames whose source MAC has a static entry on another port: the
+    /// entry stayed, the frame was forwarded. A steady count means two
+    /// stations share a MAC, or the controller's entry is out of date.
+    pub static_conflicts: u64,
+}
+
+/// What the caller knows about a frame that its bytes do not say. The
+/// switch core never sees virtio-net headers; the data plane, which reads
+/// them, passes what matters here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// The frame is a GSO super-frame: it arrived with a virtio-net header
+    /// whose `gso_type` is not `NONE`, so it may be far larger than any
+    /// port's MTU and is cut into MTU-sized segments on the way out. The
+    /// per-port MTU rule (rule 7) does not apply to it; the bridge's frame
+    /// limit still does.
+    pub gso: bool,
+}
+
+impl FrameMeta {
+    /// An ordinary frame: what [`Bridge::process`] assumes.
+    pub const PLAIN: FrameMeta = FrameMeta { gso: false };
+    /// A GSO super-frame.
+    pub const GSO: FrameMeta = FrameMeta { gso: true };
 }
 
 /// Where a frame must go: a reusable list, so [`Bridge::process`] never
@@ -184,6 +233,15 @@ pub enum LearnOutcome {
     /// The segment's table is full: the station was not recorded (frames
     /// to it will be flooded).
     RefusedFull,
+    /// The source has a static entry on the ingress port: nothing to
+    /// learn.
+    Static,
+    /// The source has a static entry on another port, which keeps it: the
+    /// frame is forwarded but teaches nothing.
+    StaticConflict {
+        /// The port the static entry names.
+        owner: PortId,
+    },
     /// The frame was dropped before learning (bad or spoofed source).
     NotLearned,
 }
@@ -193,7 +251,8 @@ pub enum LearnOutcome {
 pub enum Action {
     /// Sent out of exactly this port.
     Unicast(PortId),
-    /// Sent out of every other port of the segment.
+    /// Sent out of every other port of the segment that split horizon and
+    /// MTU allow (at least one).
     Flood(FloodReason),
     /// Not sent anywhere; counted on the ingress port under this reason.
     Drop(DropReason),
@@ -231,6 +290,10 @@ impl fmt::Display for LearnOutcome {
             LearnOutcome::RefusedFull => {
                 f.write_str("source not learned: the segment's table is full")
             }
+            LearnOutcome::Static => f.write_str("source is a static entry on the ingress port"),
+            LearnOutcome::StaticConflict { owner } => {
+                write!(f, "source is a static entry on {owner}, not moved")
+            }
             LearnOutcome::NotLearned => f.write_str("source not learned"),
         }
     }
@@ -252,7 +315,9 @@ impl fmt::Display for Decision {
     }
 }
 
-/// Port security state of a port, flattened for the hot path.
+/// Port security state of a port, flattened for the hot path (the
+/// link-local address computed once). A router's address lists stay in
+/// its [`PortBinding`]: only ARP and neighbour discovery read them.
 #[derive(Clone, Copy, Debug)]
 enum Guard {
     Trunk,
@@ -260,6 +325,11 @@ enum Guard {
         mac: MacAddr,
         ipv4: Option<Ipv4Addr>,
         ipv6: Option<Ipv6Addr>,
+        lla: Ipv6Addr,
+    },
+    Router {
+        mac: MacAddr,
+        lla: Ipv6Addr,
     },
 }
 
@@ -267,8 +337,46 @@ impl Guard {
     fn of(binding: &PortBinding) -> Guard {
         match *binding {
             PortBinding::Trunk => Guard::Trunk,
-            PortBinding::Endpoint { mac, ipv4, ipv6 } => Guard::Endpoint { mac, ipv4, ipv6 },
+            PortBinding::Endpoint { mac, ipv4, ipv6 } => Guard::Endpoint {
+                mac,
+                ipv4,
+                ipv6,
+                lla: eui64_link_local(mac),
+            },
+            PortBinding::Router { mac, .. } => Guard::Router {
+                mac,
+                lla: eui64_link_local(mac),
+            },
         }
+    }
+
+    /// The MAC the port must send from, if it is checked at all.
+    fn mac(self) -> Option<MacAddr> {
+        match self {
+            Guard::Trunk => None,
+            Guard::Endpoint { mac, .. } | Guard::Router { mac, .. } => Some(mac),
+        }
+    }
+
+    /// Whose identity neighbour discovery from the port is checked against.
+    fn speaker(self, binding: &PortBinding) -> Option<Speaker<'_>> {
+        match self {
+            Guard::Trunk => None,
+            Guard::Endpoint { mac, ipv6, lla, .. } => Some(Speaker::Endpoint { mac, lla, ipv6 }),
+            Guard::Router { mac, lla } => Some(Speaker::Router {
+                mac,
+                lla,
+                ipv6: router_addrs(binding).1,
+            }),
+        }
+    }
+}
+
+/// A router binding's address lists (empty for any other binding).
+fn router_addrs(binding: &PortBinding) -> (&[Ipv4Addr], &[Ipv6Addr]) {
+    match binding {
+        PortBinding::Router { ipv4, ipv6, .. } => (ipv4, ipv6),
+        _ => (&[], &[]),
     }
 }
 
@@ -279,8 +387,42 @@ struct PortSlot {
     segment: SegmentId,
     segment_slot: u32,
     guard: Guard,
+    /// `config.horizon`, next to the counters the forwarding path touches.
+    horizon: Option<HorizonGroup>,
+    /// `config.mtu`, likewise.
+    mtu: usize,
     counters: PortCounters,
     config: PortConfig,
+}
+
+/// Why [`Bridge::add_static_entry`] refused an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StaticEntryError {
+    /// The port does not exist (or was removed).
+    #[error("{0} is not a port of this bridge: add the port before its static entries")]
+    UnknownPort(PortId),
+    /// The port belongs to another segment than the entry.
+    #[error(
+        "{port} is in {actual}, not {segment}: a static entry must name a port of its own segment"
+    )]
+    WrongSegment {
+        /// The port the entry named.
+        port: PortId,
+        /// The entry's segment.
+        segment: SegmentId,
+        /// The port's segment.
+        actual: SegmentId,
+    },
+    /// A group or all-zero address, which no single station owns.
+    #[error("{0} is not a unicast address: only a station's own MAC can be a static entry")]
+    NotUnicast(MacAddr),
+}
+
+/// What a flood left out, for rule 8.
+#[derive(Clone, Copy, Debug, Default)]
+struct Withheld {
+    horizon: bool,
+    mtu: bool,
 }
 
 /// A live segment: its member ports in ascending id order, as floods list
@@ -410,6 +552,8 @@ impl Bridge {
             segment: cfg.segment,
             segment_slot,
             guard: Guard::of(&cfg.binding),
+            horizon: cfg.horizon,
+            mtu: usize::try_from(cfg.mtu).unwrap_or(usize::MAX),
             counters: PortCounters::default(),
             config: cfg,
         };
@@ -435,8 +579,9 @@ impl Bridge {
         id
     }
 
-    /// Detaches a port, forgetting every station learned on it, and gives
-    /// its configuration back. `None` if there is no such port.
+    /// Detaches a port, forgetting every station learned on it and every
+    /// static entry naming it, and gives its configuration back. `None` if
+    /// there is no such port.
     pub fn remove_port(&mut self, id: PortId) -> Option<PortConfig> {
         let slot = self.slot_of(id)?;
         let h = small_hash(id.0);
@@ -509,16 +654,50 @@ impl Bridge {
 
     /// Decides what to do with `frame`, received on `ingress` at `now`:
     /// learns its source, fills `out` with the ports it must be sent out of
-    /// (cleared first), updates counters and returns the decision.
+    /// (cleared first), updates counters and returns the decision. The
+    /// frame is taken to be an ordinary one, not a GSO super-frame: see
+    /// [`Bridge::process_with`].
     ///
     /// Never panics, whatever the bytes. Does not allocate unless a
     /// flood needs more room than `out` has, or a new station makes the
     /// FDB table grow (amortised doubling, bounded by the capacity rule).
+    #[inline]
     pub fn process(
         &mut self,
         now: Instant,
         ingress: PortId,
         frame: &[u8],
+        out: &mut Egress,
+    ) -> Decision {
+        self.process_with(now, ingress, frame, FrameMeta::PLAIN, out)
+    }
+
+    /// [`Bridge::process`] for a frame the caller knows more about, the
+    /// entry point of a data plane that reads virtio-net headers.
+    ///
+    /// The contract for `meta.gso`:
+    /// - pass `true` only for a frame that came with a virtio-net header
+    ///   whose `gso_type` is not `NONE`, and `frame` without that header
+    ///   (starting at the Ethernet destination);
+    /// - the frame then skips the per-port MTU rule (rule 7), as the
+    ///   receiving kernel cuts it into segments of `gso_size`; everything
+    ///   else (frame limit, port security, learning, split horizon) is as
+    ///   for a plain frame;
+    /// - in exchange the caller must deliver it segmented: with the
+    ///   virtio-net header to a port that takes one, or cut into segments
+    ///   itself (or not at all, counted as an error) for a port that does
+    ///   not. Each segment is the sender's business to keep within the
+    ///   MTU: the core does not check `gso_size` against the egress
+    ///   port's MTU.
+    ///
+    /// Same costs and guarantees as [`Bridge::process`]: no panic, no
+    /// allocation in steady state.
+    pub fn process_with(
+        &mut self,
+        now: Instant,
+        ingress: PortId,
+        frame: &[u8],
+        meta: FrameMeta,
         out: &mut Egress,
     ) -> Decision {
         out.ports.clear();
@@ -528,7 +707,7 @@ impl Bridge {
             self.stats.dropped += 1;
             return Decision::dropped(DropReason::UnknownPort);
         };
-        let decision = self.forward(now.as_nanos(), slot, frame, out);
+        let decision = self.forward(now.as_nanos(), slot, frame, meta, out);
         match decision.action {
             Action::Drop(reason) => {
                 self.stats.dropped += 1;
@@ -542,9 +721,16 @@ impl Bridge {
         decision
     }
 
-    /// The body of [`Bridge::process`] once the ingress slot is known.
+    /// The body of [`Bridge::process_with`] once the ingress slot is known.
     #[inline(always)]
-    fn forward(&mut self, now: u64, slot: u32, frame: &[u8], out: &mut Egress) -> Decision {
+    fn forward(
+        &mut self,
+        now: u64,
+        slot: u32,
+        frame: &[u8],
+        meta: FrameMeta,
+        out: &mut Egress,
+    ) -> Decision {
         let len = frame.len();
         let Some(Some(port)) = self.slots.get_mut(slot as usize) else {
             return Decision::dropped(DropReason::UnknownPort);
@@ -562,13 +748,25 @@ impl Bridge {
         if !src.is_unicast() {
             return Decision::dropped(DropReason::InvalidSource);
         }
-        if let Guard::Endpoint { mac, ipv4, ipv6 } = port.guard {
-            if let Err(reason) = check_endpoint(&eth, mac, ipv4, ipv6) {
-                return Decision::dropped(reason);
-            }
+        let checked = match port.guard {
+            Guard::Trunk => Ok(()),
+            Guard::Endpoint {
+                mac,
+                ipv4,
+                ipv6,
+                lla,
+            } => check_endpoint(&eth, mac, ipv4, ipv6, lla),
+            Guard::Router { mac, lla } => check_router(&eth, mac, lla, &port.config.binding),
+        };
+        if let Err(reason) = checked {
+            return Decision::dropped(reason);
         }
         let segment = port.segment;
         let segment_slot = port.segment_slot;
+        let horizon = port.horizon;
+        // Rule 7 compares this with each destination's MTU; a GSO frame
+        // is segmented on the way out, so it compares as nothing.
+        let l3_len = if meta.gso { 0 } else { len - eth.header_len() };
 
         let learn = match self.fdb.learn(segment.0, src.to_u64(), slot, now) {
             Learned::Refreshed => {
@@ -591,6 +789,12 @@ impl Bridge {
                 self.stats.refused_full += 1;
                 LearnOutcome::RefusedFull
             }
+            Learned::Static => LearnOutcome::Static,
+            Learned::StaticConflict { owner } => {
+                self.stats.static_conflicts += 1;
+                let owner = self.port_at(owner).map_or(PortId(0), |p| p.id);
+                LearnOutcome::StaticConflict { owner }
+            }
         };
 
         let dst = eth.dst_addr();
@@ -610,24 +814,36 @@ impl Bridge {
                 }
                 Some(to) => {
                     if let Some(Some(egress)) = self.slots.get_mut(to as usize) {
-                        egress.counters.tx_frames += 1;
-                        egress.counters.tx_bytes += len as u64;
-                        out.ports.push(egress.id);
-                        return Decision {
-                            learn,
-                            action: Action::Unicast(egress.id),
+                        let action = if horizon.is_some() && egress.horizon == horizon {
+                            Action::Drop(DropReason::SplitHorizon)
+                        } else if l3_len > egress.mtu {
+                            egress.counters.tx_mtu_exceeded += 1;
+                            Action::Drop(DropReason::MtuExceeded)
+                        } else {
+                            egress.counters.tx_frames += 1;
+                            egress.counters.tx_bytes += len as u64;
+                            out.ports.push(egress.id);
+                            Action::Unicast(egress.id)
                         };
+                        return Decision { learn, action };
                     }
                     FloodReason::UnknownUnicast
                 }
                 None => FloodReason::UnknownUnicast,
             }
         };
-        self.flood(segment_slot, slot, len, out);
+        let withheld = self.flood(segment_slot, slot, horizon, l3_len, len, out);
         if out.ports.is_empty() {
+            let reason = if withheld.mtu {
+                DropReason::MtuExceeded
+            } else if withheld.horizon {
+                DropReason::SplitHorizon
+            } else {
+                DropReason::NoDestination
+            };
             return Decision {
                 learn,
-                action: Action::Drop(DropReason::NoDestination),
+                action: Action::Drop(reason),
             };
         }
         Decision {
@@ -636,12 +852,23 @@ impl Bridge {
         }
     }
 
-    /// Lists every member of the segment but the ingress port in `out` and
-    /// counts the transmissions.
+    /// Lists every member of the segment but the ingress port, the ports
+    /// of its horizon group and the ports whose MTU `l3_len` exceeds in
+    /// `out`, and counts the transmissions (and the copies withheld for
+    /// the MTU).
     #[inline]
-    fn flood(&mut self, segment_slot: u32, ingress: u32, len: usize, out: &mut Egress) {
+    fn flood(
+        &mut self,
+        segment_slot: u32,
+        ingress: u32,
+        horizon: Option<HorizonGroup>,
+        l3_len: usize,
+        len: usize,
+        out: &mut Egress,
+    ) -> Withheld {
+        let mut withheld = Withheld::default();
         let Some(Some(segment)) = self.segments.get(segment_slot as usize) else {
-            return;
+            return withheld;
         };
         out.ports.reserve(segment.members.len().saturating_sub(1));
         for &(id, member) in &segment.members {
@@ -649,11 +876,66 @@ impl Bridge {
                 continue;
             }
             if let Some(Some(port)) = self.slots.get_mut(member as usize) {
+                if horizon.is_some() && port.horizon == horizon {
+                    withheld.horizon = true;
+                    continue;
+                }
+                if l3_len > port.mtu {
+                    port.counters.tx_mtu_exceeded += 1;
+                    withheld.mtu = true;
+                    continue;
+                }
                 port.counters.tx_frames += 1;
                 port.counters.tx_bytes += len as u64;
                 out.ports.push(id);
             }
         }
+        withheld
+    }
+
+    /// Programs a static FDB entry: frames to `mac` in `segment` go to
+    /// `port` from `now` on, whatever learning sees. It replaces a learned
+    /// entry for the same station (which stops counting against the
+    /// segment's capacity) or an earlier static one. It never ages, frames
+    /// from `mac` on other ports do not move it (they are counted in
+    /// [`BridgeStats::static_conflicts`]), and it goes when `port` is
+    /// removed or [`Bridge::remove_static_entry`] is called. Control path:
+    /// may allocate.
+    pub fn add_static_entry(
+        &mut self,
+        now: Instant,
+        segment: SegmentId,
+        mac: MacAddr,
+        port: PortId,
+    ) -> Result<(), StaticEntryError> {
+        if !mac.is_unicast() {
+            return Err(StaticEntryError::NotUnicast(mac));
+        }
+        let slot = self
+            .slot_of(port)
+            .ok_or(StaticEntryError::UnknownPort(port))?;
+        let actual = self
+            .port_at(slot)
+            .ok_or(StaticEntryError::UnknownPort(port))?
+            .segment;
+        if actual != segment {
+            return Err(StaticEntryError::WrongSegment {
+                port,
+                segment,
+                actual,
+            });
+        }
+        self.fdb
+            .insert_static(segment.0, mac.to_u64(), slot, now.as_nanos());
+        Ok(())
+    }
+
+    /// Removes the static entry for `mac` in `segment` and returns the port
+    /// it named; `None` when there is none (a learned entry for the same
+    /// station is left alone).
+    pub fn remove_static_entry(&mut self, segment: SegmentId, mac: MacAddr) -> Option<PortId> {
+        let slot = self.fdb.remove_static(segment.0, mac.to_u64())?;
+        self.port_at(slot).map(|p| p.id)
     }
 
     /// Removes every FDB entry whose age has reached the ageing time and
@@ -666,18 +948,19 @@ impl Bridge {
         removed
     }
 
-    /// Every stored FDB entry (aged ones included until swept), sorted by
-    /// (segment, MAC), for display.
+    /// Every stored FDB entry, static ones marked (learned ones that aged
+    /// included until swept), sorted by (segment, MAC), for display.
     pub fn fdb_entries(&self) -> Vec<FdbEntry> {
         let mut entries: Vec<FdbEntry> = self
             .fdb
             .rows()
-            .filter_map(|(segment, mac, slot, last_seen)| {
+            .filter_map(|(segment, mac, slot, last_seen, is_static)| {
                 Some(FdbEntry {
                     segment: SegmentId(segment),
                     mac: MacAddr::from_u64(mac),
                     port: self.port_at(slot)?.id,
                     last_seen: Instant::from_nanos(last_seen),
+                    is_static,
                 })
             })
             .collect();
@@ -685,19 +968,21 @@ impl Bridge {
         entries
     }
 
-    /// Number of stored FDB entries (aged ones included until swept).
+    /// Number of stored FDB entries, static and learned (aged ones
+    /// included until swept).
     pub fn fdb_len(&self) -> usize {
         self.fdb.len()
     }
 
-    /// Number of stored FDB entries of one segment, as the capacity rule
-    /// counts them.
+    /// Number of learned FDB entries of one segment, as the capacity rule
+    /// counts them (static entries are not counted).
     pub fn fdb_segment_len(&self, segment: SegmentId) -> usize {
         self.fdb.segment_len(segment.0)
     }
 
-    /// Where `mac` lives in `segment` at `now`: `None` when unknown or aged
-    /// out (a frame to it would be flooded).
+    /// Where `mac` lives in `segment` at `now`: its static entry, or where
+    /// it was learned; `None` when unknown or aged out (a frame to it would
+    /// be flooded).
     pub fn lookup(&self, now: Instant, segment: SegmentId, mac: MacAddr) -> Option<PortId> {
         let slot = self.fdb.lookup(segment.0, mac.to_u64(), now.as_nanos())?;
         self.port_at(slot).map(|p| p.id)
@@ -731,6 +1016,7 @@ fn check_endpoint(
     mac: MacAddr,
     ipv4: Option<Ipv4Addr>,
     ipv6: Option<Ipv6Addr>,
+    lla: Ipv6Addr,
 ) -> Result<(), DropReason> {
     if eth.src_addr() != mac {
         return Err(DropReason::SpoofedMac);
@@ -743,32 +1029,74 @@ fn check_endpoint(
                 return Err(DropReason::SpoofedIp);
             }
         }
-        EtherType::ARP => {
-            let arp = ArpPacket::new_checked(payload)?;
-            if arp.sender_hardware_addr() != mac {
-                return Err(DropReason::SpoofedMac);
-            }
-            let spa = arp.sender_protocol_addr();
-            // RFC 5227: a probe says 0.0.0.0 while it checks an address.
-            if !spa.is_unspecified() && Some(spa) != ipv4 {
-                return Err(DropReason::SpoofedIp);
-            }
-        }
+        EtherType::ARP => check_arp(payload, mac, |spa| Some(spa) == ipv4)?,
         EtherType::IPV6 => {
             let ip = Ipv6Packet::new_checked(payload)?;
-            let src = ip.src_addr();
-            if !(src.is_unspecified() || is_link_local(&src) || Some(src) == ipv6) {
-                return Err(DropReason::SpoofedIp);
-            }
-            // TCP and UDP, nearly all traffic, cannot be neighbour
-            // discovery: only the other next headers pay for the walk.
-            if !matches!(ip.next_header(), IpProtocol::TCP | IpProtocol::UDP) {
-                check_ndp(&ip, mac, ipv6).map_err(NdpRefusal::reason)?;
+            // TCP and UDP, nearly all traffic, are neither neighbour
+            // discovery nor fragments, and never legal from `::`: one
+            // comparison or two, and only the other next headers pay for
+            // the walk.
+            if matches!(ip.next_header(), IpProtocol::TCP | IpProtocol::UDP) {
+                let src = ip.src_addr();
+                if Some(src) != ipv6 && src != lla {
+                    return Err(DropReason::SpoofedIp);
+                }
+            } else {
+                check_ndp(&ip, Speaker::Endpoint { mac, lla, ipv6 }).map_err(NdpRefusal::reason)?;
             }
         }
         // A second tag would hide the real header from the checks above.
         t if t.is_vlan_tpid() => return Err(DropReason::Malformed),
         _ => {}
+    }
+    Ok(())
+}
+
+/// Port security for a router port (a gateway): its own MAC, ARP and
+/// neighbour discovery for its own addresses only, any IP source (it
+/// forwards for other hosts). See the module documentation.
+#[inline]
+fn check_router(
+    eth: &EthernetFrame<&[u8]>,
+    mac: MacAddr,
+    lla: Ipv6Addr,
+    binding: &PortBinding,
+) -> Result<(), DropReason> {
+    if eth.src_addr() != mac {
+        return Err(DropReason::SpoofedMac);
+    }
+    let payload = eth.payload();
+    let (ipv4, ipv6) = router_addrs(binding);
+    match eth.inner_ethertype() {
+        EtherType::ARP => check_arp(payload, mac, |spa| ipv4.contains(&spa))?,
+        EtherType::IPV6 => {
+            let ip = Ipv6Packet::new_checked(payload)?;
+            if !matches!(ip.next_header(), IpProtocol::TCP | IpProtocol::UDP) {
+                check_ndp(&ip, Speaker::Router { mac, lla, ipv6 }).map_err(NdpRefusal::reason)?;
+            }
+        }
+        t if t.is_vlan_tpid() => return Err(DropReason::Malformed),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// ARP from a checked port: the sender hardware address must be its MAC,
+/// the sender protocol address one it owns (`owns`) or 0.0.0.0, which an
+/// RFC 5227 probe uses while it checks an address.
+#[inline]
+fn check_arp(
+    payload: &[u8],
+    mac: MacAddr,
+    owns: impl Fn(Ipv4Addr) -> bool,
+) -> Result<(), DropReason> {
+    let arp = ArpPacket::new_checked(payload)?;
+    if arp.sender_hardware_addr() != mac {
+        return Err(DropReason::SpoofedMac);
+    }
+    let spa = arp.sender_protocol_addr();
+    if !spa.is_unspecified() && !owns(spa) {
+        return Err(DropReason::SpoofedIp);
     }
     Ok(())
 }
@@ -781,48 +1109,116 @@ fn check_endpoint(
 /// could find a neighbour advertisement behind it.
 const MAX_EXT_HEADERS: usize = 8;
 
-/// Port security for ICMPv6 neighbour discovery (RFC 4861) from an endpoint,
-/// which plays the role ARP plays for IPv4: a neighbour cache believes
-/// advertisements and link-layer address options, so one container could
-/// otherwise tell the others that a neighbour's address lives at its MAC.
+/// Whose identity IPv6 control traffic from a port is checked against:
+/// the port's own addresses are its configured ones and the link-local
+/// address its MAC derives ([`eui64_link_local`]).
+#[derive(Clone, Copy, Debug)]
+enum Speaker<'a> {
+    /// An endpoint: also held to its own addresses as the source of any
+    /// IPv6 packet.
+    Endpoint {
+        mac: MacAddr,
+        lla: Ipv6Addr,
+        ipv6: Option<Ipv6Addr>,
+    },
+    /// A router: forwards packets from anyone, but speaks neighbour
+    /// discovery for itself only; may advertise itself as a router.
+    Router {
+        mac: MacAddr,
+        lla: Ipv6Addr,
+        ipv6: &'a [Ipv6Addr],
+    },
+}
+
+impl Speaker<'_> {
+    fn mac(&self) -> MacAddr {
+        match *self {
+            Speaker::Endpoint { mac, .. } | Speaker::Router { mac, .. } => mac,
+        }
+    }
+
+    fn owns(&self, addr: Ipv6Addr) -> bool {
+        match *self {
+            Speaker::Endpoint { lla, ipv6, .. } => addr == lla || Some(addr) == ipv6,
+            Speaker::Router { lla, ipv6, .. } => addr == lla || ipv6.contains(&addr),
+        }
+    }
+
+    fn is_router(&self) -> bool {
+        matches!(self, Speaker::Router { .. })
+    }
+}
+
+/// The ICMPv6 message type `ip` carries, when it is easy to see: for
+/// explanations of refusals made before the walk.
+fn icmpv6_type(ip: &Ipv6Packet<&[u8]>) -> Option<Icmpv6Message> {
+    let chain = header_chain(ip.next_header(), ip.payload(), MAX_EXT_HEADERS).ok()?;
+    if chain.protocol != IpProtocol::ICMPV6 || chain.is_later_fragment() {
+        return None;
+    }
+    chain.payload.first().map(|&t| Icmpv6Message(t))
+}
+
+/// Port security for IPv6 control traffic from an endpoint or a router:
+/// the source address of an endpoint's packets, fragments, and ICMPv6
+/// neighbour discovery (RFC 4861), which plays the role ARP plays for
+/// IPv4: a neighbour cache believes advertisements and link-layer address
+/// options, so one container could otherwise tell the others that a
+/// neighbour's address lives at its MAC.
 ///
 /// The ICMPv6 message is found behind any Hop-by-Hop, Routing, Destination
-/// Options and AH headers (at most [`MAX_EXT_HEADERS`]). A Fragment header
-/// ends the walk and the packet passes: RFC 6980 makes nodes drop
-/// fragmented neighbour discovery, and Linux does by default
-/// (`net.ipv6.conf.*.suppress_frag_ndisc = 1`). ESP passes too: what it
-/// hides is only accepted by a receiver that shares a security association
-/// with the sender.
+/// Options and AH headers and through the Fragment header of a first
+/// fragment (at most [`MAX_EXT_HEADERS`] in all, see [`header_chain`]). ESP
+/// passes: what it hides is only accepted by a receiver that shares a
+/// security association with the sender.
 ///
-/// "Own addresses" below are the endpoint's configured IPv6 address and the
+/// "Own addresses" below are the port's configured IPv6 addresses and the
 /// link-local address its MAC derives ([`eui64_link_local`]), not the whole
 /// of fe80::/10. Allowing any link-local address would let a container
 /// advertise, say, the gateway's link-local address at its own MAC and take
-/// every packet its neighbours route through it; Linux derives the
-/// link-local address from the MAC by default (`addr_gen_mode = 0`, which
-/// a fresh network namespace gets), as OVN and Neutron port security also
-/// assume. A container that switches to stable-privacy or random
-/// link-local addresses (`addr_gen_mode` 2 or 3) can no longer be resolved
-/// on its link-local address, which nothing in a container network needs:
-/// its configured address, the one peers and the gateway use, keeps
-/// working.
+/// every packet its neighbours route through it, or send a Packet Too Big
+/// from a neighbour's link-local address and lower a peer's path MTU (RFC
+/// 8201 believes any source). Linux derives the link-local address from
+/// the MAC by default (`addr_gen_mode = 0`, which a fresh network namespace
+/// gets unless `net.core.devconf_inherit_init_net` says otherwise), as OVN
+/// and Neutron port security also assume; the simulator's smoltcp
+/// containers have no link-local address and use their configured one. A
+/// container that switches to stable-privacy or random link-local
+/// addresses (`addr_gen_mode` 2 or 3) loses its link-local traffic, which
+/// nothing in a container network needs: its configured address, the one
+/// peers and the gateway use, keeps working.
 ///
 /// The rules:
-/// - Router Advertisements and Redirects are refused (`SpoofedIp`): a
-///   container is not a router, and a forged advertisement or redirect
-///   hijacks its neighbours' routes.
+/// - An endpoint's IPv6 packets come from an own address (`SpoofedIp`),
+///   or from `::` for the messages a host sends before it has an address:
+///   duplicate address detection (a Neighbor Solicitation, RFC 4862), a
+///   Router Solicitation, and MLD reports and dones (RFC 3590; Linux sends
+///   them from `::` while its link-local address is tentative). A router's
+///   packets may come from anywhere, but its neighbour discovery follows
+///   the rules below.
+/// - Neighbour discovery in a fragment is refused (`Malformed`): RFC 6980
+///   section 5 makes every node drop it, Linux included
+///   (`net.ipv6.conf.*.suppress_frag_ndisc = 1`), and no legitimate sender
+///   needs it, so passing it would only reach stacks that ignore the RFC.
+///   A first fragment whose header chain stops short (RFC 7112: it must
+///   reach the upper-layer header) is refused too (`Malformed`): no
+///   checker can see what it carries. Later fragments pass (an endpoint's
+///   only from an own address): without their first fragment they
+///   reassemble into nothing.
+/// - Router Advertisements and Redirects from an endpoint are refused
+///   (`SpoofedIp`): a container is not a router, and a forged
+///   advertisement or redirect hijacks its neighbours' routes. A router
+///   sends them from an own address.
 /// - Router and Neighbor Solicitations must come from `::` (duplicate
 ///   address detection, RFC 4862) or an own address, and Neighbor
 ///   Advertisements from an own address (`SpoofedIp`): a solicitation
 ///   installs its source address in the receiver's neighbour cache at the
 ///   link-layer address it gives, so a solicitation from another station's
 ///   link-local address poisons the cache as well as an advertisement.
-///   Other IPv6 traffic keeps the looser source rule of [`check_endpoint`],
-///   since it updates no neighbour cache.
 /// - A Neighbor Advertisement's target must be an own address
 ///   (`SpoofedIp`).
 /// - Every source or target link-layer address option must be the
-///   endpoint's MAC (`SpoofedMac`), and be the 8 bytes Ethernet uses
+///   port's MAC (`SpoofedMac`), and be the 8 bytes Ethernet uses
 ///   (`Malformed` otherwise, as Linux ignores such messages anyway).
 /// - Messages shorter than their fixed fields are `Truncated`, options of
 ///   length zero `Malformed` and options that overrun the message
@@ -832,38 +1228,79 @@ const MAX_EXT_HEADERS: usize = 8;
 /// Kept out of line: only IPv6 frames that are neither TCP nor UDP reach
 /// it, and the known-unicast path stays as small as it was.
 #[inline(never)]
-fn check_ndp(
-    ip: &Ipv6Packet<&[u8]>,
-    mac: MacAddr,
-    ipv6: Option<Ipv6Addr>,
-) -> Result<(), NdpRefusal> {
-    let (next, message) = upper_layer(ip.next_header(), ip.payload(), MAX_EXT_HEADERS)?;
-    if next != IpProtocol::ICMPV6 {
+fn check_ndp(ip: &Ipv6Packet<&[u8]>, who: Speaker<'_>) -> Result<(), NdpRefusal> {
+    let src = ip.src_addr();
+    // `::` from an endpoint is legal for a few messages only, checked
+    // once the message is known.
+    let unspecified = src.is_unspecified() && !who.is_router();
+    if !who.is_router() && !unspecified && !who.owns(src) {
+        return Err(NdpRefusal::Source {
+            msg: icmpv6_type(ip),
+            addr: src,
+        });
+    }
+    let chain = header_chain(ip.next_header(), ip.payload(), MAX_EXT_HEADERS)?;
+    let icmpv6 = chain.protocol == IpProtocol::ICMPV6;
+    if chain.fragment.is_some() {
+        // A first fragment holds at least the ICMPv6 header (the walk
+        // made sure), not necessarily a whole message: the type is all
+        // there is to read.
+        let msg = (icmpv6 && !chain.is_later_fragment())
+            .then(|| chain.payload.first().map(|&t| Icmpv6Message(t)))
+            .flatten();
+        if let Some(msg) = msg.filter(|m| m.is_ndisc()) {
+            return Err(NdpRefusal::Fragmented(msg));
+        }
+        if unspecified {
+            return Err(NdpRefusal::Unspecified(msg));
+        }
         return Ok(());
     }
-    let icmp = Icmpv6Packet::new_checked(message)?;
+    if !icmpv6 {
+        return match unspecified {
+            true => Err(NdpRefusal::Unspecified(None)),
+            false => Ok(()),
+        };
+    }
+    let icmp = Icmpv6Packet::new_checked(chain.payload)?;
     let msg = icmp.msg_type();
-    let own = |addr: Ipv6Addr| Some(addr) == ipv6 || addr == eui64_link_local(mac);
-    let src = ip.src_addr();
+    if unspecified && !msg.may_come_from_unspecified() {
+        return Err(NdpRefusal::Unspecified(Some(msg)));
+    }
     match msg {
         Icmpv6Message::ROUTER_ADVERT | Icmpv6Message::REDIRECT => {
-            return Err(NdpRefusal::RouterOnly(msg));
+            if !who.is_router() {
+                return Err(NdpRefusal::RouterOnly(msg));
+            }
+            if !who.owns(src) {
+                return Err(NdpRefusal::Source {
+                    msg: Some(msg),
+                    addr: src,
+                });
+            }
         }
         Icmpv6Message::ROUTER_SOLICIT | Icmpv6Message::NEIGHBOR_SOLICIT => {
-            if !(src.is_unspecified() || own(src)) {
-                return Err(NdpRefusal::Source { msg, addr: src });
+            if !(src.is_unspecified() || who.owns(src)) {
+                return Err(NdpRefusal::Source {
+                    msg: Some(msg),
+                    addr: src,
+                });
             }
         }
         Icmpv6Message::NEIGHBOR_ADVERT => {
-            if !own(src) {
-                return Err(NdpRefusal::Source { msg, addr: src });
+            if !who.owns(src) {
+                return Err(NdpRefusal::Source {
+                    msg: Some(msg),
+                    addr: src,
+                });
             }
-            if let Some(target) = icmp.target_addr().filter(|&t| !own(t)) {
+            if let Some(target) = icmp.target_addr().filter(|&t| !who.owns(t)) {
                 return Err(NdpRefusal::Target(target));
             }
         }
         _ => return Ok(()),
     }
+    let mac = who.mac();
     for option in icmp.options() {
         let option = option?;
         let kind = option.kind();
@@ -889,16 +1326,22 @@ fn check_ndp(
     Ok(())
 }
 
-/// Why [`check_ndp`] refused a message. The forwarding path keeps only the
-/// [`DropReason`]; explanations run the check again to say which rule.
+/// Why [`check_ndp`] (or the TCP/UDP shortcut before it) refused a packet.
+/// The forwarding path keeps only the [`DropReason`]; explanations run the
+/// check again to say which rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum NdpRefusal {
-    /// A Router Advertisement or Redirect.
+    /// A Router Advertisement or Redirect from an endpoint.
     RouterOnly(Icmpv6Message),
-    /// A solicitation or advertisement from an address that is not the
-    /// endpoint's.
-    Source { msg: Icmpv6Message, addr: Ipv6Addr },
-    /// An advertisement for an address that is not the endpoint's.
+    /// A packet (this message, when known) from an address that is not the
+    /// port's.
+    Source {
+        msg: Option<Icmpv6Message>,
+        addr: Ipv6Addr,
+    },
+    /// A packet from `::` that may not use it (this message, when known).
+    Unspecified(Option<Icmpv6Message>),
+    /// An advertisement for an address that is not the port's.
     Target(Ipv6Addr),
     /// A link-layer address option naming another MAC.
     LinkLayerAddr {
@@ -906,7 +1349,9 @@ enum NdpRefusal {
         kind: NdiscOptionType,
         mac: MacAddr,
     },
-    /// Broken headers or options.
+    /// Neighbour discovery in a fragment (RFC 6980).
+    Fragmented(Icmpv6Message),
+    /// Broken headers or options, or an incomplete first fragment.
     Wire(WireError),
 }
 
@@ -919,40 +1364,92 @@ impl From<WireError> for NdpRefusal {
 impl NdpRefusal {
     fn reason(self) -> DropReason {
         match self {
-            NdpRefusal::RouterOnly(_) | NdpRefusal::Source { .. } | NdpRefusal::Target(_) => {
-                DropReason::SpoofedIp
-            }
+            NdpRefusal::RouterOnly(_)
+            | NdpRefusal::Source { .. }
+            | NdpRefusal::Unspecified(_)
+            | NdpRefusal::Target(_) => DropReason::SpoofedIp,
             NdpRefusal::LinkLayerAddr { .. } => DropReason::SpoofedMac,
+            NdpRefusal::Fragmented(_) => DropReason::Malformed,
             NdpRefusal::Wire(e) => e.into(),
         }
     }
 
-    /// The refusal [`check_ndp`] gives a frame from an endpoint, if any.
-    fn of(eth: &EthernetFrame<&[u8]>, mac: MacAddr, ipv6: Option<Ipv6Addr>) -> Option<NdpRefusal> {
+    /// The refusal the IPv6 checks give a frame from a checked port, if
+    /// any.
+    fn of(eth: &EthernetFrame<&[u8]>, who: Speaker<'_>) -> Option<NdpRefusal> {
         if eth.inner_ethertype() != EtherType::IPV6 {
             return None;
         }
         let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
-        check_ndp(&ip, mac, ipv6).err()
+        if matches!(ip.next_header(), IpProtocol::TCP | IpProtocol::UDP) {
+            let src = ip.src_addr();
+            return match who {
+                Speaker::Router { .. } => None,
+                _ if src.is_unspecified() => Some(NdpRefusal::Unspecified(None)),
+                _ if !who.owns(src) => Some(NdpRefusal::Source {
+                    msg: None,
+                    addr: src,
+                }),
+                _ => None,
+            };
+        }
+        check_ndp(&ip, who).err()
+    }
+
+    /// The refusal in words, naming the kind of port it came from (a
+    /// router's addresses are a list, an endpoint's one).
+    fn told(self, router: bool) -> impl fmt::Display {
+        struct Told(NdpRefusal, bool);
+        impl fmt::Display for Told {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let not_ours = if self.1 {
+                    "which is neither one of the router's addresses nor the link-local \
+                     address of its MAC"
+                } else {
+                    "which is neither the endpoint's address nor the link-local address of \
+                     its MAC"
+                };
+                let what = What;
+                match self.0 {
+                    NdpRefusal::RouterOnly(msg) => {
+                        write!(f, "{msg} from an endpoint, which is not a router")
+                    }
+                    NdpRefusal::Source { msg, addr } => {
+                        write!(f, "{} from {addr}, {not_ours}", what(msg))
+                    }
+                    NdpRefusal::Unspecified(msg) => write!(
+                        f,
+                        "{} from ::, which only duplicate address detection, router \
+                         solicitations and MLD reports may use",
+                        what(msg)
+                    ),
+                    NdpRefusal::Target(addr) => {
+                        write!(f, "neighbour advertisement for {addr}, {not_ours}")
+                    }
+                    NdpRefusal::LinkLayerAddr { msg, kind, mac } => {
+                        let whose = if self.1 { "router" } else { "endpoint" };
+                        write!(f, "{msg} gives {mac} as its {kind}, not the {whose}'s MAC")
+                    }
+                    NdpRefusal::Fragmented(msg) => write!(
+                        f,
+                        "{msg} in a fragment, which receivers must ignore (RFC 6980)"
+                    ),
+                    NdpRefusal::Wire(e) => write!(f, "{e}"),
+                }
+            }
+        }
+        Told(self, router)
     }
 }
 
-impl fmt::Display for NdpRefusal {
+/// A message type in words, or "IPv6 packet" when unknown.
+struct What(Option<Icmpv6Message>);
+
+impl fmt::Display for What {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NOT_OURS: &str =
-            "which is neither the endpoint's address nor the link-local address of its MAC";
-        match self {
-            NdpRefusal::RouterOnly(msg) => {
-                write!(f, "{msg} from an endpoint, which is not a router")
-            }
-            NdpRefusal::Source { msg, addr } => write!(f, "{msg} from {addr}, {NOT_OURS}"),
-            NdpRefusal::Target(addr) => {
-                write!(f, "neighbour advertisement for {addr}, {NOT_OURS}")
-            }
-            NdpRefusal::LinkLayerAddr { msg, kind, mac } => {
-                write!(f, "{msg} gives {mac} as its {kind}, not the endpoint's MAC")
-            }
-            NdpRefusal::Wire(e) => write!(f, "{e}"),
+        match self.0 {
+            Some(m) => write!(f, "{m}"),
+            None => f.write_str("IPv6 packet"),
         }
     }
 }
@@ -999,24 +1496,138 @@ impl fmt::Display for Named<'_> {
     }
 }
 
+/// Why a flood left a port out, for explanations.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Skipped {
+    Horizon,
+    Mtu,
+}
+
 impl Explanation<'_> {
     const MAX_LISTED: usize = 8;
+
+    /// Writes up to [`Self::MAX_LISTED`] ports, then how many more.
+    fn list(
+        f: &mut fmt::Formatter<'_>,
+        ports: impl Iterator<Item = PortId>,
+        mut item: impl FnMut(&mut fmt::Formatter<'_>, PortId) -> fmt::Result,
+    ) -> fmt::Result {
+        let mut n = 0;
+        for p in ports {
+            if n < Self::MAX_LISTED {
+                if n > 0 {
+                    f.write_str(", ")?;
+                }
+                item(f, p)?;
+            }
+            n += 1;
+        }
+        if n > Self::MAX_LISTED {
+            write!(f, ", and {} more", n - Self::MAX_LISTED)?;
+        }
+        Ok(())
+    }
 
     fn list_egress(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ports = self.egress.ports();
         let n = ports.len();
         write!(f, "flooded to {n} port{}", if n == 1 { "" } else { "s" })?;
-        for (i, p) in ports.iter().take(Self::MAX_LISTED).enumerate() {
-            f.write_str(if i == 0 { " (" } else { ", " })?;
-            write!(f, "{p}")?;
-        }
-        if n > Self::MAX_LISTED {
-            write!(f, ", and {} more", n - Self::MAX_LISTED)?;
-        }
         if n > 0 {
+            f.write_str(" (")?;
+            Self::list(f, ports.iter().copied(), |f, p| write!(f, "{p}"))?;
             f.write_str(")")?;
         }
         Ok(())
+    }
+
+    /// The ports of the ingress segment a flood did not reach for `why`.
+    fn skipped<'b>(
+        &'b self,
+        port: &'b PortSlot,
+        l3_len: usize,
+        why: Skipped,
+    ) -> impl Iterator<Item = PortId> + 'b {
+        let b = self.bridge;
+        let members = match b.segments.get(port.segment_slot as usize) {
+            Some(Some(segment)) => &segment.members[..],
+            _ => &[][..],
+        };
+        let sent = self.egress.ports();
+        members.iter().filter_map(move |&(id, slot)| {
+            if id == self.ingress || sent.binary_search(&id).is_ok() {
+                return None;
+            }
+            let other = b.port_at(slot)?;
+            let grouped = port.horizon.is_some() && other.horizon == port.horizon;
+            let hit = match why {
+                Skipped::Horizon => grouped,
+                Skipped::Mtu => !grouped && l3_len > other.mtu,
+            };
+            hit.then_some(id)
+        })
+    }
+
+    /// "; not to p4, p5 (horizon1, like p2); not to p6 (MTU 1400): a
+    /// 1600-byte packet" for what a flood left out, if anything.
+    fn list_skipped(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        port: &PortSlot,
+        l3_len: usize,
+    ) -> fmt::Result {
+        if let Some(group) = port.horizon {
+            if self
+                .skipped(port, l3_len, Skipped::Horizon)
+                .next()
+                .is_some()
+            {
+                f.write_str("; not to ")?;
+                Self::list(f, self.skipped(port, l3_len, Skipped::Horizon), |f, p| {
+                    write!(f, "{p}")
+                })?;
+                write!(f, " ({group}, like {})", self.ingress)?;
+            }
+        }
+        if self.skipped(port, l3_len, Skipped::Mtu).next().is_some() {
+            f.write_str("; not to ")?;
+            self.list_mtu(f, port, l3_len)?;
+        }
+        Ok(())
+    }
+
+    /// "p6 (MTU 1400), p7 (MTU 1280): a 1600-byte packet".
+    fn list_mtu(&self, f: &mut fmt::Formatter<'_>, port: &PortSlot, l3_len: usize) -> fmt::Result {
+        let b = self.bridge;
+        Self::list(
+            f,
+            self.skipped(port, l3_len, Skipped::Mtu),
+            |f, p| match b.port(p) {
+                Some(cfg) => write!(f, "{p} (MTU {})", cfg.mtu),
+                None => write!(f, "{p}"),
+            },
+        )?;
+        write!(f, ": a {l3_len}-byte packet")
+    }
+
+    /// The known-unicast destination of the frame, if the FDB still has
+    /// one in the ingress segment: (its port, static?).
+    fn known_destination(&self, segment: SegmentId, dst: MacAddr) -> Option<(&PortSlot, bool)> {
+        if dst.is_multicast() {
+            return None;
+        }
+        let (slot, _, is_static) = self.bridge.fdb.peek(segment.0, dst.to_u64())?;
+        Some((self.bridge.port_at(slot)?, is_static))
+    }
+
+    /// "dst is broadcast", "dst X is multicast" or "dst X unknown in seg1".
+    fn flooded_dst(f: &mut fmt::Formatter<'_>, dst: MacAddr, segment: SegmentId) -> fmt::Result {
+        if dst.is_broadcast() {
+            f.write_str("dst is broadcast")
+        } else if dst.is_multicast() {
+            write!(f, "dst {dst} is multicast")
+        } else {
+            write!(f, "dst {dst} unknown in {segment}")
+        }
     }
 }
 
@@ -1037,6 +1648,7 @@ impl fmt::Display for Explanation<'_> {
             None => (MacAddr::ZERO, MacAddr::ZERO),
         };
         let len = self.frame.len();
+        let l3_len = eth.as_ref().map_or(0, |e| len - e.header_len());
         if let Action::Drop(reason) = self.decision.action {
             match reason {
                 DropReason::Oversized => {
@@ -1052,42 +1664,70 @@ impl fmt::Display for Explanation<'_> {
                         "{len}-byte frame is too short for an Ethernet header -> dropped"
                     );
                 }
-                DropReason::Truncated | DropReason::Malformed => {
-                    return write!(f, "frame from {src}: {reason} -> dropped");
+                DropReason::Truncated
+                | DropReason::Malformed
+                | DropReason::SpoofedMac
+                | DropReason::SpoofedIp => {
+                    let refusal = match (&eth, port.guard.speaker(&port.config.binding)) {
+                        (Some(eth), Some(who)) if Some(src) == port.guard.mac() => {
+                            NdpRefusal::of(eth, who).filter(|r| r.reason() == reason)
+                        }
+                        _ => None,
+                    };
+                    let router = matches!(port.guard, Guard::Router { .. });
+                    match refusal {
+                        Some(r) => {
+                            write!(f, "frame from {src}: port security: {}", r.told(router))?
+                        }
+                        None if matches!(reason, DropReason::Truncated | DropReason::Malformed) => {
+                            return write!(f, "frame from {src}: {reason} -> dropped");
+                        }
+                        None => write!(f, "frame from {src}: {reason}")?,
+                    }
+                    match port.guard {
+                        Guard::Endpoint {
+                            mac,
+                            ipv4,
+                            ipv6,
+                            lla,
+                        } => {
+                            write!(f, " (the endpoint is {mac}")?;
+                            if let Some(ip) = ipv4 {
+                                write!(f, ", {ip}")?;
+                            }
+                            if let Some(ip) = ipv6 {
+                                write!(f, ", {ip}")?;
+                            }
+                            if refusal.is_some() {
+                                write!(f, ", {lla}")?;
+                            }
+                            f.write_str(")")?;
+                        }
+                        Guard::Router { mac, lla } => {
+                            let (ipv4, ipv6) = router_addrs(&port.config.binding);
+                            write!(f, " (the router is {mac}")?;
+                            for ip in ipv4 {
+                                write!(f, ", {ip}")?;
+                            }
+                            for ip in ipv6 {
+                                write!(f, ", {ip}")?;
+                            }
+                            write!(f, ", {lla})")?;
+                        }
+                        Guard::Trunk => {}
+                    }
+                    return f.write_str(" -> dropped, not learned");
                 }
                 DropReason::InvalidSource => {
                     return write!(f, "src {src} is not a unicast address -> dropped");
                 }
-                DropReason::SpoofedMac | DropReason::SpoofedIp => {
-                    let ndp = match (&eth, port.guard) {
-                        (Some(eth), Guard::Endpoint { mac, ipv6, .. }) if src == mac => {
-                            NdpRefusal::of(eth, mac, ipv6).filter(|r| r.reason() == reason)
-                        }
-                        _ => None,
-                    };
-                    match ndp {
-                        Some(refusal) => write!(f, "frame from {src}: port security: {refusal}")?,
-                        None => write!(f, "frame from {src}: {reason}")?,
-                    }
-                    if let Guard::Endpoint { mac, ipv4, ipv6 } = port.guard {
-                        write!(f, " (the endpoint is {mac}")?;
-                        if let Some(ip) = ipv4 {
-                            write!(f, ", {ip}")?;
-                        }
-                        if let Some(ip) = ipv6 {
-                            write!(f, ", {ip}")?;
-                        }
-                        if ndp.is_some() {
-                            write!(f, ", {}", eui64_link_local(mac))?;
-                        }
-                        f.write_str(")")?;
-                    }
-                    return f.write_str(" -> dropped, not learned");
-                }
                 DropReason::UnknownPort => {
                     return write!(f, "not a port of this bridge -> dropped");
                 }
-                DropReason::SameSegmentLoop | DropReason::NoDestination => {}
+                DropReason::SameSegmentLoop
+                | DropReason::NoDestination
+                | DropReason::SplitHorizon
+                | DropReason::MtuExceeded => {}
             }
         }
         match self.decision.learn {
@@ -1101,30 +1741,77 @@ impl fmt::Display for Explanation<'_> {
                 "src {src} not learned: {segment}'s table is full ({} entries)",
                 b.config.fdb_capacity_per_segment
             )?,
+            LearnOutcome::Static => write!(f, "src {src} is a static entry on {}", self.ingress)?,
+            LearnOutcome::StaticConflict { owner } => write!(
+                f,
+                "src {src} is a static entry on {owner}, not moved to {}",
+                self.ingress
+            )?,
             LearnOutcome::NotLearned => write!(f, "src {src} not learned")?,
         }
         f.write_str("; ")?;
+        let known = self.known_destination(segment, dst);
+        let on = |f: &mut fmt::Formatter<'_>, to: PortId, is_static: bool| match is_static {
+            true => write!(f, "dst {dst} is a static entry on {to}"),
+            false => write!(f, "dst {dst} learned on {to}"),
+        };
         match self.decision.action {
             Action::Unicast(to) => {
-                write!(f, "dst {dst} learned on {to}")?;
-                if let Some((_, seen)) = b.fdb.peek(segment.0, dst.to_u64()) {
+                let is_static = known.is_some_and(|k| k.1);
+                on(f, to, is_static)?;
+                if let (Some((_, seen, false)), false) =
+                    (b.fdb.peek(segment.0, dst.to_u64()), is_static)
+                {
                     write!(f, " at {}", Secs(seen))?;
                 }
                 write!(f, " -> unicast to {}", Named(b, to))
             }
-            Action::Flood(reason) => {
-                match reason {
-                    FloodReason::Broadcast => f.write_str("dst is broadcast -> ")?,
-                    FloodReason::Multicast => write!(f, "dst {dst} is multicast -> ")?,
-                    FloodReason::UnknownUnicast => write!(f, "dst {dst} unknown in {segment} -> ")?,
-                }
-                self.list_egress(f)
+            Action::Flood(_) => {
+                Self::flooded_dst(f, dst, segment)?;
+                f.write_str(" -> ")?;
+                self.list_egress(f)?;
+                self.list_skipped(f, port, l3_len)
             }
-            Action::Drop(DropReason::SameSegmentLoop) => write!(
-                f,
-                "dst {dst} learned on {}, the port it came from -> dropped",
-                self.ingress
-            ),
+            Action::Drop(DropReason::SameSegmentLoop) => {
+                on(f, self.ingress, known.is_some_and(|k| k.1))?;
+                f.write_str(", the port it came from -> dropped")
+            }
+            Action::Drop(DropReason::SplitHorizon) => {
+                let group = port.horizon.map_or(HorizonGroup(0), |g| g);
+                match known.filter(|k| k.0.horizon == port.horizon) {
+                    Some((to, is_static)) => {
+                        on(f, to.id, is_static)?;
+                        write!(f, ", which is in {group} like {}", self.ingress)?;
+                    }
+                    None => {
+                        Self::flooded_dst(f, dst, segment)?;
+                        write!(
+                            f,
+                            ", and every other port of {segment} is in {group} like {}",
+                            self.ingress
+                        )?;
+                    }
+                }
+                f.write_str(" -> dropped (split horizon)")
+            }
+            Action::Drop(DropReason::MtuExceeded) => {
+                match known.filter(|k| l3_len > k.0.mtu) {
+                    Some((to, is_static)) => {
+                        on(f, to.id, is_static)?;
+                        write!(
+                            f,
+                            ", but a {l3_len}-byte packet exceeds its {}-byte MTU",
+                            to.config.mtu
+                        )?;
+                    }
+                    None => {
+                        Self::flooded_dst(f, dst, segment)?;
+                        f.write_str(", and it is too big for every port it could go to: ")?;
+                        self.list_mtu(f, port, l3_len)?;
+                    }
+                }
+                f.write_str(" -> dropped")
+            }
             Action::Drop(reason) => match dst.is_multicast() {
                 true => write!(f, "dst {dst} is a group address -> dropped: {reason}"),
                 false => write!(f, "dst {dst} unknown in {segment} -> dropped: {reason}"),

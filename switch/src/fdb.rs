@@ -1,12 +1,20 @@
 //! The forwarding database: which port each station (segment, MAC) was last
 //! seen on, and when.
 //!
-//! Entries age: one not refreshed for the ageing time is treated as unknown
-//! by lookups straight away and removed by the next sweep
-//! ([`crate::Bridge::expire`]). Each segment holds at most a fixed number of
-//! entries, so a station flooding random source MACs can fill its own
+//! Learned entries age: one not refreshed for the ageing time is treated as
+//! unknown by lookups straight away and removed by the next sweep
+//! ([`crate::Bridge::expire`]). Each segment learns at most a fixed number
+//! of entries, so a station flooding random source MACs can fill its own
 //! segment's table but never grow memory without bound or evict the
 //! stations of other segments.
+//!
+//! Static entries are programmed by a controller
+//! ([`crate::Bridge::add_static_entry`]), e.g. the remote stations of an
+//! overlay network, known from its peer database rather than by flooding
+//! across the underlay. They never age, learning never moves them, they do
+//! not count against the learning capacity (so a MAC-flooding station can
+//! neither evict them nor be helped by them to fill the table), and they go
+//! when their port goes.
 //!
 //! The table is open addressing with linear probing over 32-byte rows,
 //! hashed by a fixed, seeded folded multiply of the (segment, MAC) key:
@@ -20,25 +28,33 @@ use crate::time::Instant;
 use core::fmt;
 use hashbrown::HashTable;
 
-/// One learned station, as shown to people (`fdb` tables, `--explain`).
+/// One known station, as shown to people (`fdb` tables, `--explain`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FdbEntry {
     /// The segment the station lives in.
     pub segment: SegmentId,
     /// The station's MAC address.
     pub mac: MacAddr,
-    /// The port it was last seen on.
+    /// The port it was last seen on, or is programmed on.
     pub port: PortId,
-    /// When it last sent a frame.
+    /// When it last sent a frame from that port (for a static entry: or
+    /// when it was programmed, if later).
     pub last_seen: Instant,
+    /// Programmed by the controller rather than learned: never ages, never
+    /// moves.
+    pub is_static: bool,
 }
 
 impl fmt::Display for FdbEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} on {} (last seen {})",
-            self.segment, self.mac, self.port, self.last_seen
+            "{} {} on {} ({}last seen {})",
+            self.segment,
+            self.mac,
+            self.port,
+            if self.is_static { "static, " } else { "" },
+            self.last_seen
         )
     }
 }
@@ -55,12 +71,17 @@ pub(crate) enum Learned {
     Moved { from: u32 },
     /// The segment's table is full; nothing was recorded.
     RefusedFull,
+    /// A static entry on this port; only the timestamp moved.
+    Static,
+    /// A static entry on another port, which stays where it is.
+    StaticConflict { owner: u32 },
 }
 
-/// One table row. 24 bytes of data aligned to 32, so a row never straddles
+/// One table row. 25 bytes of data aligned to 32, so a row never straddles
 /// two cache lines and a lookup that hits its home row costs one memory
 /// access: with a million stations that is the difference between one and
-/// two DRAM round trips per lookup.
+/// two DRAM round trips per lookup. (The static flag lives in what was
+/// padding.)
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(32))]
 struct Row {
@@ -69,7 +90,11 @@ struct Row {
     segment: u32,
     slot: u32,
     last_seen: u64,
+    /// Programmed, not learned: no ageing, no moving, not counted.
+    is_static: bool,
 }
+
+const _: () = assert!(core::mem::size_of::<Row>() == 32);
 
 /// Marks a free row. No MAC fits 64 bits, so no station collides with it.
 const EMPTY: u64 = u64::MAX;
@@ -78,6 +103,7 @@ const EMPTY_ROW: Row = Row {
     segment: 0,
     slot: 0,
     last_seen: 0,
+    is_static: false,
 };
 /// Smallest table allocated.
 const MIN_ROWS: usize = 16;
@@ -94,8 +120,8 @@ pub(crate) struct Fdb {
     /// Power-of-two length (or empty before the first station).
     rows: Vec<Row>,
     len: usize,
-    /// Rows per segment, for the capacity rule (segments with no rows are
-    /// absent).
+    /// Learned (non-static) rows per segment, for the capacity rule
+    /// (segments with none are absent).
     counts: HashTable<(u32, usize)>,
     ageing_nanos: u64,
     capacity: usize,
@@ -202,6 +228,13 @@ impl Fdb {
         if let Some(i) = self.find(segment, mac) {
             let ageing = self.ageing_nanos;
             if let Some(row) = self.rows.get_mut(i) {
+                if row.is_static {
+                    if row.slot != slot {
+                        return Learned::StaticConflict { owner: row.slot };
+                    }
+                    row.last_seen = row.last_seen.max(now);
+                    return Learned::Static;
+                }
                 let fresh = now.saturating_sub(row.last_seen) < ageing;
                 let from = row.slot;
                 row.last_seen = now;
@@ -236,23 +269,88 @@ impl Fdb {
             segment,
             slot,
             last_seen: now,
+            is_static: false,
         });
         self.len += 1;
         Learned::New
     }
 
-    /// The port slot `mac` was learned on in `segment`, unless unknown or
-    /// aged out.
+    /// Makes (segment, mac) a static entry on port `slot`, replacing a
+    /// learned entry (which then stops counting against the capacity) or
+    /// another static one. Returns the slot of the static entry it
+    /// replaced, if any. May allocate: it is the control path.
+    pub(crate) fn insert_static(
+        &mut self,
+        segment: u32,
+        mac: u64,
+        slot: u32,
+        now: u64,
+    ) -> Option<u32> {
+        if let Some(i) = self.find(segment, mac) {
+            let row = self.rows[i];
+            self.rows[i] = Row {
+                slot,
+                last_seen: now,
+                is_static: true,
+                ..row
+            };
+            if row.is_static {
+                return Some(row.slot);
+            }
+            self.uncount(segment);
+            return None;
+        }
+        self.reserve(1);
+        self.place(Row {
+            mac,
+            segment,
+            slot,
+            last_seen: now,
+            is_static: true,
+        });
+        self.len += 1;
+        None
+    }
+
+    /// Removes the static entry for (segment, mac) and returns its slot;
+    /// `None` (and nothing removed) when there is none or the entry was
+    /// learned.
+    pub(crate) fn remove_static(&mut self, segment: u32, mac: u64) -> Option<u32> {
+        let i = self.find(segment, mac)?;
+        let row = self.rows[i];
+        if !row.is_static {
+            return None;
+        }
+        self.remove_at(i);
+        self.len -= 1;
+        Some(row.slot)
+    }
+
+    /// The port slot `mac` lives on in `segment`: a static entry, or a
+    /// learned one that has not aged out.
     #[inline]
     pub(crate) fn lookup(&self, segment: u32, mac: u64, now: u64) -> Option<u32> {
         let row = self.rows.get(self.find(segment, mac)?)?;
-        (now.saturating_sub(row.last_seen) < self.ageing_nanos).then_some(row.slot)
+        (row.is_static || now.saturating_sub(row.last_seen) < self.ageing_nanos).then_some(row.slot)
     }
 
-    /// The row for (segment, mac) even if aged: (slot, last_seen).
-    pub(crate) fn peek(&self, segment: u32, mac: u64) -> Option<(u32, u64)> {
+    /// The row for (segment, mac) even if aged: (slot, last_seen, static).
+    pub(crate) fn peek(&self, segment: u32, mac: u64) -> Option<(u32, u64, bool)> {
         let row = self.rows.get(self.find(segment, mac)?)?;
-        Some((row.slot, row.last_seen))
+        Some((row.slot, row.last_seen, row.is_static))
+    }
+
+    /// One learned row fewer in `segment`'s count.
+    fn uncount(&mut self, segment: u32) {
+        let h = self.count_hash(segment);
+        if let Ok(entry) = self.counts.find_entry(h, |c| c.0 == segment) {
+            if entry.get().1 <= 1 {
+                entry.remove();
+            } else {
+                let mut entry = entry;
+                entry.get_mut().1 -= 1;
+            }
+        }
     }
 
     /// Empties row `hole` and shifts later rows of its probe run back, so
@@ -279,7 +377,7 @@ impl Fdb {
     }
 
     /// Removes the rows `remove` selects, keeping the per-segment counts
-    /// right. Returns how many went.
+    /// of learned rows right. Returns how many went.
     fn remove_where(&mut self, mut remove: impl FnMut(&Row) -> bool) -> usize {
         let mut removed = 0;
         let mut i = 0;
@@ -295,26 +393,20 @@ impl Fdb {
             self.remove_at(i);
             self.len -= 1;
             removed += 1;
-            let h = self.count_hash(row.segment);
-            if let Ok(entry) = self.counts.find_entry(h, |c| c.0 == row.segment) {
-                if entry.get().1 <= 1 {
-                    entry.remove();
-                } else {
-                    let mut entry = entry;
-                    entry.get_mut().1 -= 1;
-                }
+            if !row.is_static {
+                self.uncount(row.segment);
             }
         }
         removed
     }
 
-    /// Removes every row whose age is at least the ageing time.
+    /// Removes every learned row whose age is at least the ageing time.
     pub(crate) fn expire(&mut self, now: u64) -> usize {
         let ageing = self.ageing_nanos;
-        self.remove_where(|r| now.saturating_sub(r.last_seen) >= ageing)
+        self.remove_where(|r| !r.is_static && now.saturating_sub(r.last_seen) >= ageing)
     }
 
-    /// Removes every row pointing at port `slot`.
+    /// Removes every row, static or learned, pointing at port `slot`.
     pub(crate) fn purge_slot(&mut self, slot: u32) -> usize {
         self.remove_where(|r| r.slot == slot)
     }
@@ -324,20 +416,21 @@ impl Fdb {
         self.len
     }
 
-    /// Rows currently stored for one segment.
+    /// Learned rows currently stored for one segment (what the capacity
+    /// rule counts; static rows are not).
     pub(crate) fn segment_len(&self, segment: u32) -> usize {
         self.counts
             .find(self.count_hash(segment), |c| c.0 == segment)
             .map_or(0, |c| c.1)
     }
 
-    /// Every row as (segment, mac, slot, last_seen), in table order: the
-    /// caller sorts.
-    pub(crate) fn rows(&self) -> impl Iterator<Item = (u32, u64, u32, u64)> + '_ {
+    /// Every row as (segment, mac, slot, last_seen, static), in table
+    /// order: the caller sorts.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (u32, u64, u32, u64, bool)> + '_ {
         self.rows
             .iter()
             .filter(|r| r.mac != EMPTY)
-            .map(|r| (r.segment, r.mac, r.slot, r.last_seen))
+            .map(|r| (r.segment, r.mac, r.slot, r.last_seen, r.is_static))
     }
 }
 
@@ -364,7 +457,7 @@ mod tests {
             None,
             "aged out at exactly the ageing time"
         );
-        assert_eq!(fdb.peek(1, 0xaa), Some((2, 2 * SEC)));
+        assert_eq!(fdb.peek(1, 0xaa), Some((2, 2 * SEC, false)));
         assert_eq!(
             fdb.learn(1, 0xaa, 2, 400 * SEC),
             Learned::New,
@@ -408,9 +501,13 @@ mod tests {
         use std::collections::BTreeMap;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let ageing = 50;
-        let mut fdb = Fdb::new(ageing, 1000, rng.next_u64());
-        // (segment, mac) -> (slot, last_seen)
-        let mut model: BTreeMap<(u32, u64), (u32, u64)> = BTreeMap::new();
+        let capacity = 150;
+        let mut fdb = Fdb::new(ageing, capacity, rng.next_u64());
+        // (segment, mac) -> (slot, last_seen, static)
+        let mut model: BTreeMap<(u32, u64), (u32, u64, bool)> = BTreeMap::new();
+        let learned = |model: &BTreeMap<(u32, u64), (u32, u64, bool)>, seg: u32| {
+            model.iter().filter(|(k, v)| k.0 == seg && !v.2).count()
+        };
         let mut now = 0;
         for step in 0..20_000u32 {
             let seg = rng.next_u32() % 3;
@@ -426,34 +523,101 @@ mod tests {
                 1..=3 => {
                     let n = fdb.expire(now);
                     let before = model.len();
-                    model.retain(|_, v| now.saturating_sub(v.1) < ageing);
+                    model.retain(|_, v| v.2 || now.saturating_sub(v.1) < ageing);
                     assert_eq!(n, before - model.len(), "expire at step {step}");
                 }
                 4..=9 => now += u64::from(rng.next_u32() % 20),
+                10..=12 => {
+                    let got = fdb.insert_static(seg, mac, slot, now);
+                    let want = model.get(&(seg, mac)).filter(|v| v.2).map(|v| v.0);
+                    assert_eq!(got, want, "static insert at step {step}");
+                    model.insert((seg, mac), (slot, now, true));
+                }
+                13 => {
+                    let got = fdb.remove_static(seg, mac);
+                    let want = model.get(&(seg, mac)).filter(|v| v.2).map(|v| v.0);
+                    assert_eq!(got, want, "static removal at step {step}");
+                    if want.is_some() {
+                        model.remove(&(seg, mac));
+                    }
+                }
                 _ => {
                     let got = fdb.learn(seg, mac, slot, now);
                     let fresh = |seen: u64| now.saturating_sub(seen) < ageing;
-                    let want = match model.get(&(seg, mac)) {
-                        Some(&(s, seen)) if fresh(seen) && s == slot => Learned::Refreshed,
-                        Some(&(s, seen)) if fresh(seen) => Learned::Moved { from: s },
-                        _ => Learned::New,
+                    let want = match model.get(&(seg, mac)).copied() {
+                        Some((s, _, true)) if s == slot => Learned::Static,
+                        Some((s, _, true)) => Learned::StaticConflict { owner: s },
+                        Some((s, seen, false)) if fresh(seen) && s == slot => Learned::Refreshed,
+                        Some((s, seen, false)) if fresh(seen) => Learned::Moved { from: s },
+                        Some(_) => Learned::New,
+                        None if learned(&model, seg) >= capacity => Learned::RefusedFull,
+                        None => Learned::New,
                     };
                     assert_eq!(got, want, "learn at step {step}");
-                    model.insert((seg, mac), (slot, now));
+                    match want {
+                        Learned::StaticConflict { .. } | Learned::RefusedFull => {}
+                        _ => {
+                            let is_static = want == Learned::Static;
+                            model.insert((seg, mac), (slot, now, is_static));
+                        }
+                    }
                 }
             }
+            let found = fdb.lookup(seg, mac, now);
+            let want = model
+                .get(&(seg, mac))
+                .filter(|v| v.2 || now.saturating_sub(v.1) < ageing)
+                .map(|v| v.0);
+            assert_eq!(found, want, "lookup at step {step}");
             assert_eq!(fdb.len(), model.len());
             if step % 500 == 0 {
-                for (&(seg, mac), &(slot, seen)) in &model {
-                    assert_eq!(fdb.peek(seg, mac), Some((slot, seen)));
+                for (&(seg, mac), &(slot, seen, is_static)) in &model {
+                    assert_eq!(fdb.peek(seg, mac), Some((slot, seen, is_static)));
                 }
                 for seg in 0..3 {
-                    let n = model.keys().filter(|k| k.0 == seg).count();
-                    assert_eq!(fdb.segment_len(seg), n);
+                    assert_eq!(fdb.segment_len(seg), learned(&model, seg));
                 }
                 assert_eq!(fdb.rows().count(), model.len());
             }
         }
+    }
+
+    #[test]
+    fn static_rows_never_age_move_or_count_against_the_capacity() {
+        let mut fdb = Fdb::new(10 * SEC, 1, 0);
+        assert_eq!(fdb.insert_static(1, 0xaa, 3, 0), None);
+        assert_eq!(fdb.insert_static(1, 0xbb, 3, 0), None);
+        assert_eq!(fdb.segment_len(1), 0, "static rows are not counted");
+        assert_eq!(fdb.learn(1, 0xcc, 0, 0), Learned::New, "room to learn");
+        assert_eq!(
+            fdb.learn(1, 0xaa, 0, SEC),
+            Learned::StaticConflict { owner: 3 }
+        );
+        assert_eq!(fdb.learn(1, 0xaa, 3, 2 * SEC), Learned::Static);
+        assert_eq!(fdb.expire(1000 * SEC), 1, "only the learned row ages");
+        assert_eq!(fdb.lookup(1, 0xaa, 1000 * SEC), Some(3));
+        assert_eq!(fdb.peek(1, 0xaa), Some((3, 2 * SEC, true)));
+        assert_eq!(fdb.remove_static(1, 0xaa), Some(3));
+        assert_eq!(fdb.lookup(1, 0xaa, 1000 * SEC), None);
+        assert_eq!(fdb.purge_slot(3), 1, "purging takes static rows too");
+        assert_eq!(fdb.len(), 0);
+    }
+
+    #[test]
+    fn a_learned_row_made_static_stops_counting() {
+        let mut fdb = Fdb::new(10 * SEC, 1, 0);
+        assert_eq!(fdb.learn(1, 0xaa, 0, 0), Learned::New);
+        assert_eq!(fdb.learn(1, 0xbb, 0, 0), Learned::RefusedFull);
+        assert_eq!(fdb.insert_static(1, 0xaa, 2, SEC), None);
+        assert_eq!(fdb.segment_len(1), 0);
+        assert_eq!(fdb.len(), 1);
+        assert_eq!(fdb.learn(1, 0xbb, 0, SEC), Learned::New);
+        assert_eq!(
+            fdb.remove_static(1, 0xbb),
+            None,
+            "a learned row is not removed as static"
+        );
+        assert_eq!(fdb.insert_static(1, 0xaa, 4, SEC), Some(2));
     }
 
     #[test]

@@ -15,11 +15,14 @@ pub mod time;
 pub mod wire;
 
 pub use bridge::{
-    Action, Bridge, BridgeConfig, BridgeStats, Decision, Egress, FloodReason, LearnOutcome,
+    Action, Bridge, BridgeConfig, BridgeStats, Decision, Egress, FloodReason, FrameMeta,
+    LearnOutcome, StaticEntryError,
 };
 pub use fdb::FdbEntry;
 pub use mac::MacAddr;
-pub use port::{DropReason, PortBinding, PortConfig, PortCounters, PortId, SegmentId};
+pub use port::{
+    DropReason, HorizonGroup, PortBinding, PortConfig, PortCounters, PortId, SegmentId,
+};
 pub use time::{Clock, Instant};
 
 pub mod controller;

@@ -3,7 +3,7 @@
 //! The core only knows a port's id, the network segment it belongs to and
 //! what it is allowed to send (its binding). Whether a port is a TAP fd, a
 //! VXLAN tunnel, the gateway or a simulated link is the backend's business
-//! (DESIGN.md seam 2).
+//! (docs/ARCHITECTURE.md, "Ports are backends").
 
 use crate::mac::MacAddr;
 use core::fmt;
@@ -33,13 +33,30 @@ impl fmt::Display for SegmentId {
     }
 }
 
-/// What a port may send: the identity of the one station behind it, or any
-/// station (a trunk).
+/// A split-horizon group: ports that must never pass frames to each other
+/// (the bridge's rule 6). The VXLAN tunnel ports of one network form one:
+/// in a full mesh every host reaches every other directly, so a frame that
+/// came out of one tunnel and went into another would only loop or
+/// duplicate. Numbers are the caller's; they mean nothing across bridges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HorizonGroup(pub u32);
+
+impl fmt::Display for HorizonGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "horizon{}", self.0)
+    }
+}
+
+/// What a port may send: the identity of the one station behind it, the
+/// identity of a router that forwards for others, or any station (a
+/// trunk).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PortBinding {
     /// A container endpoint. Port security: frames must carry this source
-    /// MAC, and IPv4/ARP frames this sender address (IPv6 frames this source
-    /// address when one is set, or a link-local/unspecified one).
+    /// MAC, IPv4/ARP frames this sender address, and IPv6 frames this
+    /// source address or the link-local address the MAC derives (`::` only
+    /// for duplicate address detection, router solicitations and MLD
+    /// reports).
     Endpoint {
         /// The endpoint's MAC address.
         mac: MacAddr,
@@ -48,8 +65,26 @@ pub enum PortBinding {
         /// The endpoint's IPv6 address, if it has one.
         ipv6: Option<Ipv6Addr>,
     },
+    /// A gateway: one station that forwards routed traffic for others, so
+    /// its IPv4/IPv6 packets may carry any source address, but it speaks
+    /// for its own identity only. Frames must carry this source MAC; ARP
+    /// sender addresses must be one of `ipv4` (or 0.0.0.0 for a probe);
+    /// neighbour discovery must come from, and advertise, one of `ipv6` or
+    /// the link-local address the MAC derives, with this MAC in its
+    /// link-layer options. Unlike an endpoint it may send router
+    /// advertisements and redirects (from its own addresses).
+    Router {
+        /// The router's MAC address on this segment.
+        mac: MacAddr,
+        /// Its IPv4 addresses on the segment (the gateway address of each
+        /// IPv4 subnet), which it answers ARP for.
+        ipv4: Vec<Ipv4Addr>,
+        /// Its IPv6 addresses on the segment besides the MAC-derived
+        /// link-local one, which it answers neighbour solicitations for.
+        ipv6: Vec<Ipv6Addr>,
+    },
     /// Many stations may sit behind this port (a VXLAN tunnel to another
-    /// host, the gateway, an uplink). Sources are learned, not checked.
+    /// host, an uplink). Sources are learned, not checked.
     Trunk,
 }
 
@@ -62,6 +97,28 @@ pub struct PortConfig {
     pub binding: PortBinding,
     /// A human label for tables and explanations, e.g. `web/eth0`.
     pub label: String,
+    /// The largest layer-3 packet the port can take, in bytes: the frame
+    /// minus its Ethernet header and any 802.1Q tag. The network's MTU for
+    /// a container, the underlay's MTU minus the encapsulation for a
+    /// tunnel. The bridge never sends a larger frame out of the port
+    /// (rule 7) unless the caller marks it as a GSO super-frame, which the
+    /// kernel segments on the way out. Read as [`PortConfig::DEFAULT_MTU`]
+    /// when absent from serialized configuration written before it existed.
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+    /// The port's split-horizon group, if any: frames never go from one
+    /// port of a group to another (rule 6). `None` for ordinary ports.
+    #[serde(default)]
+    pub horizon: Option<HorizonGroup>,
+}
+
+impl PortConfig {
+    /// Ethernet's MTU, the default for container networks.
+    pub const DEFAULT_MTU: u32 = 1500;
+}
+
+fn default_mtu() -> u32 {
+    PortConfig::DEFAULT_MTU
 }
 
 /// Why a frame was dropped. Every drop is counted under one of these.
@@ -86,11 +143,20 @@ pub enum DropReason {
     NoDestination,
     /// Larger than the frame limit of the bridge.
     Oversized,
+    /// Split horizon: the destination is in the ingress port's horizon
+    /// group (known unicast), or every other port of the segment is (a
+    /// flood).
+    SplitHorizon,
+    /// A plain (non-GSO) frame larger than the MTU of the port it had to
+    /// go to (known unicast), or of every port a flood could go to. The
+    /// withheld copies are also counted on each egress port, in
+    /// [`PortCounters::tx_mtu_exceeded`].
+    MtuExceeded,
 }
 
 impl DropReason {
     /// Every reason, in a stable order for tables and JSON.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::InvalidSource,
@@ -100,6 +166,8 @@ impl DropReason {
         DropReason::SameSegmentLoop,
         DropReason::NoDestination,
         DropReason::Oversized,
+        DropReason::SplitHorizon,
+        DropReason::MtuExceeded,
     ];
 
     /// A short stable name (`spoofed_mac`), used as a counter key.
@@ -114,6 +182,8 @@ impl DropReason {
             DropReason::SameSegmentLoop => "same_port",
             DropReason::NoDestination => "no_destination",
             DropReason::Oversized => "oversized",
+            DropReason::SplitHorizon => "split_horizon",
+            DropReason::MtuExceeded => "mtu_exceeded",
         }
     }
 
@@ -135,6 +205,8 @@ impl fmt::Display for DropReason {
             DropReason::SameSegmentLoop => "destination is the ingress port",
             DropReason::NoDestination => "no other port on the segment",
             DropReason::Oversized => "frame larger than the bridge's limit",
+            DropReason::SplitHorizon => "split horizon: destination is in the ingress port's group",
+            DropReason::MtuExceeded => "frame larger than the destination port's MTU",
         })
     }
 }
@@ -152,6 +224,13 @@ pub struct PortCounters {
     pub tx_bytes: u64,
     /// Dropped frames received on this port, by [`DropReason::index`].
     pub drops: [u64; DropReason::ALL.len()],
+    /// Copies the core withheld from this port because they exceed its
+    /// MTU: one per frame that would otherwise have gone out of it
+    /// (unicast or flood). A unicast withheld this way is also an ingress
+    /// drop ([`DropReason::MtuExceeded`]) on the port it came from; a flood
+    /// that reached other ports is not.
+    #[serde(default)]
+    pub tx_mtu_exceeded: u64,
 }
 
 impl PortCounters {
@@ -171,6 +250,7 @@ impl PortCounters {
         self.rx_bytes += other.rx_bytes;
         self.tx_frames += other.tx_frames;
         self.tx_bytes += other.tx_bytes;
+        self.tx_mtu_exceeded += other.tx_mtu_exceeded;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }
@@ -186,6 +266,14 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[test]
+    fn a_port_config_without_mtu_or_horizon_reads_as_ethernet_and_ungrouped() {
+        let cfg: PortConfig =
+            serde_json::from_str(r#"{"segment":3,"binding":"Trunk","label":"t"}"#).unwrap();
+        assert_eq!(cfg.mtu, PortConfig::DEFAULT_MTU);
+        assert_eq!(cfg.horizon, None);
     }
 
     #[test]

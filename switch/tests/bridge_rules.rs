@@ -6,8 +6,9 @@ use bridge_support::*;
 use core::time::Duration;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use switchyard_switch::{
-    Action, Bridge, BridgeConfig, Decision, DropReason, Egress, FloodReason, Instant, LearnOutcome,
-    MacAddr, PortBinding, PortConfig, PortId, SegmentId,
+    Action, Bridge, BridgeConfig, Decision, DropReason, Egress, FloodReason, FrameMeta,
+    HorizonGroup, Instant, LearnOutcome, MacAddr, PortBinding, PortConfig, PortId, SegmentId,
+    StaticEntryError,
 };
 
 const T0: Instant = Instant::from_secs(1);
@@ -465,7 +466,7 @@ fn an_endpoint_without_ipv4_may_not_send_ipv4() {
             ipv4: None,
             ipv6: None,
         },
-        label: String::new(),
+        ..endpoint(1, 1)
     });
     b.add_port(trunk(1));
     assert_refused(
@@ -549,27 +550,29 @@ fn an_arp_probe_from_0_0_0_0_is_allowed() {
 }
 
 #[test]
-fn ipv6_sources_must_be_the_endpoints_link_local_or_unspecified() {
+fn ipv6_sources_must_be_the_endpoints_address_or_its_mac_derived_link_local() {
     let (mut b, ep, _) = secured();
     let me = mac(1, 1);
-    for ok in [
-        ip6(1, 1),
-        "fe80::42:aff:fe00:101".parse().unwrap(),
-        "febf::1".parse().unwrap(),
-        Ipv6Addr::UNSPECIFIED,
-    ] {
+    for ok in [ip6(1, 1), "fe80::42:aff:fe00:101".parse().unwrap()] {
         assert!(
             send(&mut b, T0, ep, &ipv6(MacAddr::BROADCAST, me, ok))
                 .0
                 .is_forwarded(),
             "{ok}"
         );
+        let udp = ipv6_raw(mac(1, 2), me, ok, ip6(1, 2), IpProtocol::UDP, &[0; 8]);
+        assert!(send(&mut b, T0, ep, &udp).0.is_forwarded(), "UDP from {ok}");
     }
     let mut fresh = secured();
     for bad in [
         ip6(1, 2),
+        lla(mac(1, 2)),
+        "fe80::1".parse().unwrap(),
+        "febf::1".parse().unwrap(),
         "fec0::1".parse().unwrap(),
         "2001:db8::1".parse().unwrap(),
+        // An ICMPv6 message that is no address-less host's to send.
+        Ipv6Addr::UNSPECIFIED,
     ] {
         assert_refused(
             &mut fresh.0,
@@ -577,6 +580,12 @@ fn ipv6_sources_must_be_the_endpoints_link_local_or_unspecified() {
             &ipv6(MacAddr::BROADCAST, me, bad),
             DropReason::SpoofedIp,
         );
+        // TCP and UDP take a shorter path through the checks, to the same
+        // verdict.
+        for (proto, len) in [(IpProtocol::UDP, 8), (IpProtocol::TCP, 20)] {
+            let f = ipv6_raw(mac(1, 2), me, bad, ip6(1, 2), proto, &vec![0; len]);
+            assert_refused(&mut fresh.0, fresh.1, &f, DropReason::SpoofedIp);
+        }
     }
 }
 
@@ -818,14 +827,6 @@ fn neighbour_discovery_from_another_stations_link_local_address_is_dropped() {
         &na(me, Ipv6Addr::UNSPECIFIED, ip6(1, 1), Some(me)),
         DropReason::SpoofedIp,
     );
-    // Other traffic from any link-local address still passes, as before.
-    let (d, _) = send(
-        &mut b,
-        T0,
-        ep,
-        &ipv6(MacAddr::BROADCAST, me, lla(mac(1, 2))),
-    );
-    assert!(d.is_forwarded(), "{d}");
 }
 
 #[test]
@@ -902,7 +903,7 @@ fn an_endpoint_without_ipv6_may_advertise_only_its_mac_derived_link_local_addres
             ipv4: Some(ip4(1, 1)),
             ipv6: None,
         },
-        label: String::new(),
+        ..endpoint(1, 1)
     });
     b.add_port(trunk(1));
     forwarded_to(&mut b, ep, &na(me, lla(me), lla(me), Some(me)));
@@ -1016,14 +1017,120 @@ fn neighbour_discovery_behind_extension_headers_is_still_checked() {
 }
 
 #[test]
-fn a_fragmented_neighbour_advertisement_passes_since_receivers_ignore_it() {
-    // RFC 6980: nodes drop neighbour discovery that comes in fragments
-    // (Linux: suppress_frag_ndisc = 1), so the bridge need not reassemble.
+fn fragmented_neighbour_discovery_from_an_endpoint_is_dropped_as_malformed() {
+    // RFC 6980: neighbour discovery is never fragmented; receivers drop
+    // it, and so does the bridge rather than trust every receiver to.
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    for f in [
+        na(me, lla(me), ip6(1, 2), Some(me)),
+        na(me, lla(me), ip6(1, 1), Some(me)),
+        ns(me, lla(me), ip6(1, 2), Some(me)),
+        ndp(
+            me,
+            lla(me),
+            &Icmpv6Repr::RouterSolicit { lladdr: Some(me) },
+            &[],
+        ),
+    ] {
+        for (offset, more) in [(0, true), (0, false)] {
+            assert_refused(
+                &mut b,
+                ep,
+                &fragmented(&f, offset, more),
+                DropReason::Malformed,
+            );
+        }
+        let hbh = with_ext_headers(&f, &[(IpProtocol::HOP_BY_HOP, options_header())]);
+        assert_refused(
+            &mut b,
+            ep,
+            &fragmented(&hbh, 0, true),
+            DropReason::Malformed,
+        );
+    }
+}
+
+#[test]
+fn a_first_fragment_without_its_whole_header_chain_is_dropped_as_malformed() {
+    // RFC 7112: the first fragment carries every header up to and
+    // including the upper-layer one; without them nobody can check it.
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    let good = na(me, lla(me), ip6(1, 1), Some(me));
+    let chain = fragmented(
+        &with_ext_headers(&good, &[(IpProtocol::IPV6_OPTS, options_header())]),
+        0,
+        true,
+    );
+    let mut overrun = chain.clone();
+    // The Destination Options header after the Fragment header claims
+    // more bytes than the fragment holds.
+    overrun[14 + 40 + 8 + 1] = 200;
+    assert_refused(&mut b, ep, &overrun, DropReason::Malformed);
+    // A UDP header cut short in a first fragment.
+    let udp = ipv6_raw(
+        mac(1, 2),
+        me,
+        ip6(1, 1),
+        ip6(1, 2),
+        IpProtocol::UDP,
+        &[0; 4],
+    );
+    assert_refused(
+        &mut b,
+        ep,
+        &fragmented(&udp, 0, true),
+        DropReason::Malformed,
+    );
+}
+
+#[test]
+fn fragments_of_other_traffic_pass() {
     let (mut b, ep, tr) = secured();
     let me = mac(1, 1);
-    let frag = [(IpProtocol::IPV6_FRAG, vec![0, 0, 0, 0, 0, 0, 0, 1])];
-    let f = with_ext_headers(&na(me, lla(me), ip6(1, 2), Some(me)), &frag);
-    assert_eq!(forwarded_to(&mut b, ep, &f), vec![tr]);
+    let echo = ndp(
+        me,
+        ip6(1, 1),
+        &Icmpv6Repr::Other {
+            msg_type: Icmpv6Message::ECHO_REQUEST,
+            code: 0,
+        },
+        &[0; 1200],
+    );
+    let udp = ipv6_raw(
+        mac(1, 2),
+        me,
+        ip6(1, 1),
+        ip6(1, 2),
+        IpProtocol::UDP,
+        &[0; 64],
+    );
+    for f in [
+        fragmented(&echo, 0, true),
+        fragmented(&udp, 0, true),
+        // A later fragment is the middle of a packet: without its first
+        // fragment it is nothing, whatever its bytes look like.
+        fragmented(&na(me, lla(me), ip6(1, 2), Some(me)), 1232, false),
+    ] {
+        assert_eq!(forwarded_to(&mut b, ep, &f), vec![tr]);
+    }
+    // Still from the endpoint's own address.
+    let mut fresh = secured();
+    let foreign = ipv6_raw(
+        mac(1, 2),
+        me,
+        ip6(1, 2),
+        ip6(1, 3),
+        IpProtocol::UDP,
+        &[0; 64],
+    );
+    assert_refused(
+        &mut fresh.0,
+        fresh.1,
+        &fragmented(&foreign, 8, false),
+        DropReason::SpoofedIp,
+    );
 }
 
 #[test]
@@ -1176,4 +1283,805 @@ fn explanations_say_which_neighbour_discovery_rule_refused_a_frame() {
         assert!(text.contains("port security: "), "{text}");
         assert!(text.ends_with("-> dropped, not learned"), "{text}");
     }
+}
+
+// ---- IPv6 sources: link-local spoofing and the unspecified address ----
+
+/// A Packet Too Big (RFC 4443 section 3.2) from `src_ip` saying the path
+/// MTU towards `victim` is `mtu`, quoting the start of a packet.
+fn packet_too_big(src: MacAddr, src_ip: Ipv6Addr, victim: Ipv6Addr, mtu: u32) -> Vec<u8> {
+    let mut body = mtu.to_be_bytes().to_vec();
+    let quoted = ipv6_raw(src, src, victim, src_ip, IpProtocol::UDP, &[0; 8]);
+    body.extend_from_slice(&quoted[14..]);
+    let f = ndp(
+        src,
+        src_ip,
+        &Icmpv6Repr::Other {
+            msg_type: Icmpv6Message::PACKET_TOO_BIG,
+            code: 0,
+        },
+        &body,
+    );
+    let mut f = f;
+    // Unicast to the victim, as the attack sends it.
+    f[..6].copy_from_slice(&mac(1, 2).0);
+    f
+}
+
+#[test]
+fn a_packet_too_big_from_another_stations_link_local_address_is_dropped() {
+    // The finding: a container sent a Packet Too Big from a link-local
+    // address that was not its own and lowered a peer's path MTU.
+    let (mut b, ep, tr) = secured();
+    let me = mac(1, 1);
+    for forged in [lla(mac(1, 2)), "fe80::1".parse().unwrap()] {
+        assert_refused(
+            &mut b,
+            ep,
+            &packet_too_big(me, forged, ip6(1, 2), 1280),
+            DropReason::SpoofedIp,
+        );
+    }
+    for own in [lla(me), ip6(1, 1)] {
+        assert_eq!(
+            forwarded_to(&mut b, ep, &packet_too_big(me, own, ip6(1, 2), 1280)),
+            vec![tr]
+        );
+    }
+}
+
+/// An MLD message (`msg`) with `body`, behind the Hop-by-Hop header with
+/// the Router Alert option that MLD requires.
+fn mld(src: MacAddr, src_ip: Ipv6Addr, msg: Icmpv6Message, body: &[u8]) -> Vec<u8> {
+    let f = ndp(
+        src,
+        src_ip,
+        &Icmpv6Repr::Other {
+            msg_type: msg,
+            code: 0,
+        },
+        body,
+    );
+    // Router Alert (type 5, length 2, value 0) and PadN.
+    with_ext_headers(
+        &f,
+        &[(IpProtocol::HOP_BY_HOP, vec![0, 0, 5, 2, 0, 0, 1, 0])],
+    )
+}
+
+#[test]
+fn the_unspecified_source_is_only_for_dad_router_solicitation_and_mld() {
+    let (mut b, ep, tr) = secured();
+    let me = mac(1, 1);
+    let any = Ipv6Addr::UNSPECIFIED;
+    for f in [
+        ns(me, any, ip6(1, 1), None),
+        ndp(me, any, &Icmpv6Repr::RouterSolicit { lladdr: None }, &[]),
+        mld(me, any, Icmpv6Message::MLDV2_REPORT, &[0; 24]),
+        mld(me, any, Icmpv6Message::MLD_REPORT, &[0; 20]),
+        mld(me, any, Icmpv6Message::MLD_DONE, &[0; 20]),
+    ] {
+        assert_eq!(forwarded_to(&mut b, ep, &f), vec![tr]);
+    }
+    let echo = ndp(
+        me,
+        any,
+        &Icmpv6Repr::Other {
+            msg_type: Icmpv6Message::ECHO_REQUEST,
+            code: 0,
+        },
+        &[0; 4],
+    );
+    let (mut b, ep, _) = secured();
+    for f in [
+        echo,
+        mld(me, any, Icmpv6Message::MLD_QUERY, &[0; 20]),
+        ipv6_raw(mac(1, 2), me, any, ip6(1, 2), IpProtocol::UDP, &[0; 8]),
+        ipv6_raw(mac(1, 2), me, any, ip6(1, 2), IpProtocol::TCP, &[0; 20]),
+        ipv6_raw(mac(1, 2), me, any, ip6(1, 2), IpProtocol(59), &[]),
+        fragmented(
+            &ipv6_raw(mac(1, 2), me, any, ip6(1, 2), IpProtocol::UDP, &[0; 8]),
+            0,
+            true,
+        ),
+    ] {
+        assert_refused(&mut b, ep, &f, DropReason::SpoofedIp);
+    }
+}
+
+#[test]
+fn a_linux_interface_coming_up_passes_port_security() {
+    // What a Linux network namespace sends when its interface comes up
+    // with the endpoint's MAC and address (captured from kernel 6.x,
+    // addr_gen_mode 0): MLDv2 reports and duplicate address detection
+    // from ::, then reports and a router solicitation from the MAC-derived
+    // link-local address.
+    let (mut b, ep, tr) = secured();
+    let me = mac(1, 1);
+    let any = Ipv6Addr::UNSPECIFIED;
+    for f in [
+        mld(me, any, Icmpv6Message::MLDV2_REPORT, &[0; 24]),
+        ns(me, any, lla(me), None),
+        ns(me, any, ip6(1, 1), None),
+        mld(me, lla(me), Icmpv6Message::MLDV2_REPORT, &[0; 44]),
+        ndp(
+            me,
+            lla(me),
+            &Icmpv6Repr::RouterSolicit { lladdr: Some(me) },
+            &[],
+        ),
+        ns(me, ip6(1, 1), ip6(1, 2), Some(me)),
+        na(me, ip6(1, 1), ip6(1, 1), Some(me)),
+    ] {
+        assert_eq!(forwarded_to(&mut b, ep, &f), vec![tr]);
+    }
+}
+
+#[test]
+fn explanations_say_why_an_ipv6_source_or_fragment_was_refused() {
+    let (mut b, ep, _) = secured();
+    let me = mac(1, 1);
+    let mut out = b.egress();
+    let udp_from = |ip| ipv6_raw(mac(1, 2), me, ip, ip6(1, 2), IpProtocol::UDP, &[0; 8]);
+    let cases = [
+        (
+            packet_too_big(me, lla(mac(1, 2)), ip6(1, 2), 1280),
+            "packet too big from fe80::42:aff:fe00:102, which is neither the endpoint's \
+             address nor the link-local address of its MAC",
+        ),
+        (
+            udp_from("fe80::1".parse().unwrap()),
+            "IPv6 packet from fe80::1, which is neither",
+        ),
+        (
+            udp_from(Ipv6Addr::UNSPECIFIED),
+            "IPv6 packet from ::, which only duplicate address detection",
+        ),
+        (
+            fragmented(&na(me, lla(me), ip6(1, 1), Some(me)), 0, true),
+            "neighbour advertisement in a fragment, which receivers must ignore (RFC 6980)",
+        ),
+        (
+            fragmented(
+                &ipv6_raw(
+                    mac(1, 2),
+                    me,
+                    ip6(1, 1),
+                    ip6(1, 2),
+                    IpProtocol::UDP,
+                    &[0; 4],
+                ),
+                0,
+                true,
+            ),
+            "first fragment without the whole header chain (RFC 7112)",
+        ),
+    ];
+    for (f, want) in cases {
+        let d = b.process(T0, ep, &f, &mut out);
+        assert!(!d.is_forwarded());
+        let text = b.explain(ep, &f, d, &out).to_string();
+        assert!(text.contains(want), "{text}");
+        assert!(text.contains("port security: "), "{text}");
+    }
+}
+
+// ---- split horizon ----
+
+/// A trunk in segment 1 that belongs to horizon group `g`.
+fn tunnel(g: u32) -> PortConfig {
+    PortConfig {
+        horizon: Some(HorizonGroup(g)),
+        ..trunk(1)
+    }
+}
+
+#[test]
+fn a_flood_from_a_horizon_group_skips_the_other_ports_of_the_group() {
+    let mut b = bridge();
+    let local = b.add_port(endpoint(1, 1));
+    let t1 = b.add_port(tunnel(7));
+    let t2 = b.add_port(tunnel(7));
+    let t3 = b.add_port(tunnel(7));
+    let other = b.add_port(trunk(1));
+    for dst in [
+        MacAddr::BROADCAST,
+        MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+        mac(1, 9),
+    ] {
+        let (d, out) = send(&mut b, T0, t2, &raw(dst, mac(1, 20)));
+        assert!(matches!(d.action, Action::Flood(_)), "{d}");
+        assert_eq!(out, vec![local, other], "never into another tunnel");
+    }
+    assert_eq!(b.counters(t1).unwrap().tx_frames, 0);
+    assert_eq!(b.counters(t3).unwrap().tx_frames, 0);
+    // From outside the group, a flood reaches every tunnel.
+    let (_, out) = send(&mut b, T0, local, &raw(MacAddr::BROADCAST, mac(1, 1)));
+    assert_eq!(out, vec![t1, t2, t3, other]);
+}
+
+#[test]
+fn known_unicast_between_ports_of_one_horizon_group_is_dropped_and_counted() {
+    let mut b = bridge();
+    let t1 = b.add_port(tunnel(7));
+    let t2 = b.add_port(tunnel(7));
+    let local = b.add_port(trunk(1));
+    send(&mut b, T0, t2, &raw(MacAddr::BROADCAST, mac(1, 2)));
+    let (d, out) = send(&mut b, T0, t1, &raw(mac(1, 2), mac(1, 1)));
+    assert_eq!(d.action, Action::Drop(DropReason::SplitHorizon));
+    assert_eq!(
+        d.learn,
+        LearnOutcome::Learned,
+        "the source is still learned"
+    );
+    assert!(out.is_empty());
+    assert_eq!(dropped(&b, t1, DropReason::SplitHorizon), 1);
+    // The same destination is reachable from outside the group.
+    let (d, _) = send(&mut b, T0, local, &raw(mac(1, 2), mac(1, 3)));
+    assert_eq!(d.action, Action::Unicast(t2));
+    // And a tunnel reaches local stations.
+    let (d, _) = send(&mut b, T0, t1, &raw(mac(1, 3), mac(1, 1)));
+    assert_eq!(d.action, Action::Unicast(local));
+}
+
+#[test]
+fn ports_of_different_horizon_groups_exchange_frames() {
+    let mut b = bridge();
+    let a = b.add_port(tunnel(1));
+    let c = b.add_port(tunnel(2));
+    send(&mut b, T0, c, &raw(MacAddr::BROADCAST, mac(1, 2)));
+    let (d, out) = send(&mut b, T0, a, &raw(mac(1, 2), mac(1, 1)));
+    assert_eq!(d.action, Action::Unicast(c));
+    assert_eq!(out, vec![c]);
+    let (_, out) = send(&mut b, T0, a, &raw(MacAddr::BROADCAST, mac(1, 1)));
+    assert_eq!(out, vec![c]);
+}
+
+#[test]
+fn a_flood_only_the_ingress_group_could_receive_is_dropped_as_split_horizon() {
+    let mut b = bridge();
+    let t1 = b.add_port(tunnel(7));
+    b.add_port(tunnel(7));
+    let (d, out) = send(&mut b, T0, t1, &raw(MacAddr::BROADCAST, mac(1, 1)));
+    assert_eq!(d.action, Action::Drop(DropReason::SplitHorizon));
+    assert!(out.is_empty());
+    // Alone in its segment, a grouped port has simply no one to flood to.
+    let mut lone = bridge();
+    let t = lone.add_port(tunnel(7));
+    let (d, _) = send(&mut lone, T0, t, &raw(MacAddr::BROADCAST, mac(1, 1)));
+    assert_eq!(d.action, Action::Drop(DropReason::NoDestination));
+}
+
+#[test]
+fn horizon_groups_do_not_reach_across_segments() {
+    let mut b = bridge();
+    let t1 = b.add_port(tunnel(7));
+    let t2 = b.add_port(PortConfig {
+        segment: SegmentId(2),
+        ..tunnel(7)
+    });
+    let l2 = b.add_port(trunk(2));
+    let (_, out) = send(&mut b, T0, t2, &raw(MacAddr::BROADCAST, mac(2, 1)));
+    assert_eq!(out, vec![l2]);
+    assert_eq!(b.counters(t1).unwrap().tx_frames, 0);
+}
+
+#[test]
+fn explanations_name_the_horizon_group() {
+    let mut b = bridge();
+    let local = b.add_port(trunk(1));
+    let t1 = b.add_port(tunnel(7));
+    let t2 = b.add_port(tunnel(7));
+    let mut out = b.egress();
+    let f = raw(MacAddr::BROADCAST, mac(1, 2));
+    let d = b.process(T0, t2, &f, &mut out);
+    assert_eq!(
+        b.explain(t2, &f, d, &out).to_string(),
+        format!(
+            "{t2} (trunk1) in seg1: src 02:42:0a:00:01:02 learned on {t2}; dst is broadcast \
+             -> flooded to 1 port ({local}); not to {t1} (horizon7, like {t2})"
+        )
+    );
+    let f = raw(mac(1, 2), mac(1, 1));
+    let d = b.process(T0, t1, &f, &mut out);
+    let text = b.explain(t1, &f, d, &out).to_string();
+    assert!(
+        text.ends_with(&format!(
+            "dst 02:42:0a:00:01:02 learned on {t2}, which is in horizon7 like {t1} \
+             -> dropped (split horizon)"
+        )),
+        "{text}"
+    );
+}
+
+// ---- static FDB entries ----
+
+const FAR: Instant = Instant::from_secs(1_000_000);
+
+#[test]
+fn a_static_entry_sends_known_unicast_to_its_port_without_learning() {
+    let (mut b, p) = trunks(3);
+    b.add_static_entry(T0, SegmentId(1), mac(1, 9), p[2])
+        .unwrap();
+    let (d, out) = send(&mut b, T0, p[0], &raw(mac(1, 9), mac(1, 1)));
+    assert_eq!(d.action, Action::Unicast(p[2]));
+    assert_eq!(out, vec![p[2]]);
+    assert_eq!(b.lookup(T0, SegmentId(1), mac(1, 9)), Some(p[2]));
+}
+
+#[test]
+fn a_static_entry_never_ages() {
+    let (mut b, p) = trunks(2);
+    b.add_static_entry(T0, SegmentId(1), mac(1, 9), p[1])
+        .unwrap();
+    assert_eq!(b.expire(FAR), 0);
+    assert_eq!(b.lookup(FAR, SegmentId(1), mac(1, 9)), Some(p[1]));
+    let (d, _) = send(&mut b, FAR, p[0], &raw(mac(1, 9), mac(1, 1)));
+    assert_eq!(d.action, Action::Unicast(p[1]));
+}
+
+#[test]
+fn a_frame_from_another_port_does_not_move_a_static_entry_and_is_counted() {
+    let (mut b, p) = trunks(3);
+    b.add_static_entry(T0, SegmentId(1), mac(1, 9), p[2])
+        .unwrap();
+    let (d, out) = send(&mut b, T0, p[1], &raw(MacAddr::BROADCAST, mac(1, 9)));
+    assert_eq!(d.learn, LearnOutcome::StaticConflict { owner: p[2] });
+    assert_eq!(
+        d.action,
+        Action::Flood(FloodReason::Broadcast),
+        "the frame itself is still forwarded"
+    );
+    assert_eq!(out, vec![p[0], p[2]]);
+    assert_eq!(b.stats().static_conflicts, 1);
+    assert_eq!(b.stats().moved, 0);
+    assert_eq!(b.lookup(T0, SegmentId(1), mac(1, 9)), Some(p[2]));
+    // From its own port the station is simply known.
+    let (d, _) = send(&mut b, T0, p[2], &raw(MacAddr::BROADCAST, mac(1, 9)));
+    assert_eq!(d.learn, LearnOutcome::Static);
+}
+
+#[test]
+fn static_entries_do_not_count_against_the_learning_capacity() {
+    let mut b = Bridge::new(BridgeConfig {
+        fdb_capacity_per_segment: 2,
+        ..BridgeConfig::default()
+    });
+    let p: Vec<PortId> = (0..2).map(|_| b.add_port(trunk(1))).collect();
+    for n in 100..110 {
+        b.add_static_entry(T0, SegmentId(1), mac(1, n), p[1])
+            .unwrap();
+    }
+    assert_eq!(b.fdb_segment_len(SegmentId(1)), 0);
+    assert_eq!(b.fdb_len(), 10);
+    // Learning still has its full room, and a MAC flood evicts nothing.
+    for n in 1..=20 {
+        send(&mut b, T0, p[0], &raw(MacAddr::BROADCAST, mac(1, n)));
+    }
+    assert_eq!(b.stats().learned, 2);
+    assert_eq!(b.stats().refused_full, 18);
+    for n in 100..110 {
+        assert_eq!(b.lookup(T0, SegmentId(1), mac(1, n)), Some(p[1]));
+    }
+}
+
+#[test]
+fn a_static_entry_replaces_a_learned_one() {
+    let mut b = Bridge::new(BridgeConfig {
+        fdb_capacity_per_segment: 1,
+        ..BridgeConfig::default()
+    });
+    let p: Vec<PortId> = (0..3).map(|_| b.add_port(trunk(1))).collect();
+    send(&mut b, T0, p[0], &raw(MacAddr::BROADCAST, mac(1, 9)));
+    b.add_static_entry(T0, SegmentId(1), mac(1, 9), p[2])
+        .unwrap();
+    assert_eq!(b.lookup(T0, SegmentId(1), mac(1, 9)), Some(p[2]));
+    assert_eq!(b.fdb_segment_len(SegmentId(1)), 0, "room to learn again");
+    let (d, _) = send(&mut b, T0, p[0], &raw(MacAddr::BROADCAST, mac(1, 1)));
+    assert_eq!(d.learn, LearnOutcome::Learned);
+}
+
+#[test]
+fn static_entries_vanish_with_their_port() {
+    let (mut b, p) = trunks(3);
+    b.add_static_entry(T0, SegmentId(1), mac(1, 9), p[2])
+        .unwrap();
+    b.remove_port(p[2]);
+    assert_eq!(b.lookup(T0, SegmentId(1), mac(1, 9)), None);
+    assert_eq!(b.fdb_len(), 0);
+    assert_eq!(b.stats().purged, 1);
+    let (d, _) = send(&mut b, T0, p[0], &raw(mac(1, 9), mac(1, 1)));
+    assert_eq!(d.action, Action::Flood(FloodReason::UnknownUnicast));
+}
+
+#[test]
+fn static_entries_are_listed_marked_static() {
+    let (mut b, p) = trunks(2);
+    send(&mut b, T0, p[0], &raw(MacAddr::BROADCAST, mac(1, 1)));
+    b.add_static_entry(T0, SegmentId(1), mac(1, 9), p[1])
+        .unwrap();
+    let entries = b.fdb_entries();
+    assert_eq!(entries.len(), 2);
+    assert_eq!((entries[0].mac, entries[0].is_static), (mac(1, 1), false));
+    assert_eq!(
+        (entries[1].mac, entries[1].port, entries[1].is_static),
+        (mac(1, 9), p[1], true)
+    );
+    assert!(entries[1].to_string().contains("static"), "{}", entries[1]);
+}
+
+#[test]
+fn removing_a_static_entry_forgets_the_station_but_not_learned_ones() {
+    let (mut b, p) = trunks(2);
+    b.add_static_entry(T0, SegmentId(1), mac(1, 9), p[1])
+        .unwrap();
+    send(&mut b, T0, p[0], &raw(MacAddr::BROADCAST, mac(1, 1)));
+    assert_eq!(b.remove_static_entry(SegmentId(1), mac(1, 9)), Some(p[1]));
+    assert_eq!(b.lookup(T0, SegmentId(1), mac(1, 9)), None);
+    assert_eq!(b.remove_static_entry(SegmentId(1), mac(1, 9)), None);
+    assert_eq!(
+        b.remove_static_entry(SegmentId(1), mac(1, 1)),
+        None,
+        "a learned entry is not static"
+    );
+    assert_eq!(b.lookup(T0, SegmentId(1), mac(1, 1)), Some(p[0]));
+}
+
+#[test]
+fn static_entries_need_a_live_port_of_their_segment_and_a_unicast_mac() {
+    let mut b = bridge();
+    let p1 = b.add_port(trunk(1));
+    let p2 = b.add_port(trunk(2));
+    assert_eq!(
+        b.add_static_entry(T0, SegmentId(1), mac(1, 9), p2),
+        Err(StaticEntryError::WrongSegment {
+            port: p2,
+            segment: SegmentId(1),
+            actual: SegmentId(2)
+        })
+    );
+    assert_eq!(
+        b.add_static_entry(T0, SegmentId(1), mac(1, 9), PortId(99)),
+        Err(StaticEntryError::UnknownPort(PortId(99)))
+    );
+    for bad in [
+        MacAddr::BROADCAST,
+        MacAddr::ZERO,
+        MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+    ] {
+        assert_eq!(
+            b.add_static_entry(T0, SegmentId(1), bad, p1),
+            Err(StaticEntryError::NotUnicast(bad))
+        );
+    }
+    assert_eq!(b.fdb_len(), 0);
+}
+
+#[test]
+fn split_horizon_applies_to_static_destinations() {
+    // The overlay case: remote stations programmed on tunnel ports are
+    // never reached from another tunnel.
+    let mut b = bridge();
+    let t1 = b.add_port(tunnel(7));
+    let t2 = b.add_port(tunnel(7));
+    b.add_static_entry(T0, SegmentId(1), mac(1, 9), t2).unwrap();
+    let (d, _) = send(&mut b, T0, t1, &raw(mac(1, 9), mac(1, 1)));
+    assert_eq!(d.action, Action::Drop(DropReason::SplitHorizon));
+}
+
+#[test]
+fn explanations_say_an_entry_is_static() {
+    let (mut b, p) = trunks(3);
+    b.add_static_entry(T0, SegmentId(1), mac(1, 9), p[2])
+        .unwrap();
+    let mut out = b.egress();
+    let f = raw(mac(1, 9), mac(1, 1));
+    let d = b.process(T0, p[0], &f, &mut out);
+    let text = b.explain(p[0], &f, d, &out).to_string();
+    assert!(
+        text.ends_with(&format!(
+            "dst 02:42:0a:00:01:09 is a static entry on {} -> unicast to {} (trunk1)",
+            p[2], p[2]
+        )),
+        "{text}"
+    );
+    let f = raw(MacAddr::BROADCAST, mac(1, 9));
+    let d = b.process(T0, p[1], &f, &mut out);
+    let text = b.explain(p[1], &f, d, &out).to_string();
+    assert!(
+        text.contains(&format!(
+            "src 02:42:0a:00:01:09 is a static entry on {}, not moved to {}",
+            p[2], p[1]
+        )),
+        "{text}"
+    );
+}
+
+// ---- router (gateway) ports ----
+
+const GW4: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 254);
+const GW4B: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 254);
+
+fn gw6() -> Ipv6Addr {
+    ip6(1, 0xfe)
+}
+
+fn gw_mac() -> MacAddr {
+    mac(1, 0xfe)
+}
+
+/// Segment 1 with a router port (the gateway) and an endpoint.
+fn routed() -> (Bridge, PortId, PortId) {
+    let mut b = bridge();
+    let gw = b.add_port(PortConfig {
+        binding: PortBinding::Router {
+            mac: gw_mac(),
+            ipv4: vec![GW4, GW4B],
+            ipv6: vec![gw6()],
+        },
+        label: "gateway".into(),
+        ..trunk(1)
+    });
+    let ep = b.add_port(endpoint(1, 1));
+    (b, gw, ep)
+}
+
+#[test]
+fn a_router_forwards_packets_from_any_source_address() {
+    let (mut b, gw, ep) = routed();
+    let me = gw_mac();
+    for f in [
+        ipv4(mac(1, 1), me, Ipv4Addr::new(8, 8, 8, 8), ip4(1, 1)),
+        ipv6_raw(
+            mac(1, 1),
+            me,
+            "2001:db8::53".parse().unwrap(),
+            ip6(1, 1),
+            IpProtocol::UDP,
+            &[0; 8],
+        ),
+        ipv6_raw(
+            mac(1, 1),
+            me,
+            "2001:db8::53".parse().unwrap(),
+            ip6(1, 1),
+            IpProtocol::TCP,
+            &[0; 20],
+        ),
+        packet_too_big(me, "2001:db8::1".parse().unwrap(), ip6(1, 1), 1400),
+        fragmented(
+            &ipv6_raw(
+                mac(1, 1),
+                me,
+                "2001:db8::53".parse().unwrap(),
+                ip6(1, 1),
+                IpProtocol::UDP,
+                &[0; 64],
+            ),
+            0,
+            true,
+        ),
+    ] {
+        assert_eq!(forwarded_to(&mut b, gw, &f), vec![ep]);
+    }
+}
+
+#[test]
+fn a_router_must_send_from_its_own_mac() {
+    let (mut b, gw, _) = routed();
+    let f = ipv4(
+        MacAddr::BROADCAST,
+        mac(1, 7),
+        Ipv4Addr::new(8, 8, 8, 8),
+        ip4(1, 1),
+    );
+    assert_refused(&mut b, gw, &f, DropReason::SpoofedMac);
+}
+
+#[test]
+fn a_router_answers_arp_only_for_its_own_addresses() {
+    let (mut b, gw, ep) = routed();
+    let me = gw_mac();
+    for spa in [GW4, GW4B, Ipv4Addr::UNSPECIFIED] {
+        let f = arp(MacAddr::BROADCAST, me, me, spa, ip4(1, 1));
+        assert_eq!(forwarded_to(&mut b, gw, &f), vec![ep]);
+    }
+    let mut fresh = routed();
+    assert_refused(
+        &mut fresh.0,
+        fresh.1,
+        &arp(MacAddr::BROADCAST, me, me, ip4(1, 2), ip4(1, 1)),
+        DropReason::SpoofedIp,
+    );
+    assert_refused(
+        &mut fresh.0,
+        fresh.1,
+        &arp(MacAddr::BROADCAST, me, mac(1, 2), GW4, ip4(1, 1)),
+        DropReason::SpoofedMac,
+    );
+}
+
+#[test]
+fn a_router_speaks_neighbour_discovery_for_its_own_addresses_only() {
+    let (mut b, gw, ep) = routed();
+    let me = gw_mac();
+    for f in [
+        na(me, lla(me), gw6(), Some(me)),
+        na(me, gw6(), gw6(), Some(me)),
+        na(me, lla(me), lla(me), None),
+        ns(me, lla(me), ip6(1, 1), Some(me)),
+        ns(me, Ipv6Addr::UNSPECIFIED, gw6(), None),
+        router_message(me, lla(me), Icmpv6Message::ROUTER_ADVERT),
+        router_message(me, lla(me), Icmpv6Message::REDIRECT),
+    ] {
+        assert_eq!(forwarded_to(&mut b, gw, &f), vec![ep]);
+    }
+    let mut fresh = routed();
+    for (f, reason) in [
+        (na(me, lla(me), ip6(1, 1), Some(me)), DropReason::SpoofedIp),
+        (
+            na(me, lla(mac(1, 1)), gw6(), Some(me)),
+            DropReason::SpoofedIp,
+        ),
+        (
+            na(me, lla(me), gw6(), Some(mac(1, 1))),
+            DropReason::SpoofedMac,
+        ),
+        (
+            ns(me, "fe80::1".parse().unwrap(), ip6(1, 1), Some(me)),
+            DropReason::SpoofedIp,
+        ),
+        (
+            router_message(me, "fe80::1".parse().unwrap(), Icmpv6Message::ROUTER_ADVERT),
+            DropReason::SpoofedIp,
+        ),
+        (
+            fragmented(&na(me, lla(me), gw6(), Some(me)), 0, true),
+            DropReason::Malformed,
+        ),
+    ] {
+        assert_refused(&mut fresh.0, fresh.1, &f, reason);
+    }
+}
+
+#[test]
+fn explanations_of_router_port_security_name_the_router() {
+    let (mut b, gw, _) = routed();
+    let me = gw_mac();
+    let mut out = b.egress();
+    let f = na(me, lla(me), ip6(1, 1), Some(me));
+    let d = b.process(T0, gw, &f, &mut out);
+    let text = b.explain(gw, &f, d, &out).to_string();
+    assert!(
+        text.contains(
+            "neighbour advertisement for fd00:0:0:1::1, which is neither one of the router's \
+             addresses nor the link-local address of its MAC (the router is 02:42:0a:00:01:fe, \
+             10.0.1.254, 10.0.2.254, fd00:0:0:1::fe, fe80::42:aff:fe00:1fe)"
+        ),
+        "{text}"
+    );
+}
+
+// ---- MTU ----
+
+/// A trunk in segment 1 with layer-3 MTU `mtu`.
+fn mtu_port(mtu: u32) -> PortConfig {
+    PortConfig { mtu, ..trunk(1) }
+}
+
+/// An opaque frame whose payload (its layer-3 part) is `l3` bytes.
+fn sized(dst: MacAddr, src: MacAddr, l3: usize) -> Vec<u8> {
+    eth(dst, src, EtherType(0x88b5), &vec![0xab; l3])
+}
+
+use switchyard_switch::wire::EtherType;
+
+#[test]
+fn a_plain_frame_larger_than_the_destinations_mtu_is_not_delivered() {
+    let mut b = bridge();
+    let a = b.add_port(trunk(1));
+    let small = b.add_port(mtu_port(1400));
+    send(&mut b, T0, small, &raw(MacAddr::BROADCAST, mac(1, 2)));
+    let (d, out) = send(&mut b, T0, a, &sized(mac(1, 2), mac(1, 1), 1401));
+    assert_eq!(d.action, Action::Drop(DropReason::MtuExceeded));
+    assert!(out.is_empty());
+    assert_eq!(dropped(&b, a, DropReason::MtuExceeded), 1, "ingress drop");
+    let c = b.counters(small).unwrap();
+    assert_eq!((c.tx_frames, c.tx_mtu_exceeded), (0, 1), "egress count");
+}
+
+#[test]
+fn the_mtu_counts_the_packet_not_the_ethernet_header_or_tag() {
+    let mut b = bridge();
+    let a = b.add_port(trunk(1));
+    let small = b.add_port(mtu_port(1400));
+    send(&mut b, T0, small, &raw(MacAddr::BROADCAST, mac(1, 2)));
+    let exact = sized(mac(1, 2), mac(1, 1), 1400);
+    assert_eq!(exact.len(), 1414);
+    let (d, _) = send(&mut b, T0, a, &exact);
+    assert_eq!(d.action, Action::Unicast(small));
+    let (d, _) = send(&mut b, T0, a, &tagged(&exact, 5));
+    assert_eq!(
+        d.action,
+        Action::Unicast(small),
+        "the 802.1Q tag is not counted"
+    );
+}
+
+#[test]
+fn a_flood_skips_the_ports_whose_mtu_it_exceeds() {
+    let mut b = bridge();
+    let a = b.add_port(trunk(1));
+    let small = b.add_port(mtu_port(1400));
+    let big = b.add_port(mtu_port(9000));
+    let (d, out) = send(&mut b, T0, a, &sized(MacAddr::BROADCAST, mac(1, 1), 1500));
+    assert_eq!(d.action, Action::Flood(FloodReason::Broadcast));
+    assert_eq!(out, vec![big]);
+    assert_eq!(b.counters(small).unwrap().tx_mtu_exceeded, 1);
+    assert_eq!(b.counters(a).unwrap().dropped(), 0, "it went somewhere");
+}
+
+#[test]
+fn a_flood_too_big_for_every_port_is_dropped_as_mtu_exceeded() {
+    let mut b = bridge();
+    let a = b.add_port(trunk(1));
+    b.add_port(mtu_port(1400));
+    b.add_port(tunnel(3));
+    let (d, out) = send(&mut b, T0, a, &sized(mac(1, 9), mac(1, 1), 1600));
+    assert_eq!(d.action, Action::Drop(DropReason::MtuExceeded));
+    assert!(out.is_empty());
+    assert_eq!(dropped(&b, a, DropReason::MtuExceeded), 1);
+}
+
+#[test]
+fn gso_super_frames_skip_the_mtu_check_but_not_the_frame_limit() {
+    let mut b = bridge();
+    let a = b.add_port(trunk(1));
+    let small = b.add_port(mtu_port(1500));
+    send(&mut b, T0, small, &raw(MacAddr::BROADCAST, mac(1, 2)));
+    let gso = sized(mac(1, 2), mac(1, 1), 64_000);
+    let mut out = b.egress();
+    let d = b.process_with(T0, a, &gso, FrameMeta::GSO, &mut out);
+    assert_eq!(d.action, Action::Unicast(small));
+    assert_eq!(out.ports(), &[small][..]);
+    let d = b.process_with(T0, a, &gso, FrameMeta::PLAIN, &mut out);
+    assert_eq!(d.action, Action::Drop(DropReason::MtuExceeded));
+    let d = b.process(T0, a, &gso, &mut out);
+    assert_eq!(
+        d.action,
+        Action::Drop(DropReason::MtuExceeded),
+        "process is plain"
+    );
+    let huge = sized(mac(1, 2), mac(1, 1), 70_000);
+    let d = b.process_with(T0, a, &huge, FrameMeta::GSO, &mut out);
+    assert_eq!(d.action, Action::Drop(DropReason::Oversized));
+}
+
+#[test]
+fn explanations_say_which_mtu_a_frame_exceeded() {
+    let mut b = bridge();
+    let a = b.add_port(trunk(1));
+    let small = b.add_port(mtu_port(1400));
+    let big = b.add_port(mtu_port(9000));
+    let mut out = b.egress();
+    let f = sized(MacAddr::BROADCAST, mac(1, 1), 1500);
+    let d = b.process(T0, a, &f, &mut out);
+    assert!(
+        b.explain(a, &f, d, &out).to_string().ends_with(&format!(
+            "-> flooded to 1 port ({big}); not to {small} (MTU 1400): a 1500-byte packet"
+        )),
+        "{}",
+        b.explain(a, &f, d, &out)
+    );
+    send(&mut b, T0, small, &raw(MacAddr::BROADCAST, mac(1, 2)));
+    let f = sized(mac(1, 2), mac(1, 1), 1500);
+    let d = b.process(T0, a, &f, &mut out);
+    let text = b.explain(a, &f, d, &out).to_string();
+    assert!(
+        text.ends_with(&format!(
+            "dst 02:42:0a:00:01:02 learned on {small}, but a 1500-byte packet exceeds its \
+             1400-byte MTU -> dropped"
+        )),
+        "{text}"
+    );
 }

@@ -86,6 +86,8 @@ impl Driver for BridgeDriver {
                 segment,
                 binding,
                 label: format!("{}/{}", endpoint.name, endpoint.ifname),
+                mtu: network.mtu,
+                horizon: None,
             },
             backend: BackendPlan::SandboxInterface(InterfacePlan {
                 ifname: endpoint.ifname.clone(),
@@ -114,6 +116,8 @@ impl Driver for BridgeDriver {
                 segment,
                 binding: PortBinding::Trunk,
                 label: format!("cable:{}", peer.link),
+                mtu: network.mtu,
+                horizon: None,
             },
             backend: BackendPlan::PeerLink {
                 peer: peer.name.clone(),

@@ -66,10 +66,21 @@ pub const LINK_LAYER_OPTION_LEN: usize = 8;
 pub struct Message(pub u8);
 
 impl Message {
+    /// Packet Too Big: lowers the receiver's path MTU towards the packet's
+    /// source, so it matters who may send it.
+    pub const PACKET_TOO_BIG: Message = Message(2);
     /// Echo request (`ping`).
     pub const ECHO_REQUEST: Message = Message(128);
     /// Echo reply.
     pub const ECHO_REPLY: Message = Message(129);
+    /// Multicast Listener Query (MLDv1 and v2, RFC 2710 / RFC 3810).
+    pub const MLD_QUERY: Message = Message(130);
+    /// MLDv1 Multicast Listener Report (RFC 2710).
+    pub const MLD_REPORT: Message = Message(131);
+    /// MLDv1 Multicast Listener Done (RFC 2710).
+    pub const MLD_DONE: Message = Message(132);
+    /// MLDv2 Multicast Listener Report (RFC 3810).
+    pub const MLDV2_REPORT: Message = Message(143);
     /// Router Solicitation: a host asks routers to advertise.
     pub const ROUTER_SOLICIT: Message = Message(133);
     /// Router Advertisement: a router announces itself, prefixes and
@@ -106,6 +117,16 @@ impl Message {
     pub const fn has_target(self) -> bool {
         matches!(self.0, 135..=137)
     }
+
+    /// True for the messages a host may send from the unspecified address
+    /// `::` because it has no usable address yet: a duplicate address
+    /// detection probe (Neighbor Solicitation, RFC 4862 section 5.4.2), a
+    /// Router Solicitation (RFC 4861 section 6.3.7), and MLD reports and
+    /// dones (RFC 3590 section 4, RFC 3810 section 5.2.13; Linux sends
+    /// them from `::` while its link-local address is tentative).
+    pub const fn may_come_from_unspecified(self) -> bool {
+        matches!(self.0, 131 | 132 | 133 | 135 | 143)
+    }
 }
 
 impl fmt::Display for Message {
@@ -113,6 +134,10 @@ impl fmt::Display for Message {
         match *self {
             Message::ECHO_REQUEST => f.write_str("echo request"),
             Message::ECHO_REPLY => f.write_str("echo reply"),
+            Message::PACKET_TOO_BIG => f.write_str("packet too big"),
+            Message::MLD_QUERY => f.write_str("multicast listener query"),
+            Message::MLD_REPORT | Message::MLDV2_REPORT => f.write_str("multicast listener report"),
+            Message::MLD_DONE => f.write_str("multicast listener done"),
             Message::ROUTER_SOLICIT => f.write_str("router solicitation"),
             Message::ROUTER_ADVERT => f.write_str("router advertisement"),
             Message::NEIGHBOR_SOLICIT => f.write_str("neighbour solicitation"),

@@ -1,8 +1,14 @@
-//! IPv6 fixed headers (RFC 8200), the walk over the extension headers that
-//! may sit between them and an upper-layer header, and the link-local
-//! address a station derives from its MAC. Port security needs the source
-//! address, and for ICMPv6 neighbour discovery the message behind any
-//! extension headers.
+//! IPv6 fixed headers (RFC 8200), the Fragment header, the walk over the
+//! extension headers that may sit between them and an upper-layer header,
+//! and the link-local address a station derives from its MAC. Port
+//! security needs the source address, and for ICMPv6 neighbour discovery
+//! the message behind any extension headers, fragmentation included.
+//!
+//! ```text
+//! fixed header:    version/class/flow(4) payload length(2) next(1) hops(1)
+//!                  source(16) destination(16)
+//! Fragment header: next(1) reserved(1) offset(13 bits)|res(2)|M(1) ident(4)
+//! ```
 
 use super::{Field, IpProtocol, Rest, Result, WireError};
 use crate::mac::MacAddr;
@@ -209,6 +215,268 @@ impl Repr {
     }
 }
 
+/// Byte offsets of the Fragment header (RFC 8200 section 4.5).
+pub mod frag_field {
+    use super::Field;
+    /// Next header (of the fragmentable part).
+    pub const NXT_HDR: usize = 0;
+    /// Reserved, zero.
+    pub const RESERVED: usize = 1;
+    /// Fragment offset in 8-octet units (13 bits), two reserved bits, and
+    /// the M ("more fragments") flag in the lowest bit.
+    pub const OFFSET_FLAGS: Field = 2..4;
+    /// Identification, shared by the fragments of one packet.
+    pub const IDENT: Field = 4..8;
+}
+
+/// Length of the Fragment header.
+pub const FRAGMENT_HEADER_LEN: usize = frag_field::IDENT.end;
+
+/// A read/write view of an IPv6 Fragment header and the fragment data
+/// after it.
+#[derive(Debug, Clone)]
+pub struct FragmentHeader<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> FragmentHeader<T> {
+    /// Wraps a buffer without checking it.
+    pub const fn new_unchecked(buffer: T) -> FragmentHeader<T> {
+        FragmentHeader { buffer }
+    }
+
+    /// Wraps a buffer that holds at least the 8-byte header.
+    pub fn new_checked(buffer: T) -> Result<FragmentHeader<T>> {
+        let h = Self::new_unchecked(buffer);
+        h.check_len()?;
+        Ok(h)
+    }
+
+    /// Ensures the header fits in the buffer.
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < FRAGMENT_HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        Ok(())
+    }
+
+    /// Next header of the fragmentable part (in the first fragment, the
+    /// header that follows; in later ones, what the first one holds).
+    pub fn next_header(&self) -> IpProtocol {
+        IpProtocol(self.buffer.as_ref()[frag_field::NXT_HDR])
+    }
+
+    fn offset_flags(&self) -> u16 {
+        let b = &self.buffer.as_ref()[frag_field::OFFSET_FLAGS];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    /// Where this fragment's data sits in the original packet's
+    /// fragmentable part, in bytes (a multiple of 8). Zero for the first
+    /// fragment.
+    pub fn offset(&self) -> u16 {
+        self.offset_flags() & 0xfff8
+    }
+
+    /// The M flag: more fragments follow.
+    pub fn more_fragments(&self) -> bool {
+        self.offset_flags() & 1 != 0
+    }
+
+    /// Identification.
+    pub fn ident(&self) -> u32 {
+        let b = &self.buffer.as_ref()[frag_field::IDENT];
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> FragmentHeader<&'a T> {
+    /// The fragment data after the header.
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[FRAGMENT_HEADER_LEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> FragmentHeader<T> {
+    /// Sets the next header.
+    pub fn set_next_header(&mut self, v: IpProtocol) {
+        self.buffer.as_mut()[frag_field::NXT_HDR] = v.0;
+    }
+
+    /// Sets the offset (in bytes; the low three bits are dropped) and the
+    /// M flag, and clears the reserved bits.
+    pub fn set_offset_and_more(&mut self, offset: u16, more: bool) {
+        let v = (offset & 0xfff8) | u16::from(more);
+        self.buffer.as_mut()[frag_field::OFFSET_FLAGS].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[frag_field::RESERVED] = 0;
+    }
+
+    /// Sets the identification.
+    pub fn set_ident(&mut self, v: u32) {
+        self.buffer.as_mut()[frag_field::IDENT].copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// A Fragment header as a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragmentRepr {
+    /// Next header of the fragmentable part.
+    pub next_header: IpProtocol,
+    /// Offset of the fragment's data, in bytes (a multiple of 8).
+    pub offset: u16,
+    /// More fragments follow.
+    pub more_fragments: bool,
+    /// Identification.
+    pub ident: u32,
+}
+
+impl FragmentRepr {
+    /// Reads a header.
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(header: &FragmentHeader<&T>) -> Result<FragmentRepr> {
+        header.check_len()?;
+        Ok(FragmentRepr {
+            next_header: header.next_header(),
+            offset: header.offset(),
+            more_fragments: header.more_fragments(),
+            ident: header.ident(),
+        })
+    }
+
+    /// Bytes [`FragmentRepr::emit`] writes.
+    pub const fn buffer_len(&self) -> usize {
+        FRAGMENT_HEADER_LEN
+    }
+
+    /// True for the first fragment (offset zero), the only one that holds
+    /// headers. With `more_fragments` false too it is an "atomic fragment"
+    /// (RFC 6946): the whole packet.
+    pub const fn is_first(&self) -> bool {
+        self.offset == 0
+    }
+
+    /// Writes the header. The buffer must hold [`FRAGMENT_HEADER_LEN`]
+    /// bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, header: &mut FragmentHeader<T>) {
+        header.set_next_header(self.next_header);
+        header.set_offset_and_more(self.offset, self.more_fragments);
+        header.set_ident(self.ident);
+    }
+}
+
+/// Where an IPv6 packet's header chain leads, as [`header_chain`] found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chain<'a> {
+    /// The header after the last extension header walked: an upper-layer
+    /// protocol, ESP or "no next header". In a later fragment (see
+    /// [`Chain::is_later_fragment`]), the Fragment header's next header.
+    pub protocol: IpProtocol,
+    /// The bytes from that header on. In a later fragment they are a piece
+    /// from the middle of the packet, not a header.
+    pub payload: &'a [u8],
+    /// The Fragment header on the way, if the packet is a fragment.
+    pub fragment: Option<FragmentRepr>,
+}
+
+impl Chain<'_> {
+    /// True for a fragment other than the first: its headers are in
+    /// another packet, so nothing about it can be read here.
+    pub const fn is_later_fragment(&self) -> bool {
+        matches!(self.fragment, Some(f) if !f.is_first())
+    }
+}
+
+/// The smallest upper-layer header a first fragment must hold (RFC 7112
+/// section 5 counts the upper-layer header as part of the chain); 0 for
+/// protocols the walk does not know.
+const fn min_upper_layer_len(protocol: IpProtocol) -> usize {
+    match protocol {
+        IpProtocol::TCP => 20,
+        IpProtocol::UDP => 8,
+        IpProtocol::ICMPV6 => super::icmpv6::HEADER_LEN,
+        _ => 0,
+    }
+}
+
+/// Walks `payload`'s extension headers as [`upper_layer`] does, and through
+/// a Fragment header too, to say what a packet carries even when it is
+/// fragmented:
+///
+/// - in a first fragment (offset 0), the walk goes on after the Fragment
+///   header: RFC 8200 section 4.5 and RFC 7112 require the first fragment
+///   to hold the whole header chain, up to and including the upper-layer
+///   header, so a chain that runs out (or an ICMPv6, TCP or UDP header cut
+///   short) there is [`WireError::Malformed`] rather than `Truncated`: no
+///   reassembly would make it readable to a firewall, and RFC 7112
+///   section 5 lets an intermediate system drop it;
+/// - in a later fragment the walk stops at the Fragment header
+///   ([`Chain::is_later_fragment`]);
+/// - a second Fragment header is `Malformed`: no sender fragments a
+///   fragment, and a reader that walked past it would be reading the
+///   middle of a packet.
+///
+/// At most `max_headers` headers (the Fragment header included) are
+/// walked, as in [`upper_layer`].
+pub fn header_chain(
+    mut next: IpProtocol,
+    mut payload: &[u8],
+    max_headers: usize,
+) -> Result<Chain<'_>> {
+    const INCOMPLETE: WireError =
+        WireError::malformed("IPv6 first fragment without the whole header chain (RFC 7112)");
+    let mut fragment: Option<FragmentRepr> = None;
+    let mut walked = 0;
+    loop {
+        let len = match next {
+            IpProtocol::HOP_BY_HOP | IpProtocol::IPV6_ROUTE | IpProtocol::IPV6_OPTS => {
+                payload.get(1).map(|&n| (usize::from(n) + 1) * 8)
+            }
+            IpProtocol::AH => payload.get(1).map(|&n| (usize::from(n) + 2) * 4),
+            IpProtocol::IPV6_FRAG => Some(FRAGMENT_HEADER_LEN),
+            _ => {
+                if fragment.is_some() && payload.len() < min_upper_layer_len(next) {
+                    return Err(INCOMPLETE);
+                }
+                return Ok(Chain {
+                    protocol: next,
+                    payload,
+                    fragment,
+                });
+            }
+        };
+        if walked == max_headers {
+            return Err(WireError::malformed("IPv6 extension header chain too long"));
+        }
+        walked += 1;
+        let cut = if fragment.is_some() {
+            INCOMPLETE
+        } else {
+            WireError::Truncated
+        };
+        let len = len.ok_or(cut)?;
+        let (Some(&following), Some(rest)) = (payload.first(), payload.get(len..)) else {
+            return Err(cut);
+        };
+        if next == IpProtocol::IPV6_FRAG {
+            if fragment.is_some() {
+                return Err(WireError::malformed(
+                    "IPv6 Fragment header inside a fragment",
+                ));
+            }
+            let repr = FragmentRepr::parse(&FragmentHeader::new_unchecked(payload))?;
+            fragment = Some(repr);
+            if !repr.is_first() {
+                return Ok(Chain {
+                    protocol: repr.next_header,
+                    payload: rest,
+                    fragment,
+                });
+            }
+        }
+        next = IpProtocol(following);
+        payload = rest;
+    }
+}
+
 /// The first header after `payload`'s extension headers, and the bytes from
 /// it on: walks Hop-by-Hop Options, Routing, Destination Options and
 /// Authentication headers, starting from `next` (the fixed header's next
@@ -220,8 +488,9 @@ impl Repr {
 /// gave up and passed it could be fooled by whatever the chain hides). A
 /// header that does not fit `payload` is [`WireError::Truncated`].
 ///
-/// Fragment headers are not walked on purpose: what follows the first one
-/// is a piece of a packet, whole only after reassembly at the receiver.
+/// Fragment headers are not walked: what follows one is a piece of a
+/// packet, whole only after reassembly at the receiver. [`header_chain`]
+/// walks into first fragments.
 pub fn upper_layer(
     mut next: IpProtocol,
     mut payload: &[u8],
@@ -373,6 +642,120 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    /// A Fragment header with `next`, `offset` (bytes) and the M flag.
+    fn fragment(next: IpProtocol, offset: u16, more: bool) -> Vec<u8> {
+        let mut h = vec![0u8; FRAGMENT_HEADER_LEN];
+        FragmentRepr {
+            next_header: next,
+            offset,
+            more_fragments: more,
+            ident: 0xdead_beef,
+        }
+        .emit(&mut FragmentHeader::new_unchecked(&mut h[..]));
+        h
+    }
+
+    #[test]
+    fn fragment_header_round_trips_and_matches_etherparse() {
+        let h = fragment(IpProtocol::UDP, 1448, true);
+        let view = FragmentHeader::new_checked(&h[..]).unwrap();
+        assert_eq!(view.offset(), 1448);
+        assert!(view.more_fragments());
+        assert_eq!(view.ident(), 0xdead_beef);
+        let e = etherparse::Ipv6FragmentHeaderSlice::from_slice(&h).unwrap();
+        assert_eq!(e.fragment_offset().value() * 8, 1448);
+        assert!(e.more_fragments());
+        assert_eq!(e.identification(), 0xdead_beef);
+        assert_eq!(
+            FragmentHeader::new_checked(&h[..7]).unwrap_err(),
+            WireError::Truncated
+        );
+    }
+
+    #[test]
+    fn header_chain_walks_into_a_first_fragment_and_stops_at_a_later_one() {
+        // Hop-by-Hop -> Fragment (first) -> Destination Options -> ICMPv6.
+        let mut p = vec![0u8; 8];
+        p[0] = IpProtocol::IPV6_FRAG.0;
+        p.extend(fragment(IpProtocol::IPV6_OPTS, 0, true));
+        p.extend([IpProtocol::ICMPV6.0, 0, 1, 4, 0, 0, 0, 0]);
+        p.extend([135, 0, 0, 0]);
+        let c = header_chain(IpProtocol::HOP_BY_HOP, &p, 8).unwrap();
+        assert_eq!(c.protocol, IpProtocol::ICMPV6);
+        assert_eq!(c.payload, &[135, 0, 0, 0]);
+        assert!(c.fragment.is_some_and(|f| f.is_first()));
+        assert!(!c.is_later_fragment());
+
+        let later = fragment(IpProtocol::ICMPV6, 8, false);
+        let mut q = later.clone();
+        q.extend([1, 2, 3]);
+        let c = header_chain(IpProtocol::IPV6_FRAG, &q, 8).unwrap();
+        assert!(c.is_later_fragment());
+        assert_eq!(c.protocol, IpProtocol::ICMPV6);
+        assert_eq!(c.payload, &[1, 2, 3]);
+
+        let plain = header_chain(IpProtocol::UDP, &[0; 3], 8).unwrap();
+        assert_eq!(plain.fragment, None, "no fragment, no length rule");
+    }
+
+    #[test]
+    fn a_first_fragment_must_hold_the_whole_chain() {
+        let incomplete =
+            WireError::malformed("IPv6 first fragment without the whole header chain (RFC 7112)");
+        // The Destination Options header announced after the Fragment
+        // header is not all there.
+        let mut p = fragment(IpProtocol::IPV6_OPTS, 0, true);
+        p.extend([IpProtocol::ICMPV6.0, 1, 0, 0]);
+        assert_eq!(
+            header_chain(IpProtocol::IPV6_FRAG, &p, 8).unwrap_err(),
+            incomplete
+        );
+        // The upper-layer header itself is cut short.
+        for (proto, len) in [
+            (IpProtocol::ICMPV6, 3),
+            (IpProtocol::UDP, 7),
+            (IpProtocol::TCP, 19),
+        ] {
+            let mut p = fragment(proto, 0, true);
+            p.extend(vec![0; len]);
+            assert_eq!(
+                header_chain(IpProtocol::IPV6_FRAG, &p, 8).unwrap_err(),
+                incomplete,
+                "{proto:?}"
+            );
+            p.push(0);
+            assert!(header_chain(IpProtocol::IPV6_FRAG, &p, 8).is_ok());
+        }
+        // Without a fragment, a short chain is only truncated.
+        assert_eq!(
+            header_chain(IpProtocol::IPV6_OPTS, &[IpProtocol::ICMPV6.0, 1, 0, 0], 8).unwrap_err(),
+            WireError::Truncated
+        );
+        // A Fragment header cut short is truncated too.
+        assert_eq!(
+            header_chain(IpProtocol::IPV6_FRAG, &[0; 7], 8).unwrap_err(),
+            WireError::Truncated
+        );
+    }
+
+    #[test]
+    fn a_fragment_inside_a_fragment_is_malformed_and_the_chain_is_bounded() {
+        let mut p = fragment(IpProtocol::IPV6_FRAG, 0, true);
+        p.extend(fragment(IpProtocol::ICMPV6, 0, true));
+        p.extend([128, 0, 0, 0]);
+        assert_eq!(
+            header_chain(IpProtocol::IPV6_FRAG, &p, 8).unwrap_err(),
+            WireError::malformed("IPv6 Fragment header inside a fragment")
+        );
+        let mut q = fragment(IpProtocol::ICMPV6, 0, false);
+        q.extend([128, 0, 0, 0]);
+        assert_eq!(
+            header_chain(IpProtocol::IPV6_FRAG, &q, 0).unwrap_err(),
+            WireError::malformed("IPv6 extension header chain too long")
+        );
+        assert!(header_chain(IpProtocol::IPV6_FRAG, &q, 1).is_ok());
     }
 
     #[test]

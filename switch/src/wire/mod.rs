@@ -27,7 +27,10 @@ pub use icmpv6::{
     Packet as Icmpv6Packet, Repr as Icmpv6Repr,
 };
 pub use ipv4::{IpProtocol, Packet as Ipv4Packet, Repr as Ipv4Repr};
-pub use ipv6::{eui64_link_local, Packet as Ipv6Packet, Repr as Ipv6Repr};
+pub use ipv6::{
+    eui64_link_local, FragmentHeader as Ipv6FragmentHeader, FragmentRepr as Ipv6FragmentRepr,
+    Packet as Ipv6Packet, Repr as Ipv6Repr,
+};
 pub use udp::{Packet as UdpPacket, Repr as UdpRepr};
 pub use vnet_hdr::{GsoType, Header as VnetHeader, Repr as VnetHdrRepr};
 pub use vxlan::{Header as VxlanHeader, Repr as VxlanRepr};

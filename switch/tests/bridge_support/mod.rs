@@ -5,7 +5,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use switchyard_switch::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Icmpv6Message,
-    Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, VlanTag,
+    Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6FragmentHeader,
+    Ipv6FragmentRepr, Ipv6Packet, Ipv6Repr, VlanTag,
 };
 use switchyard_switch::{MacAddr, PortBinding, PortConfig, SegmentId};
 
@@ -37,6 +38,8 @@ pub fn endpoint(seg: u8, n: u8) -> PortConfig {
             ipv6: Some(ip6(seg, n)),
         },
         label: format!("c{seg}-{n}/eth0"),
+        mtu: PortConfig::DEFAULT_MTU,
+        horizon: None,
     }
 }
 
@@ -46,6 +49,8 @@ pub fn trunk(seg: u32) -> PortConfig {
         segment: SegmentId(seg),
         binding: PortBinding::Trunk,
         label: format!("trunk{seg}"),
+        mtu: PortConfig::DEFAULT_MTU,
+        horizon: None,
     }
 }
 
@@ -261,4 +266,19 @@ pub fn with_ext_headers(frame: &[u8], headers: &[(IpProtocol, Vec<u8>)]) -> Vec<
 /// An 8-byte Hop-by-Hop / Destination Options header holding PadN.
 pub fn options_header() -> Vec<u8> {
     vec![0, 0, 1, 4, 0, 0, 0, 0]
+}
+
+/// The same IPv6 frame with a Fragment header (offset in bytes, M flag)
+/// in front of its payload. What follows is not cut: a test frame stands
+/// for whichever fragment the header says it is.
+pub fn fragmented(frame: &[u8], offset: u16, more: bool) -> Vec<u8> {
+    let mut h = vec![0u8; 8];
+    Ipv6FragmentRepr {
+        next_header: IpProtocol(0),
+        offset,
+        more_fragments: more,
+        ident: 0x1234_5678,
+    }
+    .emit(&mut Ipv6FragmentHeader::new_unchecked(&mut h[..]));
+    with_ext_headers(frame, &[(IpProtocol::IPV6_FRAG, h)])
 }
