@@ -29,4 +29,4 @@ pub mod store;
 
 pub use controller::{Change, Controller, ControllerError, ControllerOptions};
 pub use driver::{Driver, DriverRegistry, PortPlan};
-pub use store::{FileStore, MemoryStore, Store, StoreError};
+pub use store::{FileStore, MemoryStore, Recovery, Store, StoreError};

@@ -83,7 +83,11 @@ fn user_networks_take_the_next_default_pool() {
     assert_eq!(a.ipv4.unwrap().subnet.to_string(), "172.18.0.0/16");
     assert_eq!(b.ipv4.unwrap().subnet.to_string(), "172.19.0.0/16");
     assert!(a.dns_names);
-    assert_ne!(a.segment, b.segment, "every network is its own segment");
+    assert_ne!(
+        c.segment_of(&a.id),
+        c.segment_of(&b.id),
+        "every network is its own segment"
+    );
 }
 
 #[test]
@@ -708,7 +712,7 @@ fn port_plan_binds_the_endpoint_to_its_network_segment() {
         }]
     );
     let plan = c.plan_port(&e.id).unwrap();
-    assert_eq!(plan.port.segment, n.segment.unwrap());
+    assert_eq!(plan.port.segment, c.segment_of(&n.id).unwrap());
     assert_eq!(
         plan.port.binding,
         PortBinding::Endpoint {

@@ -7,7 +7,7 @@ use super::{
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::ControllerError;
 use crate::mac::MacAddr;
-use crate::port::{PortBinding, PortConfig};
+use crate::port::{PortBinding, PortConfig, SegmentId};
 
 /// The default single-host driver.
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,8 +61,13 @@ impl Driver for BridgeDriver {
         mtu_option(spec, DEFAULT_MTU)
     }
 
-    fn plan_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan> {
-        let segment = network.segment?;
+    fn plan_port(
+        &self,
+        network: &Network,
+        segment: Option<SegmentId>,
+        endpoint: &Endpoint,
+    ) -> Option<PortPlan> {
+        let segment = segment?;
         let mac = endpoint.mac?;
         let binding = PortBinding::Endpoint {
             mac,

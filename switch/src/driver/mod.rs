@@ -20,7 +20,7 @@ pub use exclusive::ExclusiveDriver;
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::ControllerError;
 use crate::mac::MacAddr;
-use crate::port::PortConfig;
+use crate::port::{PortConfig, SegmentId};
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -93,9 +93,16 @@ pub trait Driver: Send + Sync {
     /// interface MTU the network's endpoints get.
     fn validate(&self, spec: &NetworkSpec) -> Result<u32, ControllerError>;
 
-    /// Plans the port for an endpoint, or `None` when endpoints of this
-    /// driver have no data-plane port (host, null).
-    fn plan_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan>;
+    /// Plans the port for an endpoint of this host, or `None` when
+    /// endpoints of this driver have no data-plane port (host, null).
+    /// `segment` is this host's switch segment for the network (host-local,
+    /// so not part of the shared [`Network`]).
+    fn plan_port(
+        &self,
+        network: &Network,
+        segment: Option<SegmentId>,
+        endpoint: &Endpoint,
+    ) -> Option<PortPlan>;
 }
 
 /// The drivers known to a controller, by name.
