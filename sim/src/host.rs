@@ -396,8 +396,7 @@ impl Sim {
                 let Some(segment) = hst
                     .controller
                     .as_ref()
-                    .and_then(|c| c.network(&network).ok())
-                    .and_then(|n| n.segment)
+                    .and_then(|c| c.network(&network).ok().and_then(|n| c.segment_of(&n.id)))
                 else {
                     continue;
                 };

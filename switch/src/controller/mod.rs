@@ -32,6 +32,7 @@ mod names;
 mod networks;
 mod sandboxes;
 
+pub(crate) use error::shown;
 pub use error::ControllerError;
 pub use names::{validate_alias, validate_name};
 
@@ -816,5 +817,7 @@ fn random_ula48(rng: &mut dyn RngCore) -> Ipv6Network {
     Ipv6Network::new(addr, 48).expect("48 is a valid prefix")
 }
 
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;

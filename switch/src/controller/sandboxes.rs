@@ -80,12 +80,13 @@ impl Controller {
     pub fn remove_sandbox(&mut self, key: &str, force: bool) -> Result<Sandbox, ControllerError> {
         self.mutate(|state, dirty, ctx| {
             let id = state.sandbox(key)?.id.clone();
-            let sharers: Vec<String> = state
+            let mut sharers: Vec<String> = state
                 .sandboxes
                 .values()
                 .filter(|s| s.mode == NetnsMode::Container(id.clone()))
                 .map(|s| s.name.clone())
                 .collect();
+            sharers.sort();
             if !sharers.is_empty() && !force {
                 return Err(ControllerError::SandboxInUse {
                     name: state.sandboxes[&id].name.clone(),

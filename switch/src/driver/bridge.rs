@@ -5,7 +5,7 @@ use super::{
     mtu_option, Attachment, Driver, DriverCapabilities, InterfacePlan, PortPlan, MTU_OPTION,
 };
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
-use crate::controller::ControllerError;
+use crate::controller::{shown, ControllerError};
 use crate::mac::MacAddr;
 use crate::port::{PortBinding, PortConfig, SegmentId};
 
@@ -53,7 +53,8 @@ impl Driver for BridgeDriver {
                     value: spec.options[key].clone(),
                     hint: format!(
                         "the bridge driver knows {MTU_OPTION} (alias mtu) and accepts Docker's \
-                         com.docker.network.bridge.* options; remove -o {key}"
+                         com.docker.network.bridge.* options; remove -o {}",
+                        shown(key)
                     ),
                 });
             }

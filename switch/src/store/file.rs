@@ -185,8 +185,7 @@ impl FileStore {
                 StoreError::StateMissing {
                     path,
                     problem: problem.describe(),
-                    found,
-                    advice,
+                    found: format!("{found}; {advice}"),
                 }
             }
         })

@@ -325,16 +325,15 @@ pub enum StoreError {
     /// The state file is missing or unreadable while an older copy exists:
     /// starting empty would lose that state (and the next commits would
     /// replace the copy), so the user decides.
-    #[error("{path} is {problem} but {found}; {advice}")]
+    #[error("{path} is {problem} but {found}")]
     StateMissing {
         /// The state file.
         path: PathBuf,
         /// `missing` or `unreadable (...)`.
         problem: String,
-        /// What was found instead (`state.json.prev exists (written at ...)`).
+        /// What was found instead and what the user can do
+        /// (`state.json.prev exists (written at ...); start with ...`).
         found: String,
-        /// What the user can do.
-        advice: String,
     },
     /// Recovery from the previous copy was asked for but is not possible.
     #[error("cannot recover from {path}: {reason}")]
