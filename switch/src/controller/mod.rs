@@ -568,12 +568,13 @@ impl Controller {
             }
             Ok(CommitOutcome::Conflict(conflict)) => Ok(Attempt::Conflict(conflict)),
             Ok(CommitOutcome::Applied { revision }) => {
+                // Committed: the data plane must hear of it whatever follows.
+                self.changes.extend(changes);
                 if !self.advance(&txn, revision) {
                     // Others wrote in between (to keys this operation did
                     // not touch): pick their changes up.
                     self.reload()?;
                 }
-                self.changes.extend(changes);
                 Ok(Attempt::Done(value))
             }
         }

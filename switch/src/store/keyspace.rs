@@ -139,14 +139,11 @@ impl Keyspace {
                 oldest: self.compacted,
             });
         }
+        // The history is in revision order: skip to the first newer event.
+        let first = self.history.partition_point(|e| e.revision <= revision);
         Ok(StoreChanges {
             revision: self.revision,
-            events: self
-                .history
-                .iter()
-                .filter(|e| e.revision > revision)
-                .cloned()
-                .collect(),
+            events: self.history.range(first..).cloned().collect(),
         })
     }
 }
