@@ -102,6 +102,11 @@ pub struct DaemonArgs {
     /// replaces the defaults; only read when the state is first created).
     #[arg(long = "default-address-pool")]
     pub default_address_pools: Vec<String>,
+    /// When state.json is missing, unreadable or damaged, start from the
+    /// previous copy (state.json.prev) instead of refusing to start; a
+    /// damaged state.json is kept as state.json.damaged.
+    #[arg(long)]
+    pub recover_from_prev: bool,
 }
 
 /// `switchyard network ...`.

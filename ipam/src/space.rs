@@ -257,8 +257,21 @@ impl TryFrom<IpamState> for Ipam {
 
     /// Rebuilds the IPAM, refusing unknown spaces and overlapping pools.
     fn try_from(state: IpamState) -> Result<Ipam, IpamError> {
-        let mut ipam = Ipam::new(state.config);
-        for pool in state.pools {
+        Ipam::from_parts(state.config, state.pools)
+    }
+}
+
+impl Ipam {
+    /// Rebuilds an IPAM from its configuration and its pools, each stored
+    /// on its own (the controller keeps one store key per pool, so writers
+    /// allocating on different pools never conflict). Refuses unknown
+    /// spaces and overlapping pools, as loading the whole IPAM does.
+    pub fn from_parts(
+        config: IpamConfig,
+        pools: impl IntoIterator<Item = Pool>,
+    ) -> Result<Ipam, IpamError> {
+        let mut ipam = Ipam::new(config);
+        for pool in pools {
             let space = canonical_space(pool.space()).map_err(|e| IpamError::InvalidState {
                 reason: e.to_string(),
             })?;

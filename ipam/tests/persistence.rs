@@ -238,3 +238,33 @@ fn a_pool_round_trips_on_its_own() {
     assert_eq!(summary(&back), summary(pool));
     assert_eq!(back.space(), "local");
 }
+
+#[test]
+fn rebuilding_from_pools_stored_one_by_one_gives_the_same_ipam() {
+    let (ipam, _) = busy();
+    // The controller stores the configuration and each pool under its own key.
+    let pools: Vec<Pool> = ipam
+        .pools()
+        .map(|(_, p)| serde_json::from_str(&serde_json::to_string(p).unwrap()).unwrap())
+        .collect();
+    let rebuilt = Ipam::from_parts(ipam.config().clone(), pools).unwrap();
+    assert_eq!(rebuilt.config(), ipam.config());
+    let ids = |i: &Ipam| {
+        i.pools()
+            .map(|(id, p)| (id.clone(), summary(p)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&rebuilt), ids(&ipam));
+}
+
+#[test]
+fn rebuilding_from_pools_refuses_two_pools_that_overlap() {
+    let (ipam, front) = busy();
+    let mut pools: Vec<Pool> = ipam.pools().map(|(_, p)| p.clone()).collect();
+    pools.push(ipam.pool(&front).unwrap().clone());
+    let err = Ipam::from_parts(ipam.config().clone(), pools).unwrap_err();
+    assert!(
+        matches!(err, IpamError::InvalidState { .. }) && err.to_string().contains("overlaps"),
+        "{err}"
+    );
+}

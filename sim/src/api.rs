@@ -292,7 +292,7 @@ impl Sim {
                         network: network.to_string(),
                         host: host.name.clone(),
                     })?;
-            if net.segment.is_none() {
+            if host.controller()?.segment_of(&net.id).is_none() {
                 return Err(SimError::NotSwitched {
                     network: network.to_string(),
                     driver: net.driver.clone(),

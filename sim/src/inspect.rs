@@ -134,7 +134,7 @@ impl Sim {
             .as_ref()
             .and_then(|c| {
                 c.networks()
-                    .find(|n| n.segment == Some(segment))
+                    .find(|n| c.segment_of(&n.id) == Some(segment))
                     .map(|n| n.name.clone())
             })
             .unwrap_or_else(|| segment.to_string())
@@ -186,14 +186,14 @@ impl Sim {
     ) -> Result<Option<String>, SimError> {
         let h = self.host_id(host)?;
         let hst = &self.hosts[h as usize];
-        let net = hst
-            .controller()?
+        let ctrl = hst.controller()?;
+        let net = ctrl
             .network(network)
             .map_err(|source| SimError::Controller {
                 host: host.to_string(),
                 source,
             })?;
-        let Some(segment) = net.segment else {
+        let Some(segment) = ctrl.segment_of(&net.id) else {
             return Ok(None);
         };
         Ok(hst

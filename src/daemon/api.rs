@@ -44,7 +44,8 @@ impl From<ControllerError> for ApiError {
             | ControllerError::SandboxExists { .. }
             | ControllerError::AlreadyConnected { .. }
             | ControllerError::ActiveEndpoints { .. }
-            | ControllerError::SandboxInUse { .. } => 409,
+            | ControllerError::SandboxInUse { .. }
+            | ControllerError::ConcurrentChange { .. } => 409,
             e if e.is_user_error() => 400,
             _ => 500,
         };
@@ -189,7 +190,7 @@ fn list_networks(inner: &mut Inner, req: &Request) -> ApiResult {
         .into_iter()
         .map(|n| {
             let mut v = to_json(&inner.controller.network_view(n));
-            v["Switchyard"]["Counters"] = inner.runtime.network_counters(n);
+            v["Switchyard"]["Counters"] = inner.runtime.network_counters(&inner.controller, n);
             v
         })
         .collect();
@@ -205,7 +206,7 @@ fn create_network(inner: &mut Inner, spec: NetworkSpec) -> ApiResult {
 fn inspect_network(inner: &mut Inner, key: &str) -> ApiResult {
     let network = inner.controller.network(key)?;
     let mut v = to_json(&inner.controller.network_view(network));
-    v["Switchyard"]["Counters"] = inner.runtime.network_counters(network);
+    v["Switchyard"]["Counters"] = inner.runtime.network_counters(&inner.controller, network);
     v["Switchyard"]["Ports"] = inner.runtime.port_counters(&inner.controller, network);
     Ok((200, v))
 }

@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use switchyard_ipam::DefaultPool;
 use switchyard_switch::controller::ControllerOptions;
-use switchyard_switch::{Controller, DriverRegistry, FileStore, StoreError};
+use switchyard_switch::{Controller, DriverRegistry, FileStore, Recovery, StoreError};
 
 /// Everything behind the control-plane lock.
 pub(crate) struct Inner {
@@ -100,9 +100,19 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         .thread_block()
         .context("blocking SIGTERM/SIGINT")?;
 
-    let store = match FileStore::open(&state_dir) {
+    let recovery = if args.recover_from_prev {
+        Recovery::FromPrev
+    } else {
+        Recovery::Refuse
+    };
+    let store = match FileStore::open_with(&state_dir, recovery) {
         Ok(s) => s,
-        Err(e @ StoreError::Locked { .. }) => {
+        Err(
+            e @ (StoreError::Locked { .. }
+            | StoreError::StateMissing { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::RecoveryFailed { .. }),
+        ) => {
             eprintln!("switchyard: {e}");
             return Ok(ExitCode::from(1));
         }

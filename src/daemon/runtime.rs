@@ -704,16 +704,17 @@ impl Runtime {
     }
 
     /// Totals over a network's ports.
-    pub(crate) fn network_counters(&self, network: &Network) -> Value {
+    pub(crate) fn network_counters(&self, controller: &Controller, network: &Network) -> Value {
         let Some(snap) = self.report() else {
             return Value::Null;
         };
+        let segment = controller.segment_of(&network.id);
         let mut total = PortCounters::default();
         let mut ports = 0;
         for p in snap
             .ports
             .iter()
-            .filter(|p| Some(p.config.segment) == network.segment)
+            .filter(|p| Some(p.config.segment) == segment)
         {
             total.accumulate(&p.counters);
             ports += 1;
@@ -765,7 +766,7 @@ impl Runtime {
         let net_of = |seg: u32| {
             controller
                 .networks()
-                .find(|n| n.segment.map(|s| s.0) == Some(seg))
+                .find(|n| controller.segment_of(&n.id).map(|s| s.0) == Some(seg))
                 .map(|n| n.name.clone())
                 .unwrap_or_default()
         };

@@ -31,4 +31,4 @@ pub mod store;
 
 pub use controller::{Change, Controller, ControllerError, ControllerOptions};
 pub use driver::{BackendPlan, Driver, DriverRegistry, PeerHost, PeerVia, PortOwner, PortPlan};
-pub use store::{FileStore, MemoryStore, Store, StoreError};
+pub use store::{FileStore, MemoryStore, Recovery, Store, StoreError};

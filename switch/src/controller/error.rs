@@ -1,26 +1,78 @@
 //! Everything the controller can refuse, with messages that say what to do.
+//!
+//! A string the user gave is echoed through [`shown`] or [`quoted`], which
+//! keep its first [`ECHO_LIMIT`] characters: a 100,000-character name gets a
+//! one-line error, not a screenful.
 
 use crate::store::StoreError;
-use switchyard_ipam::IpamError;
+use std::fmt;
+use switchyard_ipam::{IpNetwork, IpamError};
+
+/// How many characters of a user-supplied string an error message echoes.
+pub const ECHO_LIMIT: usize = 64;
+
+/// A user-supplied string as an error message shows it: at most
+/// [`ECHO_LIMIT`] characters, then `… (N more characters)`.
+pub(crate) struct Shown<'a> {
+    text: &'a str,
+    quoted: bool,
+}
+
+/// `text`, shortened to [`ECHO_LIMIT`] characters.
+pub(crate) fn shown(text: &str) -> Shown<'_> {
+    Shown {
+        text,
+        quoted: false,
+    }
+}
+
+/// `text` quoted and escaped (`"a\tb"`), shortened to [`ECHO_LIMIT`]
+/// characters.
+pub(crate) fn quoted(text: &str) -> Shown<'_> {
+    Shown { text, quoted: true }
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (head, rest) = match self.text.char_indices().nth(ECHO_LIMIT) {
+            Some((cut, _)) => (&self.text[..cut], self.text[cut..].chars().count()),
+            None => (self.text, 0),
+        };
+        if self.quoted {
+            write!(f, "{head:?}")?;
+        } else {
+            f.write_str(head)?;
+        }
+        if rest > 0 {
+            write!(
+                f,
+                "… ({rest} more character{})",
+                if rest == 1 { "" } else { "s" }
+            )?;
+        }
+        Ok(())
+    }
+}
 
 /// Why a controller operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     /// `network create` with a name in use.
-    #[error("network with name {name} already exists; choose another name or remove it first (switchyard network rm {name})")]
+    #[error("network with name {n} already exists; choose another name or remove it first (switchyard network rm {n})", n = shown(.name))]
     NetworkExists {
         /// The name.
         name: String,
     },
     /// A network name or id that matches nothing.
-    #[error("network {name} not found; `switchyard network ls` lists the networks")]
+    #[error("network {} not found; `switchyard network ls` lists the networks", shown(.name))]
     NoSuchNetwork {
         /// What the user gave.
         name: String,
     },
     /// An id prefix that matches several objects.
     #[error(
-        "{what} {prefix} is ambiguous: it matches {matches}; give more of the id or the full name"
+        "{what} {} is ambiguous: it matches {matches}; give more of the id or the full name",
+        shown(.prefix)
     )]
     Ambiguous {
         /// `network` or `container`.
@@ -31,19 +83,19 @@ pub enum ControllerError {
         matches: String,
     },
     /// A container name or id that matches nothing.
-    #[error("container {name} not found; `switchyard ps` lists the containers")]
+    #[error("container {} not found; `switchyard ps` lists the containers", shown(.name))]
     NoSuchSandbox {
         /// What the user gave.
         name: String,
     },
     /// A container name in use.
-    #[error("container name {name} is already in use; choose another --name or remove it first (switchyard rm -f {name})")]
+    #[error("container name {n} is already in use; choose another --name or remove it first (switchyard rm -f {n})", n = shown(.name))]
     SandboxExists {
         /// The name.
         name: String,
     },
     /// A name that is not allowed.
-    #[error("invalid {what} name {name:?}: {reason}")]
+    #[error("invalid {what} name {}: {reason}", quoted(.name))]
     InvalidName {
         /// `network`, `container` or `alias`.
         what: &'static str,
@@ -53,7 +105,7 @@ pub enum ControllerError {
         reason: String,
     },
     /// `-d` with a driver nobody knows.
-    #[error("unknown driver {driver:?}; choose one of: {known}")]
+    #[error("unknown driver {}; choose one of: {known}", quoted(.driver))]
     UnknownDriver {
         /// The driver asked for.
         driver: String,
@@ -61,19 +113,19 @@ pub enum ControllerError {
         known: String,
     },
     /// `-d overlay`/`-d macvlan` before they exist.
-    #[error("driver {driver:?} is not available yet in this version of switchyard; use -d bridge")]
+    #[error("driver {} is not available yet in this version of switchyard; use -d bridge", quoted(.driver))]
     DriverNotYetAvailable {
         /// The driver asked for.
         driver: String,
     },
     /// `network create -d host|null`.
-    #[error("only one instance of the {driver:?} network is allowed; it already exists as a predefined network")]
+    #[error("only one instance of the {} network is allowed; it already exists as a predefined network", quoted(.driver))]
     DriverNotCreatable {
         /// The driver asked for.
         driver: String,
     },
     /// A bad `-o K=V`.
-    #[error("invalid option {option}={value}: {hint}")]
+    #[error("invalid option {}={}: {hint}", shown(.option), shown(.value))]
     InvalidOption {
         /// The key.
         option: String,
@@ -85,6 +137,14 @@ pub enum ControllerError {
     /// Inconsistent subnets, gateways, ranges.
     #[error("{0}")]
     InvalidSpec(String),
+    /// A `--subnet` that cannot work as a container network.
+    #[error("subnet {subnet} cannot be used: {reason}")]
+    UnusableSubnet {
+        /// The subnet as given.
+        subnet: IpNetwork,
+        /// What it is and what to choose instead.
+        reason: String,
+    },
     /// IPAM refused.
     #[error(transparent)]
     Ipam(#[from] IpamError),
@@ -111,7 +171,7 @@ pub enum ControllerError {
         network: String,
     },
     /// Disconnecting something not connected.
-    #[error("container {container} is not connected to network {network}")]
+    #[error("container {} is not connected to network {network}", shown(.container))]
     NotConnected {
         /// The container.
         container: String,
@@ -129,7 +189,7 @@ pub enum ControllerError {
         reason: String,
     },
     /// Disconnecting from `host`/`none`.
-    #[error("container {container} cannot be disconnected from the {network} network; remove the container instead")]
+    #[error("container {} cannot be disconnected from the {network} network; remove the container instead", shown(.container))]
     CannotLeaveExclusive {
         /// The container.
         container: String,
@@ -174,6 +234,18 @@ pub enum ControllerError {
         /// Who shares it.
         users: String,
     },
+    /// Another writer of a shared store kept changing what the operation
+    /// touched; nothing was changed.
+    #[error(
+        "the state changed concurrently ({key} was changed by another host or process in each \
+         of {attempts} attempts); nothing was changed, try again"
+    )]
+    ConcurrentChange {
+        /// The key whose compare failed last.
+        key: String,
+        /// How many times the operation ran.
+        attempts: u32,
+    },
     /// The store failed.
     #[error("state store: {0}")]
     Store(#[from] StoreError),
@@ -189,11 +261,43 @@ pub enum ControllerError {
 
 impl ControllerError {
     /// True for mistakes in the request (exit status 1), false for faults
-    /// of the system (store, decoding).
+    /// of the system (store, decoding) and for [`ControllerError::ConcurrentChange`],
+    /// which is nobody's mistake.
     pub fn is_user_error(&self) -> bool {
         !matches!(
             self,
-            ControllerError::Store(_) | ControllerError::Decode { .. }
+            ControllerError::Store(_)
+                | ControllerError::Decode { .. }
+                | ControllerError::ConcurrentChange { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_user_string_is_echoed_shortened_with_a_count() {
+        let long = "n".repeat(100_000);
+        let msg = ControllerError::NoSuchNetwork { name: long }.to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "network {}… (99936 more characters) not found; `switchyard network ls` lists the networks",
+                "n".repeat(64)
+            )
+        );
+    }
+
+    #[test]
+    fn quoted_strings_are_escaped_and_cut_on_a_character_boundary() {
+        let text = format!("{}é\t", "a".repeat(63));
+        assert_eq!(
+            quoted(&text).to_string(),
+            format!("\"{}é\"… (1 more character)", "a".repeat(63))
+        );
+        assert_eq!(quoted("a\tb").to_string(), "\"a\\tb\"");
+        assert_eq!(shown("short").to_string(), "short");
     }
 }

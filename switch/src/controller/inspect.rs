@@ -146,7 +146,7 @@ impl Controller {
             options: network.options.clone(),
             labels: network.labels.clone(),
             switchyard: serde_json::json!({
-                "Segment": network.segment.map(|s| s.0),
+                "Segment": self.segment_of(&network.id).map(|s| s.0),
                 "MTU": network.mtu,
                 "DnsNames": network.dns_names,
                 "Predefined": network.predefined,

@@ -7,26 +7,45 @@
 //! operation leaves no trace. Successful operations queue [`Change`]s that
 //! the data plane (real mode or the simulator) drains with
 //! [`Controller::take_changes`] and turns into ports through the drivers.
+//!
+//! # Several controllers, one store
+//! Controllers on several hosts may share a store (key layout in
+//! `keys.rs`). Each transaction compares every key it writes against the
+//! revision this controller last read it at (or requires it missing), and
+//! an operation that depends on a key it does not change rewrites it
+//! unchanged, so the dependency is compared too: `connect` and `disconnect`
+//! rewrite their network, so a concurrent `network rm` conflicts (Docker's
+//! libnetwork keeps an endpoint count object for the same reason), and a
+//! `container:OTHER` sandbox rewrites OTHER. Before each operation the
+//! controller catches up with the store's change feed; when a commit still
+//! conflicts, it reloads the state and runs the operation again, up to
+//! [`MAX_ATTEMPTS`] times, then gives up with
+//! [`ControllerError::ConcurrentChange`]. Retrying inside is safe because an
+//! operation is validated again against the reloaded state, and it spares
+//! every caller the same loop.
 
 mod error;
 pub mod inspect;
+mod keys;
 pub mod model;
 mod names;
 mod networks;
 mod sandboxes;
 
+pub(crate) use error::shown;
 pub use error::ControllerError;
 pub use names::{validate_alias, validate_name};
 
 use crate::driver::{DriverRegistry, PeerHost, PortPlan};
-use crate::store::{Snapshot, Store, Transaction};
+use crate::port::SegmentId;
+use crate::store::{CommitOutcome, Compare, Conflict, Revision, Store, StoreError, Transaction};
 use ipnetwork::Ipv6Network;
 use model::{Endpoint, Network, Sandbox};
 use rand_core::RngCore;
-use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv6Addr;
-use switchyard_ipam::{DefaultPool, Ipam, IpamConfig};
+use std::net::{IpAddr, Ipv6Addr};
+use switchyard_ipam::{DefaultPool, Ipam, IpamConfig, PoolId};
 
 /// Something the data plane must act on after an operation succeeded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,62 +88,183 @@ pub enum Change {
     },
 }
 
-/// Settings fixed when the controller first creates its state.
-#[derive(Clone, Debug, Default)]
+/// How many times an operation runs when its commits keep conflicting with
+/// other writers of a shared store.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The host id of a controller not told otherwise: a single host.
+pub const DEFAULT_HOST: &str = "local";
+
+/// Settings of a controller. The address pools only matter when it first
+/// creates the state.
+#[derive(Clone, Debug)]
 pub struct ControllerOptions {
     /// Default IPv4 address pools (Docker's `default-address-pools`);
     /// `None` keeps Docker's 172.17–31/16 and 192.168.0.0/20 blocks.
     pub v4_pools: Option<Vec<DefaultPool>>,
     /// Default IPv6 address pools; `None` means /64s of a random ULA /48.
     pub v6_pools: Option<Vec<DefaultPool>>,
+    /// This host's id among the hosts sharing the store (container-name
+    /// rules); its sandboxes and switch segments are stored under
+    /// `local/<host>/`, and its endpoints name it.
+    pub host: String,
+    /// This host's tunnel endpoint address, recorded on its endpoints.
+    pub vtep: Option<IpAddr>,
 }
 
-/// Bookkeeping persisted beside the objects.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Meta {
-    /// Layout version of the stored objects.
-    schema: u32,
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        ControllerOptions {
+            v4_pools: None,
+            v6_pools: None,
+            host: DEFAULT_HOST.to_string(),
+            vtep: None,
+        }
+    }
+}
+
+/// This host's own bookkeeping: which switch segment each network has here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Local {
     /// The next segment id to hand out.
     next_segment: u32,
+    /// Segment of each network on this host's switch.
+    segments: BTreeMap<String, SegmentId>,
 }
 
-const SCHEMA: u32 = 1;
-const META_KEY: &str = "meta";
-const IPAM_KEY: &str = "ipam";
+impl Default for Local {
+    fn default() -> Self {
+        Local {
+            next_segment: 1,
+            segments: BTreeMap::new(),
+        }
+    }
+}
 
-/// Everything the controller owns.
+impl Local {
+    fn allocate(&mut self, network_id: &str) -> SegmentId {
+        let s = SegmentId(self.next_segment);
+        self.next_segment += 1;
+        self.segments.insert(network_id.to_string(), s);
+        s
+    }
+}
+
+/// Everything the controller owns, as this host sees it.
 #[derive(Clone, Debug)]
 struct State {
-    meta: Meta,
     ipam: Ipam,
     networks: BTreeMap<String, Network>,
     endpoints: BTreeMap<String, Endpoint>,
+    /// This host's sandboxes.
     sandboxes: BTreeMap<String, Sandbox>,
+    local: Local,
 }
 
-/// Which stored objects an operation touched.
+impl State {
+    fn new(ipam: Ipam) -> State {
+        State {
+            ipam,
+            networks: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+            sandboxes: BTreeMap::new(),
+            local: Local::default(),
+        }
+    }
+
+    /// A network by exact id, exact name, or unique id prefix.
+    fn network(&self, key: &str) -> Result<&Network, ControllerError> {
+        names::resolve(
+            "network",
+            key,
+            self.networks
+                .values()
+                .map(|n| (n.id.as_str(), n.name.as_str(), n)),
+        )?
+        .ok_or_else(|| ControllerError::NoSuchNetwork {
+            name: key.to_string(),
+        })
+    }
+
+    /// A sandbox by exact id, exact name, or unique id prefix.
+    fn sandbox(&self, key: &str) -> Result<&Sandbox, ControllerError> {
+        names::resolve(
+            "container",
+            key,
+            self.sandboxes
+                .values()
+                .map(|s| (s.id.as_str(), s.name.as_str(), s)),
+        )?
+        .ok_or_else(|| ControllerError::NoSuchSandbox {
+            name: key.to_string(),
+        })
+    }
+
+    /// The sandbox whose namespace `sandbox` uses.
+    fn namespace_owner<'a>(&'a self, sandbox: &'a Sandbox) -> &'a Sandbox {
+        match &sandbox.mode {
+            model::NetnsMode::Container(owner) => self.sandboxes.get(owner).unwrap_or(sandbox),
+            _ => sandbox,
+        }
+    }
+}
+
+/// Which stored objects an operation wrote (and so compares).
 #[derive(Default)]
 struct Dirty {
     meta: bool,
-    ipam: bool,
+    ipam_config: bool,
+    /// Address spaces whose pool list changed.
+    spaces: BTreeSet<String>,
+    pools: BTreeSet<PoolId>,
     networks: BTreeSet<String>,
+    /// Network name keys to write (`Some(id)`) or delete.
+    network_names: BTreeMap<String, Option<String>>,
     endpoints: BTreeSet<String>,
     sandboxes: BTreeSet<String>,
+    /// Sandbox name keys to write (`Some(id)`) or delete.
+    sandbox_names: BTreeMap<String, Option<String>>,
+    /// Networks whose local segment changed.
+    segments: BTreeSet<String>,
+    local_meta: bool,
+}
+
+impl Dirty {
+    /// A pool was created or released: its space's pool list changed too.
+    fn pool_set_changed(&mut self, id: &PoolId) {
+        self.spaces.insert(id.space.clone());
+        self.pools.insert(id.clone());
+    }
+}
+
+/// How one run of an operation ended, when nothing failed.
+enum Attempt<T> {
+    Done(T),
+    Conflict(Conflict),
 }
 
 /// The control plane of one host.
 pub struct Controller {
     state: State,
+    /// The store revision `state` reflects.
+    revision: Revision,
+    /// The `mod_revision` of every stored key as last read or written.
+    key_revisions: BTreeMap<String, Revision>,
     store: Box<dyn Store>,
     drivers: DriverRegistry,
     rng: Box<dyn RngCore + Send>,
     changes: Vec<Change>,
+    host: String,
+    vtep: Option<IpAddr>,
+    conflicts: u64,
 }
 
 impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controller")
             .field("store", &self.store.describe())
+            .field("host", &self.host)
+            .field("revision", &self.revision)
             .field("networks", &self.state.networks.len())
             .field("endpoints", &self.state.endpoints.len())
             .field("sandboxes", &self.state.sandboxes.len())
@@ -136,61 +276,87 @@ impl Controller {
     /// Opens the controller over `store`. A fresh store gets Docker's
     /// predefined networks (`bridge` 172.17.0.0/16, `host`, `none`); an
     /// existing one is restored exactly: every network, endpoint, sandbox
-    /// and address allocation.
+    /// and address allocation (state written by earlier versions is
+    /// migrated in one transaction). A network created by another host of a
+    /// shared store gets a segment of this host's switch.
     ///
     /// `rng` supplies ids, the IPv6 ULA prefix and MACs of IPv6-only
     /// endpoints: OS randomness in real mode, the seeded generator in the
     /// simulator.
     pub fn open(
-        mut store: Box<dyn Store>,
+        store: Box<dyn Store>,
         drivers: DriverRegistry,
-        mut rng: Box<dyn RngCore + Send>,
+        rng: Box<dyn RngCore + Send>,
         options: ControllerOptions,
     ) -> Result<Controller, ControllerError> {
-        let snapshot = store.load()?;
-        let fresh = snapshot.is_empty();
-        let state = if fresh {
-            let mut ipam_config = IpamConfig::docker_defaults(random_ula48(&mut *rng));
-            if let Some(pools) = options.v4_pools {
-                ipam_config.v4_pools = pools;
-            }
-            if let Some(pools) = options.v6_pools {
-                ipam_config.v6_pools = pools;
-            }
-            ipam_config.validate()?;
-            State {
-                meta: Meta {
-                    schema: SCHEMA,
-                    next_segment: 1,
-                },
-                ipam: Ipam::new(ipam_config),
-                networks: BTreeMap::new(),
-                endpoints: BTreeMap::new(),
-                sandboxes: BTreeMap::new(),
-            }
-        } else {
-            decode_state(&snapshot)?
-        };
+        validate_name("host", &options.host)?;
+        let placeholder = Ipam::new(IpamConfig {
+            v4_pools: Vec::new(),
+            v6_pools: Vec::new(),
+        });
         let mut controller = Controller {
-            state,
+            state: State::new(placeholder),
+            revision: 0,
+            key_revisions: BTreeMap::new(),
             store,
             drivers,
             rng,
             changes: Vec::new(),
+            host: options.host.clone(),
+            vtep: options.vtep,
+            conflicts: 0,
         };
-        if fresh {
-            controller.create_predefined()?;
-            tracing::info!(store = %controller.store.describe(), "created predefined networks bridge, host, none");
-        } else {
-            tracing::info!(
-                store = %controller.store.describe(),
-                networks = controller.state.networks.len(),
-                sandboxes = controller.state.sandboxes.len(),
-                endpoints = controller.state.endpoints.len(),
-                "restored controller state"
-            );
+        let mut last_conflict = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let contents = controller.store.load()?;
+            match keys::schema_of(&contents)? {
+                None => {
+                    let mut ipam_config =
+                        IpamConfig::docker_defaults(random_ula48(&mut *controller.rng));
+                    if let Some(pools) = options.v4_pools.clone() {
+                        ipam_config.v4_pools = pools;
+                    }
+                    if let Some(pools) = options.v6_pools.clone() {
+                        ipam_config.v6_pools = pools;
+                    }
+                    ipam_config.validate()?;
+                    controller.state = State::new(Ipam::new(ipam_config));
+                    controller.revision = contents.revision;
+                    controller.key_revisions.clear();
+                    match controller.attempt(&mut networks::create_predefined)? {
+                        Attempt::Done(()) => {
+                            tracing::info!(store = %controller.store.describe(), host = %controller.host, "created predefined networks bridge, host, none");
+                            return Ok(controller);
+                        }
+                        // Another controller created the state first.
+                        Attempt::Conflict(c) => last_conflict = Some(c),
+                    }
+                }
+                Some(1) => {
+                    let txn = keys::migrate_v1(&contents, &controller.host)?;
+                    match controller.store.commit(&txn)? {
+                        CommitOutcome::Applied { revision } => {
+                            tracing::info!(store = %controller.store.describe(), host = %controller.host, revision, "migrated the stored state from schema 1 to schema 2");
+                        }
+                        CommitOutcome::Conflict(c) => last_conflict = Some(c),
+                    }
+                }
+                Some(_) => {
+                    controller.reload()?;
+                    tracing::info!(
+                        store = %controller.store.describe(),
+                        host = %controller.host,
+                        revision = controller.revision,
+                        networks = controller.state.networks.len(),
+                        sandboxes = controller.state.sandboxes.len(),
+                        endpoints = controller.state.endpoints.len(),
+                        "restored controller state"
+                    );
+                    return Ok(controller);
+                }
+            }
         }
-        Ok(controller)
+        Err(concurrent(last_conflict))
     }
 
     /// The drivers this controller knows.
@@ -198,9 +364,37 @@ impl Controller {
         &self.drivers
     }
 
+    /// This controller's host id.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// The address manager (read-only; changes go through operations).
     pub fn ipam(&self) -> &Ipam {
         &self.state.ipam
+    }
+
+    /// The store revision the controller's view reflects.
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// How many commits conflicted with another writer and were retried
+    /// since the controller opened (always 0 on a store nobody shares).
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts
+    }
+
+    /// Catches up with changes other writers made to a shared store, so
+    /// lookups and listings see them. Operations do this themselves.
+    pub fn refresh(&mut self) -> Result<(), ControllerError> {
+        match self.store.changes_since(self.revision) {
+            Ok(changes) if changes.events.is_empty() => Ok(()),
+            Ok(_) | Err(StoreError::Compacted { .. }) | Err(StoreError::RevisionAhead { .. }) => {
+                self.reload()
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Changes queued by successful operations since the last call.
@@ -215,31 +409,21 @@ impl Controller {
         v.into_iter()
     }
 
-    /// All sandboxes, by name.
+    /// This host's sandboxes, by name.
     pub fn sandboxes(&self) -> impl Iterator<Item = &Sandbox> {
         let mut v: Vec<&Sandbox> = self.state.sandboxes.values().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v.into_iter()
     }
 
-    /// All endpoints, by id.
+    /// All endpoints (of every host sharing the store), by id.
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         self.state.endpoints.values()
     }
 
     /// A network by exact id, exact name, or unique id prefix.
     pub fn network(&self, key: &str) -> Result<&Network, ControllerError> {
-        names::resolve(
-            "network",
-            key,
-            self.state
-                .networks
-                .values()
-                .map(|n| (n.id.as_str(), n.name.as_str(), n)),
-        )?
-        .ok_or_else(|| ControllerError::NoSuchNetwork {
-            name: key.to_string(),
-        })
+        self.state.network(key)
     }
 
     /// A network by id.
@@ -247,19 +431,15 @@ impl Controller {
         self.state.networks.get(id)
     }
 
+    /// The segment of this host's switch that carries a network, for
+    /// drivers that switch frames (host-local: each host numbers its own).
+    pub fn segment_of(&self, network_id: &str) -> Option<SegmentId> {
+        self.state.local.segments.get(network_id).copied()
+    }
+
     /// A sandbox by exact id, exact name, or unique id prefix.
     pub fn sandbox(&self, key: &str) -> Result<&Sandbox, ControllerError> {
-        names::resolve(
-            "container",
-            key,
-            self.state
-                .sandboxes
-                .values()
-                .map(|s| (s.id.as_str(), s.name.as_str(), s)),
-        )?
-        .ok_or_else(|| ControllerError::NoSuchSandbox {
-            name: key.to_string(),
-        })
+        self.state.sandbox(key)
     }
 
     /// A sandbox by id.
@@ -272,7 +452,7 @@ impl Controller {
         self.state.endpoints.get(id)
     }
 
-    /// The endpoints of a network, by container name.
+    /// The endpoints of a network (on every host), by container name.
     pub fn endpoints_of_network(&self, network_id: &str) -> Vec<&Endpoint> {
         let mut v: Vec<&Endpoint> = self
             .state
@@ -301,34 +481,34 @@ impl Controller {
     /// The sandbox whose namespace `sandbox` uses: itself, or the owner
     /// when it was created with `container:OTHER`.
     pub fn namespace_owner<'a>(&'a self, sandbox: &'a Sandbox) -> &'a Sandbox {
-        match &sandbox.mode {
-            model::NetnsMode::Container(owner) => {
-                self.state.sandboxes.get(owner).unwrap_or(sandbox)
-            }
-            _ => sandbox,
-        }
+        self.state.namespace_owner(sandbox)
     }
 
     /// Plans the data-plane port of an endpoint through its network's
-    /// driver; `None` for drivers without ports or unknown ids.
+    /// driver; `None` for drivers without ports, unknown ids and endpoints
+    /// another host holds.
     pub fn plan_endpoint_port(&self, endpoint_id: &str) -> Option<PortPlan> {
         let endpoint = self.state.endpoints.get(endpoint_id)?;
+        if endpoint.host != self.host {
+            return None;
+        }
         let network = self.state.networks.get(&endpoint.network_id)?;
-        self.drivers
-            .get(&network.driver)
-            .ok()?
-            .plan_endpoint_port(network, endpoint)
+        self.drivers.get(&network.driver).ok()?.plan_endpoint_port(
+            network,
+            self.segment_of(&network.id),
+            endpoint,
+        )
     }
 
-    /// Plans the ports a network has as a whole (a gateway, an uplink)
-    /// through its driver; empty for unknown ids.
+    /// Plans the ports a network has as a whole on this host (a gateway,
+    /// an uplink) through its driver; empty for unknown ids.
     pub fn plan_network_ports(&self, network_id: &str) -> Vec<PortPlan> {
         let Some(network) = self.state.networks.get(network_id) else {
             return Vec::new();
         };
         self.drivers
             .get(&network.driver)
-            .map(|d| d.plan_network_ports(network))
+            .map(|d| d.plan_network_ports(network, self.segment_of(network_id)))
             .unwrap_or_default()
     }
 
@@ -341,7 +521,7 @@ impl Controller {
         };
         self.drivers
             .get(&network.driver)
-            .map(|d| d.plan_peer_ports(network, peer))
+            .map(|d| d.plan_peer_ports(network, self.segment_of(network_id), peer))
             .unwrap_or_default()
     }
 
@@ -351,25 +531,49 @@ impl Controller {
         key: &str,
         labels: BTreeMap<String, String>,
     ) -> Result<(), ControllerError> {
-        let id = self.sandbox(key)?.id.clone();
         self.mutate(|state, dirty, _| {
+            let id = state.sandbox(key)?.id.clone();
             let sandbox = state.sandboxes.get_mut(&id).expect("resolved above");
-            sandbox.labels.extend(labels);
-            dirty.sandboxes.insert(id.clone());
+            sandbox.labels.extend(labels.clone());
+            dirty.sandboxes.insert(id);
             Ok(())
         })
     }
 
-    /// Runs `op` against the state; commits what it touched, or rolls the
-    /// whole state back to the store's copy if `op` or the commit fails.
+    /// Runs `op` against the state and commits what it touched; retries
+    /// on a conflict with another writer (see the module doc); rolls the
+    /// state back to the store's copy if `op` or the commit fails.
     fn mutate<T>(
         &mut self,
-        op: impl FnOnce(&mut State, &mut Dirty, &mut Ctx<'_>) -> Result<T, ControllerError>,
+        mut op: impl FnMut(&mut State, &mut Dirty, &mut Ctx<'_>) -> Result<T, ControllerError>,
     ) -> Result<T, ControllerError> {
+        let mut last_conflict = None;
+        for attempt in 1..=MAX_ATTEMPTS {
+            self.refresh()?;
+            match self.attempt(&mut op)? {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Conflict(conflict) => {
+                    self.conflicts += 1;
+                    tracing::info!(%conflict, attempt, "the store changed concurrently; reloading and retrying");
+                    self.reload()?;
+                    last_conflict = Some(conflict);
+                }
+            }
+        }
+        Err(concurrent(last_conflict))
+    }
+
+    /// Runs `op` once and commits it.
+    fn attempt<T>(
+        &mut self,
+        op: &mut impl FnMut(&mut State, &mut Dirty, &mut Ctx<'_>) -> Result<T, ControllerError>,
+    ) -> Result<Attempt<T>, ControllerError> {
         let mut dirty = Dirty::default();
         let mut ctx = Ctx {
             rng: &mut *self.rng,
             drivers: &self.drivers,
+            host: &self.host,
+            vtep: self.vtep,
             changes: Vec::new(),
         };
         let result = op(&mut self.state, &mut dirty, &mut ctx);
@@ -377,57 +581,217 @@ impl Controller {
         let value = match result {
             Ok(v) => v,
             Err(e) => {
-                self.rollback()?;
+                self.reload()?;
                 return Err(e);
             }
         };
         let txn = self.transaction_for(&dirty);
-        if let Err(e) = self.store.commit(&txn) {
-            tracing::error!(error = %e, "store commit failed; rolling back");
-            self.rollback()?;
-            return Err(e.into());
+        match self.store.commit(&txn) {
+            Err(e) => {
+                tracing::error!(error = %e, "store commit failed; rolling back");
+                self.reload()?;
+                Err(e.into())
+            }
+            Ok(CommitOutcome::Conflict(conflict)) => Ok(Attempt::Conflict(conflict)),
+            Ok(CommitOutcome::Applied { revision }) => {
+                // Committed: the data plane must hear of it whatever follows.
+                self.changes.extend(changes);
+                if !self.advance(&txn, revision) {
+                    // Others wrote in between (to keys this operation did
+                    // not touch): pick their changes up.
+                    self.reload()?;
+                }
+                Ok(Attempt::Done(value))
+            }
         }
-        self.changes.extend(changes);
-        Ok(value)
     }
 
-    fn rollback(&mut self) -> Result<(), ControllerError> {
-        let snapshot = self.store.load()?;
-        self.state = decode_state(&snapshot)?;
-        Ok(())
+    /// Records that `txn` committed at `revision`. False when other writers
+    /// committed since this controller's view, which is then stale.
+    fn advance(&mut self, txn: &Transaction, revision: Revision) -> bool {
+        if txn.is_empty() {
+            return true;
+        }
+        if revision != self.revision + 1 {
+            return false;
+        }
+        self.revision = revision;
+        for key in txn.puts.keys() {
+            self.key_revisions.insert(key.clone(), revision);
+        }
+        for key in &txn.deletes {
+            self.key_revisions.remove(key);
+        }
+        true
     }
 
+    /// Replaces the in-memory state with the store's, then gives networks
+    /// new to this host a segment and forgets segments of removed ones.
+    fn reload(&mut self) -> Result<(), ControllerError> {
+        let mut last_conflict = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let contents = self.store.load()?;
+            self.state = keys::decode_state(&contents, &self.host)?;
+            self.revision = contents.revision;
+            self.key_revisions = contents
+                .entries
+                .iter()
+                .map(|(k, e)| (k.clone(), e.mod_revision))
+                .collect();
+            let dirty = self.reconcile_segments();
+            if dirty.segments.is_empty() {
+                return Ok(());
+            }
+            let txn = self.transaction_for(&dirty);
+            match self.store.commit(&txn)? {
+                CommitOutcome::Applied { revision } => {
+                    if self.advance(&txn, revision) {
+                        return Ok(());
+                    }
+                }
+                CommitOutcome::Conflict(c) => last_conflict = Some(c),
+            }
+        }
+        Err(concurrent(last_conflict))
+    }
+
+    /// Segments for networks that need one here and have none (created by
+    /// another host, or before this host joined), and none for networks
+    /// that are gone.
+    fn reconcile_segments(&mut self) -> Dirty {
+        let mut dirty = Dirty::default();
+        let drivers = &self.drivers;
+        let needing: Vec<String> = self
+            .state
+            .networks
+            .values()
+            .filter(|n| {
+                drivers
+                    .get(&n.driver)
+                    .is_ok_and(|d| d.capabilities().uses_segment)
+            })
+            .map(|n| n.id.clone())
+            .collect();
+        for id in needing {
+            if !self.state.local.segments.contains_key(&id) {
+                self.state.local.allocate(&id);
+                dirty.segments.insert(id);
+                dirty.local_meta = true;
+            }
+        }
+        let gone: Vec<String> = self
+            .state
+            .local
+            .segments
+            .keys()
+            .filter(|id| !self.state.networks.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.state.local.segments.remove(&id);
+            dirty.segments.insert(id);
+        }
+        dirty
+    }
+
+    /// The transaction writing what `dirty` names, comparing each key
+    /// against the revision this controller read it at.
     fn transaction_for(&self, dirty: &Dirty) -> Transaction {
         let mut txn = Transaction::new();
         let json = |v: &dyn erased::ToJson| v.to_json();
+        let host = self.host.as_str();
+        let state = &self.state;
+        let mut write = |key: String, value: Option<serde_json::Value>| match value {
+            Some(v) => txn.put(key, v),
+            None => txn.delete(key),
+        };
         if dirty.meta {
-            txn.put(META_KEY, json(&self.state.meta));
+            write(
+                keys::META.into(),
+                Some(json(&keys::Meta {
+                    schema: keys::SCHEMA,
+                })),
+            );
         }
-        if dirty.ipam {
-            txn.put(IPAM_KEY, json(&self.state.ipam));
+        if dirty.ipam_config {
+            write(keys::IPAM_CONFIG.into(), Some(json(state.ipam.config())));
+        }
+        for space in &dirty.spaces {
+            let pools = state
+                .ipam
+                .pools()
+                .filter(|(id, _)| &id.space == space)
+                .map(|(id, _)| id.subnet)
+                .collect();
+            write(
+                keys::space_key(space),
+                Some(json(&keys::SpaceIndex { pools })),
+            );
+        }
+        for id in &dirty.pools {
+            write(keys::pool_key(id), state.ipam.pool(id).map(|p| json(p)));
         }
         for id in &dirty.networks {
-            let key = format!("networks/{id}");
-            match self.state.networks.get(id) {
-                Some(n) => txn.put(key, json(n)),
-                None => txn.delete(key),
-            }
+            write(
+                keys::network_key(id),
+                state.networks.get(id).map(|n| json(n)),
+            );
+        }
+        for (name, id) in &dirty.network_names {
+            write(
+                keys::network_name_key(name),
+                id.as_ref().map(|id| json!(id)),
+            );
         }
         for id in &dirty.endpoints {
-            let key = format!("endpoints/{id}");
-            match self.state.endpoints.get(id) {
-                Some(e) => txn.put(key, json(e)),
-                None => txn.delete(key),
-            }
+            write(
+                keys::endpoint_key(id),
+                state.endpoints.get(id).map(|e| json(e)),
+            );
         }
         for id in &dirty.sandboxes {
-            let key = format!("sandboxes/{id}");
-            match self.state.sandboxes.get(id) {
-                Some(s) => txn.put(key, json(s)),
-                None => txn.delete(key),
-            }
+            write(
+                keys::sandbox_key(host, id),
+                state.sandboxes.get(id).map(|s| json(s)),
+            );
+        }
+        for (name, id) in &dirty.sandbox_names {
+            write(
+                keys::sandbox_name_key(host, name),
+                id.as_ref().map(|id| json!(id)),
+            );
+        }
+        for id in &dirty.segments {
+            write(
+                keys::segment_key(host, id),
+                state.local.segments.get(id).map(|s| json!(s.0)),
+            );
+        }
+        if dirty.local_meta {
+            write(
+                keys::local_meta_key(host),
+                Some(json(&keys::LocalMeta {
+                    next_segment: state.local.next_segment,
+                })),
+            );
+        }
+        let written: Vec<String> = txn.puts.keys().chain(txn.deletes.iter()).cloned().collect();
+        for key in written {
+            let compare = match self.key_revisions.get(&key) {
+                Some(&revision) => Compare::ModRevision { key, revision },
+                None => Compare::Missing { key },
+            };
+            txn.require(compare);
         }
         txn
+    }
+}
+
+/// The error for an operation whose commits kept conflicting.
+fn concurrent(conflict: Option<Conflict>) -> ControllerError {
+    ControllerError::ConcurrentChange {
+        key: conflict.map(|c| c.key().to_string()).unwrap_or_default(),
+        attempts: MAX_ATTEMPTS,
     }
 }
 
@@ -435,6 +799,10 @@ impl Controller {
 struct Ctx<'a> {
     rng: &'a mut (dyn RngCore + Send),
     drivers: &'a DriverRegistry,
+    /// This controller's host id.
+    host: &'a str,
+    /// This host's tunnel endpoint.
+    vtep: Option<IpAddr>,
     changes: Vec<Change>,
 }
 
@@ -459,57 +827,6 @@ mod erased {
     }
 }
 
-fn decode_state(snapshot: &Snapshot) -> Result<State, ControllerError> {
-    fn decode<T: serde::de::DeserializeOwned>(
-        key: &str,
-        v: &serde_json::Value,
-    ) -> Result<T, ControllerError> {
-        serde_json::from_value(v.clone()).map_err(|e| ControllerError::Decode {
-            key: key.to_string(),
-            detail: e.to_string(),
-        })
-    }
-    let meta_value = snapshot
-        .get(META_KEY)
-        .ok_or_else(|| ControllerError::Decode {
-            key: META_KEY.into(),
-            detail: "missing".into(),
-        })?;
-    let meta: Meta = decode(META_KEY, meta_value)?;
-    if meta.schema > SCHEMA {
-        return Err(ControllerError::Decode {
-            key: META_KEY.into(),
-            detail: format!(
-                "schema {} is newer than this build's {SCHEMA}; upgrade switchyard",
-                meta.schema
-            ),
-        });
-    }
-    let ipam_value = snapshot
-        .get(IPAM_KEY)
-        .ok_or_else(|| ControllerError::Decode {
-            key: IPAM_KEY.into(),
-            detail: "missing".into(),
-        })?;
-    let mut state = State {
-        meta,
-        ipam: decode(IPAM_KEY, ipam_value)?,
-        networks: BTreeMap::new(),
-        endpoints: BTreeMap::new(),
-        sandboxes: BTreeMap::new(),
-    };
-    for (key, value) in snapshot {
-        if let Some(id) = key.strip_prefix("networks/") {
-            state.networks.insert(id.to_string(), decode(key, value)?);
-        } else if let Some(id) = key.strip_prefix("endpoints/") {
-            state.endpoints.insert(id.to_string(), decode(key, value)?);
-        } else if let Some(id) = key.strip_prefix("sandboxes/") {
-            state.sandboxes.insert(id.to_string(), decode(key, value)?);
-        }
-    }
-    Ok(state)
-}
-
 /// An RFC 4193 unique local /48: `fd` followed by a 40-bit random global id.
 fn random_ula48(rng: &mut dyn RngCore) -> Ipv6Network {
     let mut g = [0u8; 5];
@@ -527,5 +844,7 @@ fn random_ula48(rng: &mut dyn RngCore) -> Ipv6Network {
     Ipv6Network::new(addr, 48).expect("48 is a valid prefix")
 }
 
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;

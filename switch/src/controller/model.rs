@@ -1,9 +1,9 @@
 //! The CNM objects the controller owns: networks, endpoints and sandboxes,
 //! and the requests that create them. Plain serde data: this is exactly
-//! what the store persists.
+//! what the store persists (networks and endpoints are shared by every host
+//! of a store, sandboxes are host-local; see `controller/keys.rs`).
 
 use crate::mac::MacAddr;
-use crate::port::SegmentId;
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -57,8 +57,12 @@ pub struct Network {
     pub driver: String,
     /// Local or global.
     pub scope: Scope,
-    /// The data-plane segment, for drivers that switch frames.
-    pub segment: Option<SegmentId>,
+    /// The network's identity on the wire shared by every host, for drivers
+    /// that carry it between hosts (the VXLAN VNI of an overlay network);
+    /// `None` for single-host drivers. Not the switch segment: that is
+    /// host-local (`Controller::segment_of`), because each host numbers the
+    /// segments of its own switch, and this object is shared by every host.
+    pub global_segment: Option<u32>,
     /// IPv4 subnet, for drivers that use IPAM.
     pub ipv4: Option<SubnetConfig>,
     /// IPv6 subnet, when `--ipv6` was given.
@@ -105,6 +109,12 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     /// This endpoint carries the sandbox's default route.
     pub default_route: bool,
+    /// The host whose switch holds the endpoint's port (the controller's
+    /// host id): endpoints are shared, so other hosts know where it is.
+    pub host: String,
+    /// Where other hosts reach this endpoint's host for tunnelled traffic
+    /// (its VTEP), when the host has one.
+    pub vtep: Option<IpAddr>,
 }
 
 /// How a sandbox gets its network namespace.

@@ -2,27 +2,73 @@
 
 use super::ControllerError;
 
-/// Checks a container or network name: Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
-/// at most 64 characters (so it also fits a hostname and a DNS label).
+/// The longest container name: a container's name is its DNS name on its
+/// networks (one label when it has no dots, and a DNS label holds at most
+/// 63 octets, RFC 1035) and its default hostname (64 on Linux).
+pub const MAX_CONTAINER_NAME: usize = 63;
+
+/// The longest network or host name. They are shown in listings and
+/// messages but never resolved in DNS, so the limit is a sanity bound: 64,
+/// as before, so no name that worked stops working.
+pub const MAX_NAME: usize = 64;
+
+/// Checks a container, network or host name: Docker's
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most [`MAX_CONTAINER_NAME`] characters
+/// for containers and [`MAX_NAME`] for the others.
 pub fn validate_name(what: &'static str, name: &str) -> Result<(), ControllerError> {
-    let err = |reason: &str| ControllerError::InvalidName {
+    let err = |reason: String| ControllerError::InvalidName {
         what,
         name: name.to_string(),
-        reason: reason.to_string(),
+        reason,
     };
+    let max = if what == "container" {
+        MAX_CONTAINER_NAME
+    } else {
+        MAX_NAME
+    };
+    let len = name.chars().count();
     let mut chars = name.chars();
     match chars.next() {
-        None => return Err(err("it is empty; give a name")),
+        None => return Err(err("it is empty; give a name".into())),
+        _ if len > max => {
+            return Err(err(format!(
+                "it is {len} characters long; at most {max} are allowed"
+            )));
+        }
         Some(c) if !c.is_ascii_alphanumeric() => {
-            return Err(err("it must start with a letter or digit"));
+            return Err(err("it must start with a letter or digit".into()));
         }
         _ => {}
     }
-    if name.len() > 64 {
-        return Err(err("it is longer than 64 characters"));
-    }
     if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-        return Err(err("only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"));
+        return Err(err("only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed".into()));
+    }
+    Ok(())
+}
+
+/// The longest `--aux-address` name (Docker sets no rule; it is echoed in
+/// messages and shown by `inspect`).
+pub const MAX_AUX_NAME: usize = 64;
+
+/// Checks an `--aux-address NAME=IP` name: 1 to [`MAX_AUX_NAME`]
+/// characters, none of them a control character.
+pub fn validate_aux_name(name: &str) -> Result<(), ControllerError> {
+    let err = |reason: String| ControllerError::InvalidName {
+        what: "aux address",
+        name: name.to_string(),
+        reason,
+    };
+    let len = name.chars().count();
+    if len == 0 {
+        return Err(err("it is empty; write --aux-address NAME=IP".into()));
+    }
+    if len > MAX_AUX_NAME {
+        return Err(err(format!(
+            "it is {len} characters long; at most {MAX_AUX_NAME} are allowed"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(err("it contains a control character".into()));
     }
     Ok(())
 }
@@ -36,7 +82,7 @@ pub fn validate_alias(alias: &str) -> Result<(), ControllerError> {
         reason: reason.to_string(),
     };
     if alias.is_empty() || alias.len() > 253 {
-        return Err(err("an alias must be 1 to 253 characters"));
+        return Err(err("an alias must be 1 to 253 characters (a DNS name)"));
     }
     for label in alias.split('.') {
         if label.is_empty() || label.len() > 63 {
@@ -94,6 +140,27 @@ mod tests {
         assert!(validate_name("container", "-web").is_err());
         assert!(validate_name("container", "we b").is_err());
         assert!(validate_name("container", &"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn container_names_fit_a_dns_label_and_network_names_keep_64() {
+        assert!(validate_name("container", &"x".repeat(63)).is_ok());
+        let err = validate_name("container", &"x".repeat(64)).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with(": it is 64 characters long; at most 63 are allowed"),
+            "{err}"
+        );
+        assert!(validate_name("network", &"x".repeat(64)).is_ok());
+        assert!(validate_name("network", &"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn aux_address_names_are_bounded_and_printable() {
+        assert!(validate_aux_name("my router").is_ok());
+        assert!(validate_aux_name("").is_err());
+        assert!(validate_aux_name(&"r".repeat(65)).is_err());
+        assert!(validate_aux_name("a\nb").is_err());
     }
 
     #[test]

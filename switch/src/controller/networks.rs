@@ -1,9 +1,9 @@
-//! Network operations: create (with IPAM), list, remove.
+//! Network operations: create (with IPAM), list, remove, and the rules for
+//! subnets that cannot work.
 
 use super::model::{Network, NetworkFilter, NetworkSpec, SubnetConfig};
-use super::names::validate_name;
+use super::names::{validate_aux_name, validate_name};
 use super::{Change, Controller, ControllerError, Ctx, Dirty, State};
-use crate::port::SegmentId;
 use ipnetwork::IpNetwork;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -11,10 +11,15 @@ use switchyard_ipam::{Family, PoolRequest, LOCAL};
 
 impl Controller {
     /// Creates a network, with Docker's rules: a unique valid name, a known
-    /// driver, subnets/gateways/ranges consistent and granted by IPAM.
+    /// driver, subnets that can work, gateways and ranges consistent with
+    /// them and granted by IPAM.
     pub fn create_network(&mut self, spec: NetworkSpec) -> Result<Network, ControllerError> {
         validate_name("network", &spec.name)?;
-        self.mutate(|state, dirty, ctx| create(state, dirty, ctx, spec, false))
+        validate_aux_names(&spec)?;
+        for subnet in &spec.subnets {
+            check_usable_subnet(*subnet)?;
+        }
+        self.mutate(|state, dirty, ctx| create(state, dirty, ctx, spec.clone(), false))
     }
 
     /// Lists networks matching `filter`, sorted by name.
@@ -23,11 +28,12 @@ impl Controller {
     }
 
     /// Removes a network. Refused for predefined networks and while any
-    /// endpoint is attached (the message names the containers).
+    /// endpoint (of any host) is attached (the message names the
+    /// containers).
     pub fn remove_network(&mut self, key: &str) -> Result<Network, ControllerError> {
-        let id = self.network(key)?.id.clone();
         self.mutate(|state, dirty, ctx| {
-            let network = state.networks.get(&id).expect("resolved above").clone();
+            let network = state.network(key)?.clone();
+            let id = network.id.clone();
             if network.predefined {
                 return Err(ControllerError::PredefinedNetwork { name: network.name });
             }
@@ -46,43 +52,51 @@ impl Controller {
             }
             for subnet in network.ipv4.iter().chain(network.ipv6.iter()) {
                 state.ipam.release_pool(&subnet.pool)?;
-                dirty.ipam = true;
+                dirty.pool_set_changed(&subnet.pool);
+            }
+            if state.local.segments.remove(&id).is_some() {
+                dirty.segments.insert(id.clone());
             }
             state.networks.remove(&id);
             dirty.networks.insert(id.clone());
+            dirty.network_names.insert(network.name.clone(), None);
             ctx.changes.push(Change::NetworkRemoved {
                 network: Box::new(network.clone()),
             });
             Ok(network)
         })
     }
+}
 
-    /// Creates `bridge`, `host` and `none`.
-    pub(super) fn create_predefined(&mut self) -> Result<(), ControllerError> {
-        self.mutate(|state, dirty, ctx| {
-            let bridge = NetworkSpec {
-                name: "bridge".into(),
-                driver: "bridge".into(),
-                ..Default::default()
-            };
-            create(state, dirty, ctx, bridge, true)?;
-            let host = NetworkSpec {
-                name: "host".into(),
-                driver: "host".into(),
-                ..Default::default()
-            };
-            create(state, dirty, ctx, host, true)?;
-            let none = NetworkSpec {
-                name: "none".into(),
-                driver: "null".into(),
-                ..Default::default()
-            };
-            create(state, dirty, ctx, none, true)?;
-            dirty.meta = true;
-            dirty.ipam = true;
-            Ok(())
-        })
-    }
+/// Creates `bridge`, `host` and `none` in a fresh state, with the shared
+/// bookkeeping (`meta`, the IPAM configuration).
+pub(super) fn create_predefined(
+    state: &mut State,
+    dirty: &mut Dirty,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), ControllerError> {
+    let bridge = NetworkSpec {
+        name: "bridge".into(),
+        driver: "bridge".into(),
+        ..Default::default()
+    };
+    create(state, dirty, ctx, bridge, true)?;
+    let host = NetworkSpec {
+        name: "host".into(),
+        driver: "host".into(),
+        ..Default::default()
+    };
+    create(state, dirty, ctx, host, true)?;
+    let none = NetworkSpec {
+        name: "none".into(),
+        driver: "null".into(),
+        ..Default::default()
+    };
+    create(state, dirty, ctx, none, true)?;
+    dirty.meta = true;
+    dirty.ipam_config = true;
+    dirty.local_meta = true;
+    Ok(())
 }
 
 fn create(
@@ -117,31 +131,39 @@ fn create(
 
     let id = ctx.new_id();
     let (ipv4, ipv6) = if caps.uses_ipam {
-        let ipv4 = Some(request_subnet(state, &spec.name, Family::V4, plan.v4)?);
+        let ipv4 = Some(request_subnet(
+            state,
+            dirty,
+            &spec.name,
+            Family::V4,
+            plan.v4,
+        )?);
         let ipv6 = if spec.ipv6 {
-            Some(request_subnet(state, &spec.name, Family::V6, plan.v6)?)
+            Some(request_subnet(
+                state,
+                dirty,
+                &spec.name,
+                Family::V6,
+                plan.v6,
+            )?)
         } else {
             None
         };
-        dirty.ipam = true;
         (ipv4, ipv6)
     } else {
         (None, None)
     };
-    let segment = if caps.uses_segment {
-        let s = SegmentId(state.meta.next_segment);
-        state.meta.next_segment += 1;
-        dirty.meta = true;
-        Some(s)
-    } else {
-        None
-    };
+    if caps.uses_segment {
+        state.local.allocate(&id);
+        dirty.segments.insert(id.clone());
+        dirty.local_meta = true;
+    }
     let network = Network {
         id: id.clone(),
         name: spec.name.clone(),
         driver: driver_name.to_string(),
         scope: caps.scope,
-        segment,
+        global_segment: None,
         ipv4,
         ipv6,
         internal: spec.internal,
@@ -154,6 +176,9 @@ fn create(
     };
     state.networks.insert(id.clone(), network.clone());
     dirty.networks.insert(id.clone());
+    dirty
+        .network_names
+        .insert(network.name.clone(), Some(id.clone()));
     ctx.changes.push(Change::NetworkCreated { network_id: id });
     Ok(network)
 }
@@ -254,6 +279,7 @@ impl SubnetPlan {
 
 fn request_subnet(
     state: &mut State,
+    dirty: &mut Dirty,
     owner: &str,
     family: Family,
     plan: FamilyPlan,
@@ -267,6 +293,7 @@ fn request_subnet(
         gateway: plan.gateway,
         aux_addresses: plan.aux,
     })?;
+    dirty.pool_set_changed(&pool_id);
     let pool = state.ipam.pool(&pool_id).expect("pool just granted");
     Ok(SubnetConfig {
         subnet: pool.subnet(),
@@ -275,4 +302,159 @@ fn request_subnet(
         aux_addresses: pool.aux_addresses().clone(),
         pool: pool_id,
     })
+}
+
+/// Checks the names of `--aux-address NAME=IP` (they are echoed in errors
+/// and shown by `inspect`).
+fn validate_aux_names(spec: &NetworkSpec) -> Result<(), ControllerError> {
+    spec.aux_addresses
+        .keys()
+        .try_for_each(|name| validate_aux_name(name))
+}
+
+/// An address block no network subnet may be or include, and why.
+struct Special {
+    range: IpNetwork,
+    what: &'static str,
+    why: &'static str,
+}
+
+fn special(addr: IpAddr, prefix: u8, what: &'static str, why: &'static str) -> Special {
+    Special {
+        range: IpNetwork::new(addr, prefix).expect("constant prefixes are valid"),
+        what,
+        why,
+    }
+}
+
+/// The blocks whose addresses cannot be a network's (IANA special-purpose
+/// registries; only those that break a container network).
+fn special_ranges(v4: bool) -> Vec<Special> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    const NO_MULTICAST: &str = "multicast addresses cannot be assigned to interfaces";
+    if v4 {
+        vec![
+            special(
+                Ipv4Addr::new(0, 0, 0, 0).into(),
+                8,
+                "\"this network\" (0.0.0.0/8, RFC 1122)",
+                "its addresses mean this host and cannot be assigned to interfaces",
+            ),
+            special(
+                Ipv4Addr::new(127, 0, 0, 0).into(),
+                8,
+                "loopback (127.0.0.0/8)",
+                "every container already has it on lo, and packets to it never leave the container",
+            ),
+            special(
+                Ipv4Addr::new(169, 254, 0, 0).into(),
+                16,
+                "IPv4 link-local (169.254.0.0/16, RFC 3927)",
+                "routers never forward it, so the containers would have no way out, and it would \
+                 hide cloud metadata services at 169.254.169.254",
+            ),
+            special(
+                Ipv4Addr::new(224, 0, 0, 0).into(),
+                4,
+                "IPv4 multicast (224.0.0.0/4)",
+                NO_MULTICAST,
+            ),
+        ]
+    } else {
+        vec![
+            special(
+                Ipv6Addr::UNSPECIFIED.into(),
+                128,
+                "the unspecified address (::/128)",
+                "it means no address and cannot be assigned to an interface",
+            ),
+            special(
+                Ipv6Addr::LOCALHOST.into(),
+                128,
+                "IPv6 loopback (::1/128)",
+                "every container already has it on lo",
+            ),
+            special(
+                Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0).into(),
+                96,
+                "IPv4-mapped addresses (::ffff:0:0/96, RFC 4291)",
+                "they stand for IPv4 addresses inside IPv6 sockets and are never sent as IPv6",
+            ),
+            special(
+                Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0).into(),
+                10,
+                "IPv6 link-local (fe80::/10)",
+                "every interface already has its own fe80::/64 address and route, which the \
+                 network's addresses would collide with",
+            ),
+            special(
+                Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0).into(),
+                8,
+                "IPv6 multicast (ff00::/8)",
+                NO_MULTICAST,
+            ),
+        ]
+    }
+}
+
+/// The widest IPv4 subnet accepted: 10.0.0.0/8, the largest private range.
+const WIDEST_V4: u8 = 8;
+/// The widest IPv6 subnet accepted: a /32 is what an ISP is allocated (RFC
+/// 6177 sites get a /48, a link a /64); a network is one link, and anything
+/// wider only makes containers treat a large part of the IPv6 internet as
+/// on-link.
+const WIDEST_V6: u8 = 32;
+
+/// Refuses `--subnet`s that cannot work as a container network, as Docker
+/// should: loopback, multicast, "this network", link-local, IPv4-mapped,
+/// and absurdly wide prefixes. (Prefixes with no room for a gateway and a
+/// container are IPAM's rule: it refuses them with the size to use.)
+pub(super) fn check_usable_subnet(subnet: IpNetwork) -> Result<(), ControllerError> {
+    let v4 = subnet.is_ipv4();
+    let (widest, fix) = if v4 {
+        (
+            WIDEST_V4,
+            "choose a private range instead, e.g. --subnet 10.1.0.0/24 (from 10.0.0.0/8, \
+             172.16.0.0/12 or 192.168.0.0/16)",
+        )
+    } else {
+        (
+            WIDEST_V6,
+            "choose a unique local /64 instead, e.g. --subnet fd00:1:2:3::/64, or a /64 of \
+             your global prefix",
+        )
+    };
+    let refuse = |reason: String| ControllerError::UnusableSubnet { subnet, reason };
+    let specials = special_ranges(v4);
+    if let Some(s) = specials
+        .iter()
+        .find(|s| s.range.contains(subnet.network()) && s.range.prefix() <= subnet.prefix())
+    {
+        return Err(refuse(format!("it is {}: {}; {fix}", s.what, s.why)));
+    }
+    if subnet.prefix() < widest {
+        return Err(refuse(format!(
+            "it is wider than /{widest} ({}); a network's subnet is on-link for every \
+             container on it, so the containers would send their traffic for all of it to the \
+             bridge instead of through the gateway; {}",
+            if v4 {
+                "the largest private range, 10.0.0.0/8"
+            } else {
+                "the size of a whole ISP allocation"
+            },
+            if v4 {
+                fix.to_string()
+            } else {
+                "use a /64, the standard size of one link, e.g. --subnet fd00:1:2:3::/64"
+                    .to_string()
+            }
+        )));
+    }
+    if let Some(s) = specials
+        .iter()
+        .find(|s| s.range.contains(subnet.network()) || subnet.contains(s.range.network()))
+    {
+        return Err(refuse(format!("it includes {}: {}; {fix}", s.what, s.why)));
+    }
+    Ok(())
 }

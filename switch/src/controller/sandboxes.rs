@@ -1,6 +1,7 @@
 //! Sandbox and endpoint operations: create/remove sandboxes, connect and
 //! disconnect them to networks, rename.
 
+use super::error::shown;
 use super::model::{Endpoint, EndpointSpec, NetnsMode, Network, Sandbox, SandboxSpec};
 use super::names::{validate_alias, validate_name};
 use super::{Change, Controller, ControllerError, Ctx, Dirty, State};
@@ -15,17 +16,23 @@ impl Controller {
     /// its own; `Private` sandboxes start with no endpoint (connect them).
     pub fn create_sandbox(&mut self, spec: SandboxSpec) -> Result<Sandbox, ControllerError> {
         validate_name("container", &spec.name)?;
-        // Resolve a container:OTHER reference to the namespace owner's id.
-        let mode = match &spec.mode {
-            NetnsMode::Container(other) => {
-                let target = self.sandbox(other)?;
-                NetnsMode::Container(self.namespace_owner(target).id.clone())
-            }
-            m => m.clone(),
-        };
         self.mutate(|state, dirty, ctx| {
+            // Resolve a container:OTHER reference to the namespace owner's
+            // id, and rewrite the owner so that removing it concurrently
+            // conflicts with this.
+            let mode = match &spec.mode {
+                NetnsMode::Container(other) => {
+                    let target = state.sandbox(other)?;
+                    let owner = state.namespace_owner(target).id.clone();
+                    dirty.sandboxes.insert(owner.clone());
+                    NetnsMode::Container(owner)
+                }
+                m => m.clone(),
+            };
             if state.sandboxes.values().any(|s| s.name == spec.name) {
-                return Err(ControllerError::SandboxExists { name: spec.name });
+                return Err(ControllerError::SandboxExists {
+                    name: spec.name.clone(),
+                });
             }
             let id = ctx.new_id();
             let sandbox = Sandbox {
@@ -34,14 +41,17 @@ impl Controller {
                 hostname: if spec.hostname.is_empty() {
                     spec.name.clone()
                 } else {
-                    spec.hostname
+                    spec.hostname.clone()
                 },
                 mode: mode.clone(),
                 endpoints: Vec::new(),
-                labels: spec.labels,
+                labels: spec.labels.clone(),
             };
             state.sandboxes.insert(id.clone(), sandbox);
             dirty.sandboxes.insert(id.clone());
+            dirty
+                .sandbox_names
+                .insert(spec.name.clone(), Some(id.clone()));
             ctx.changes.push(Change::SandboxCreated {
                 sandbox_id: id.clone(),
             });
@@ -68,14 +78,15 @@ impl Controller {
     /// Removes a sandbox and all its endpoints (releasing their addresses).
     /// Refused while other sandboxes share its namespace, unless `force`.
     pub fn remove_sandbox(&mut self, key: &str, force: bool) -> Result<Sandbox, ControllerError> {
-        let id = self.sandbox(key)?.id.clone();
         self.mutate(|state, dirty, ctx| {
-            let sharers: Vec<String> = state
+            let id = state.sandbox(key)?.id.clone();
+            let mut sharers: Vec<String> = state
                 .sandboxes
                 .values()
                 .filter(|s| s.mode == NetnsMode::Container(id.clone()))
                 .map(|s| s.name.clone())
                 .collect();
+            sharers.sort();
             if !sharers.is_empty() && !force {
                 return Err(ControllerError::SandboxInUse {
                     name: state.sandboxes[&id].name.clone(),
@@ -87,6 +98,7 @@ impl Controller {
             }
             let sandbox = state.sandboxes.remove(&id).expect("resolved above");
             dirty.sandboxes.insert(id.clone());
+            dirty.sandbox_names.insert(sandbox.name.clone(), None);
             ctx.changes.push(Change::SandboxRemoved {
                 sandbox: Box::new(sandbox.clone()),
             });
@@ -105,32 +117,35 @@ impl Controller {
         sandbox_key: &str,
         spec: EndpointSpec,
     ) -> Result<Endpoint, ControllerError> {
-        let network_id = self.network(network_key)?.id.clone();
-        let sandbox_id = self.sandbox(sandbox_key)?.id.clone();
         for alias in &spec.aliases {
             validate_alias(alias)?;
         }
-        self.mutate(|state, dirty, ctx| join(state, dirty, ctx, &network_id, &sandbox_id, spec))
+        self.mutate(|state, dirty, ctx| {
+            let network_id = state.network(network_key)?.id.clone();
+            let sandbox_id = state.sandbox(sandbox_key)?.id.clone();
+            join(state, dirty, ctx, &network_id, &sandbox_id, spec.clone())
+        })
     }
 
     /// Disconnects a sandbox from a network, releasing its addresses.
     ///
     /// With `force`, a container that no longer exists is matched by the
-    /// endpoint's name, so stale endpoints can be cleaned up (Docker's
-    /// `disconnect -f`), and leaving `host`/`none` is allowed.
+    /// endpoint's name (among this host's endpoints), so stale endpoints can
+    /// be cleaned up (Docker's `disconnect -f`), and leaving `host`/`none`
+    /// is allowed.
     pub fn disconnect(
         &mut self,
         network_key: &str,
         sandbox_key: &str,
         force: bool,
     ) -> Result<Endpoint, ControllerError> {
-        let network = self.network(network_key)?.clone();
-        let sandbox_id = match self.sandbox(sandbox_key) {
-            Ok(s) => Some(s.id.clone()),
-            Err(ControllerError::NoSuchSandbox { .. }) if force => None,
-            Err(e) => return Err(e),
-        };
         self.mutate(|state, dirty, ctx| {
+            let network = state.network(network_key)?.clone();
+            let sandbox_id = match state.sandbox(sandbox_key) {
+                Ok(s) => Some(s.id.clone()),
+                Err(ControllerError::NoSuchSandbox { .. }) if force => None,
+                Err(e) => return Err(e),
+            };
             let endpoint_id = state
                 .endpoints
                 .values()
@@ -138,7 +153,7 @@ impl Controller {
                     e.network_id == network.id
                         && match &sandbox_id {
                             Some(sid) => &e.sandbox_id == sid,
-                            None => e.name == sandbox_key,
+                            None => e.name == sandbox_key && e.host == ctx.host,
                         }
                 })
                 .map(|e| e.id.clone())
@@ -169,8 +184,8 @@ impl Controller {
         new_name: &str,
     ) -> Result<Sandbox, ControllerError> {
         validate_name("container", new_name)?;
-        let id = self.sandbox(key)?.id.clone();
         self.mutate(|state, dirty, ctx| {
+            let id = state.sandbox(key)?.id.clone();
             if state
                 .sandboxes
                 .values()
@@ -181,6 +196,10 @@ impl Controller {
                 });
             }
             let sandbox = state.sandboxes.get_mut(&id).expect("resolved above");
+            dirty.sandbox_names.insert(sandbox.name.clone(), None);
+            dirty
+                .sandbox_names
+                .insert(new_name.to_string(), Some(id.clone()));
             sandbox.name = new_name.to_string();
             dirty.sandboxes.insert(id.clone());
             for endpoint_id in sandbox.endpoints.clone() {
@@ -283,7 +302,7 @@ fn join(
         if let (IpAddr::V4(ip), IpNetwork::V4(net)) = (ip, subnet.subnet) {
             ipv4 = Some(Ipv4Network::new(ip, net.prefix()).expect("prefix from a valid network"));
         }
-        dirty.ipam = true;
+        dirty.pools.insert(subnet.pool.clone());
     }
     let mut ipv6 = None;
     if let Some(subnet) = &network.ipv6 {
@@ -293,7 +312,7 @@ fn join(
         if let (IpAddr::V6(ip), IpNetwork::V6(net)) = (ip, subnet.subnet) {
             ipv6 = Some(Ipv6Network::new(ip, net.prefix()).expect("prefix from a valid network"));
         }
-        dirty.ipam = true;
+        dirty.pools.insert(subnet.pool.clone());
     }
 
     let has_interface = caps.uses_segment;
@@ -313,8 +332,9 @@ fn join(
         (Some(name), true) => {
             if existing.iter().any(|e| &e.ifname == name) {
                 return Err(ControllerError::InvalidSpec(format!(
-                    "container {} already has an interface {name}; choose another name",
-                    sandbox.name
+                    "container {} already has an interface {}; choose another name",
+                    sandbox.name,
+                    shown(name)
                 )));
             }
             name.clone()
@@ -336,11 +356,15 @@ fn join(
         static_ip: spec.ipv4.is_some() || spec.ipv6.is_some(),
         aliases: spec.aliases,
         default_route,
+        host: ctx.host.to_string(),
+        vtep: ctx.vtep,
     };
     state
         .endpoints
         .insert(endpoint.id.clone(), endpoint.clone());
     dirty.endpoints.insert(endpoint.id.clone());
+    // Rewritten unchanged: a concurrent `network rm` then conflicts.
+    dirty.networks.insert(network.id.clone());
     state
         .sandboxes
         .get_mut(sandbox_id)
@@ -368,8 +392,9 @@ fn leave(
         .expect("caller found it");
     dirty.endpoints.insert(endpoint_id.to_string());
     if let Some(network) = state.networks.get(&endpoint.network_id) {
-        release(state, network.clone(), &endpoint)?;
-        dirty.ipam = true;
+        let network = network.clone();
+        release(state, dirty, &network, &endpoint)?;
+        dirty.networks.insert(network.id);
     }
     if let Some(sandbox) = state.sandboxes.get_mut(&endpoint.sandbox_id) {
         sandbox.endpoints.retain(|id| id != endpoint_id);
@@ -404,18 +429,21 @@ fn leave(
 
 fn release(
     state: &mut State,
-    network: Network,
+    dirty: &mut Dirty,
+    network: &Network,
     endpoint: &Endpoint,
 ) -> Result<(), ControllerError> {
     if let (Some(subnet), Some(ip)) = (&network.ipv4, endpoint.ipv4) {
         state
             .ipam
             .release_address(&subnet.pool, IpAddr::V4(ip.ip()))?;
+        dirty.pools.insert(subnet.pool.clone());
     }
     if let (Some(subnet), Some(ip)) = (&network.ipv6, endpoint.ipv6) {
         state
             .ipam
             .release_address(&subnet.pool, IpAddr::V6(ip.ip()))?;
+        dirty.pools.insert(subnet.pool.clone());
     }
     Ok(())
 }

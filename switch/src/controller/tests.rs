@@ -7,6 +7,7 @@ use crate::port::PortBinding;
 use crate::store::{FileStore, MemoryStore};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 fn open(store: MemoryStore) -> Controller {
@@ -58,6 +59,12 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
+/// Asserts that an operation failed with exactly the message the user reads.
+#[track_caller]
+fn says<T: std::fmt::Debug>(result: Result<T, ControllerError>, message: &str) {
+    assert_eq!(result.unwrap_err().to_string(), message);
+}
+
 #[test]
 fn first_start_creates_docker_predefined_networks() {
     let c = fresh();
@@ -83,59 +90,58 @@ fn user_networks_take_the_next_default_pool() {
     assert_eq!(a.ipv4.unwrap().subnet.to_string(), "172.18.0.0/16");
     assert_eq!(b.ipv4.unwrap().subnet.to_string(), "172.19.0.0/16");
     assert!(a.dns_names);
-    assert_ne!(a.segment, b.segment, "every network is its own segment");
+    assert_ne!(
+        c.segment_of(&a.id),
+        c.segment_of(&b.id),
+        "every network is its own segment"
+    );
 }
 
 #[test]
 fn network_names_are_unique() {
     let mut c = fresh();
     c.create_network(net("front")).unwrap();
-    let err = c.create_network(net("front")).unwrap_err();
-    assert!(
-        matches!(err, ControllerError::NetworkExists { .. }),
-        "{err}"
+    says(
+        c.create_network(net("front")),
+        "network with name front already exists; choose another name or remove it first \
+         (switchyard network rm front)",
     );
-    assert!(err
-        .to_string()
-        .contains("network with name front already exists"));
-    assert!(matches!(
-        c.create_network(net("bridge")).unwrap_err(),
-        ControllerError::NetworkExists { .. }
-    ));
+    says(
+        c.create_network(net("bridge")),
+        "network with name bridge already exists; choose another name or remove it first \
+         (switchyard network rm bridge)",
+    );
 }
 
 #[test]
 fn invalid_network_names_are_refused() {
     let mut c = fresh();
-    assert!(matches!(
-        c.create_network(net("")).unwrap_err(),
-        ControllerError::InvalidName { .. }
-    ));
-    assert!(matches!(
-        c.create_network(net("a b")).unwrap_err(),
-        ControllerError::InvalidName { .. }
-    ));
+    says(
+        c.create_network(net("")),
+        "invalid network name \"\": it is empty; give a name",
+    );
+    says(
+        c.create_network(net("a b")),
+        "invalid network name \"a b\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+    );
 }
 
 #[test]
 fn unknown_and_planned_drivers_are_refused_with_the_choices() {
     let mut c = fresh();
-    let err = c
-        .create_network(NetworkSpec {
+    says(
+        c.create_network(NetworkSpec {
             driver: "bogus".into(),
             ..net("x")
-        })
-        .unwrap_err();
-    assert!(err.to_string().contains("bridge"), "{err}");
-    let err = c
-        .create_network(NetworkSpec {
+        }),
+        "unknown driver \"bogus\"; choose one of: bridge, host, null",
+    );
+    says(
+        c.create_network(NetworkSpec {
             driver: "overlay".into(),
             ..net("x")
-        })
-        .unwrap_err();
-    assert!(
-        matches!(err, ControllerError::DriverNotYetAvailable { .. }),
-        "{err}"
+        }),
+        "driver \"overlay\" is not available yet in this version of switchyard; use -d bridge",
     );
 }
 
@@ -143,15 +149,15 @@ fn unknown_and_planned_drivers_are_refused_with_the_choices() {
 fn host_and_null_networks_cannot_be_created_again() {
     let mut c = fresh();
     for d in ["host", "null"] {
-        let err = c
-            .create_network(NetworkSpec {
+        says(
+            c.create_network(NetworkSpec {
                 driver: d.into(),
                 ..net("x")
-            })
-            .unwrap_err();
-        assert!(
-            matches!(err, ControllerError::DriverNotCreatable { .. }),
-            "{err}"
+            }),
+            &format!(
+                "only one instance of the \"{d}\" network is allowed; it already exists as a \
+                 predefined network"
+            ),
         );
     }
 }
@@ -161,13 +167,9 @@ fn overlapping_subnet_is_refused_naming_the_other_network() {
     let mut c = fresh();
     c.create_network(net_with_subnet("front", "10.1.0.0/16"))
         .unwrap();
-    let err = c
-        .create_network(net_with_subnet("back", "10.1.0.0/24"))
-        .unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("front") && msg.contains("10.1.0.0/16"),
-        "{msg}"
+    says(
+        c.create_network(net_with_subnet("back", "10.1.0.0/24")),
+        "subnet 10.1.0.0/24 overlaps network 'front' (10.1.0.0/16); choose another --subnet",
     );
     assert!(c.network("back").is_err(), "nothing was created");
 }
@@ -175,22 +177,20 @@ fn overlapping_subnet_is_refused_naming_the_other_network() {
 #[test]
 fn gateway_range_and_aux_must_lie_in_a_subnet() {
     let mut c = fresh();
-    let err = c
-        .create_network(NetworkSpec {
+    says(
+        c.create_network(NetworkSpec {
             gateways: vec!["10.9.0.1".parse().unwrap()],
             ..net("x")
-        })
-        .unwrap_err();
-    assert!(err.to_string().contains("matching --subnet"), "{err}");
-    let err = c
-        .create_network(NetworkSpec {
+        }),
+        "--gateway 10.9.0.1 needs a matching --subnet; every --gateway, --ip-range and \
+         --aux-address must lie in one",
+    );
+    says(
+        c.create_network(NetworkSpec {
             gateways: vec!["10.9.0.1".parse().unwrap()],
             ..net_with_subnet("x", "10.1.0.0/16")
-        })
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("not inside --subnet 10.1.0.0/16"),
-        "{err}"
+        }),
+        "--gateway 10.9.0.1 is not inside --subnet 10.1.0.0/16; give one inside it",
     );
     let n = c
         .create_network(NetworkSpec {
@@ -209,10 +209,10 @@ fn gateway_range_and_aux_must_lie_in_a_subnet() {
 #[test]
 fn ipv6_subnet_needs_the_ipv6_flag() {
     let mut c = fresh();
-    let err = c
-        .create_network(net_with_subnet("v6", "fd00:1::/64"))
-        .unwrap_err();
-    assert!(err.to_string().contains("--ipv6"), "{err}");
+    says(
+        c.create_network(net_with_subnet("v6", "fd00:1::/64")),
+        "an IPv6 --subnet needs --ipv6; add --ipv6 or drop the IPv6 subnet",
+    );
     let n = c
         .create_network(NetworkSpec {
             ipv6: true,
@@ -231,23 +231,22 @@ fn ipv6_subnet_needs_the_ipv6_flag() {
 #[test]
 fn unknown_driver_options_are_refused_and_mtu_is_parsed() {
     let mut c = fresh();
-    let err = c
-        .create_network(NetworkSpec {
+    says(
+        c.create_network(NetworkSpec {
             options: [("colour".to_string(), "blue".to_string())].into(),
             ..net("x")
-        })
-        .unwrap_err();
-    assert!(
-        matches!(err, ControllerError::InvalidOption { .. }),
-        "{err}"
+        }),
+        "invalid option colour=blue: the bridge driver knows com.docker.network.driver.mtu \
+         (alias mtu) and accepts Docker's com.docker.network.bridge.* options; remove -o colour",
     );
-    let err = c
-        .create_network(NetworkSpec {
+    says(
+        c.create_network(NetworkSpec {
             options: [("mtu".to_string(), "9".to_string())].into(),
             ..net("x")
-        })
-        .unwrap_err();
-    assert!(err.to_string().contains("between 68 and 65521"), "{err}");
+        }),
+        "invalid option com.docker.network.driver.mtu=9: give an MTU between 68 and 65521, \
+         e.g. -o com.docker.network.driver.mtu=1500",
+    );
     let n = c
         .create_network(NetworkSpec {
             options: [(
@@ -284,20 +283,19 @@ fn networks_are_found_by_id_prefix() {
     let mut c = fresh();
     let n = c.create_network(net("front")).unwrap();
     assert_eq!(c.network(&n.id[..12]).unwrap().name, "front");
-    assert!(matches!(
-        c.network("nope").unwrap_err(),
-        ControllerError::NoSuchNetwork { .. }
-    ));
+    says(
+        c.network("nope"),
+        "network nope not found; `switchyard network ls` lists the networks",
+    );
 }
 
 #[test]
 fn predefined_networks_cannot_be_removed() {
     let mut c = fresh();
     for name in ["bridge", "host", "none"] {
-        let err = c.remove_network(name).unwrap_err();
-        assert!(
-            matches!(err, ControllerError::PredefinedNetwork { .. }),
-            "{err}"
+        says(
+            c.remove_network(name),
+            &format!("{name} is a pre-defined network and cannot be removed"),
         );
     }
 }
@@ -310,8 +308,11 @@ fn removing_a_network_with_endpoints_is_refused_naming_them() {
     c.create_sandbox(private("api")).unwrap();
     c.connect("front", "web", EndpointSpec::default()).unwrap();
     c.connect("front", "api", EndpointSpec::default()).unwrap();
-    let err = c.remove_network("front").unwrap_err();
-    assert!(err.to_string().contains("api, web"), "{err}");
+    says(
+        c.remove_network("front"),
+        "network front has active endpoints (api, web); disconnect them first \
+         (switchyard network disconnect front CONTAINER)",
+    );
     c.disconnect("front", "web", false).unwrap();
     c.disconnect("front", "api", false).unwrap();
     c.remove_network("front").unwrap();
@@ -365,7 +366,10 @@ fn static_ip_is_honoured_and_checked() {
             ..Default::default()
         },
     );
-    assert!(taken.unwrap_err().to_string().contains("in use"));
+    says(
+        taken,
+        "address 10.1.0.50 is already in use in network 'front'",
+    );
     let gw = c.connect(
         "front",
         "g",
@@ -374,7 +378,10 @@ fn static_ip_is_honoured_and_checked() {
             ..Default::default()
         },
     );
-    assert!(gw.unwrap_err().to_string().contains("gateway"));
+    says(
+        gw,
+        "address 10.1.0.1 is the gateway of network 'front'; choose another --ip",
+    );
     let outside = c.connect(
         "front",
         "o",
@@ -383,7 +390,11 @@ fn static_ip_is_honoured_and_checked() {
             ..Default::default()
         },
     );
-    assert!(outside.unwrap_err().to_string().contains("outside"));
+    says(
+        outside,
+        "address 10.2.0.5 is outside subnet 10.1.0.0/24 of network 'front'; choose an --ip \
+         inside it",
+    );
     // Failed connects left nothing behind.
     assert!(c
         .endpoints_of_sandbox(&c.sandbox("b").unwrap().id.clone())
@@ -398,12 +409,9 @@ fn connecting_twice_to_the_same_network_is_refused() {
     c.create_network(net("front")).unwrap();
     c.create_sandbox(private("web")).unwrap();
     c.connect("front", "web", EndpointSpec::default()).unwrap();
-    let err = c
-        .connect("front", "web", EndpointSpec::default())
-        .unwrap_err();
-    assert!(
-        matches!(err, ControllerError::AlreadyConnected { .. }),
-        "{err}"
+    says(
+        c.connect("front", "web", EndpointSpec::default()),
+        "container web is already connected to network front",
     );
 }
 
@@ -411,33 +419,28 @@ fn connecting_twice_to_the_same_network_is_refused() {
 fn default_bridge_refuses_static_ip_and_aliases() {
     let mut c = fresh();
     c.create_sandbox(private("web")).unwrap();
-    let err = c
-        .connect(
+    says(
+        c.connect(
             "bridge",
             "web",
             EndpointSpec {
                 ipv4: Some(ip("172.17.0.9")),
                 ..Default::default()
             },
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, ControllerError::StaticIpNotAllowed { .. }),
-        "{err}"
+        ),
+        "user specified IP address is supported on user defined networks only; bridge is not \
+         one (create one with switchyard network create --subnet ...)",
     );
-    let err = c
-        .connect(
+    says(
+        c.connect(
             "bridge",
             "web",
             EndpointSpec {
                 aliases: vec!["x".into()],
                 ..Default::default()
             },
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, ControllerError::AliasNotAllowed { .. }),
-        "{err}"
+        ),
+        "network-scoped aliases are supported on user defined networks only; bridge is not one",
     );
     let e = c.connect("bridge", "web", EndpointSpec::default()).unwrap();
     assert_eq!(e.ipv4.unwrap().to_string(), "172.17.0.2/16");
@@ -448,19 +451,16 @@ fn aliases_are_validated_and_kept() {
     let mut c = fresh();
     c.create_network(net("front")).unwrap();
     c.create_sandbox(private("web")).unwrap();
-    let err = c
-        .connect(
+    says(
+        c.connect(
             "front",
             "web",
             EndpointSpec {
                 aliases: vec!["bad alias".into()],
                 ..Default::default()
             },
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, ControllerError::InvalidName { what: "alias", .. }),
-        "{err}"
+        ),
+        "invalid alias name \"bad alias\": use letters, digits, '-' and '_' only",
     );
     let e = c
         .connect(
@@ -489,24 +489,19 @@ fn none_sandbox_can_never_join_another_network() {
         eps[0].ifname.is_empty() && eps[0].ipv4.is_none(),
         "loopback only"
     );
-    let err = c
-        .connect("front", "lonely", EndpointSpec::default())
-        .unwrap_err();
-    assert!(
-        matches!(err, ControllerError::ExclusiveNetwork { .. }),
-        "{err}"
-    );
-    let err = c
-        .connect("bridge", "lonely", EndpointSpec::default())
-        .unwrap_err();
-    assert!(
-        matches!(err, ControllerError::ExclusiveNetwork { .. }),
-        "{err}"
-    );
-    let err = c.disconnect("none", "lonely", false).unwrap_err();
-    assert!(
-        matches!(err, ControllerError::CannotLeaveExclusive { .. }),
-        "{err}"
+    for other in ["front", "bridge"] {
+        says(
+            c.connect(other, "lonely", EndpointSpec::default()),
+            &format!(
+                "container lonely cannot be connected to network {other}: it runs with \
+                 --network none, which cannot be combined with any other network"
+            ),
+        );
+    }
+    says(
+        c.disconnect("none", "lonely", false),
+        "container lonely cannot be disconnected from the none network; remove the container \
+         instead",
     );
 }
 
@@ -515,10 +510,12 @@ fn private_sandbox_cannot_join_host_or_none() {
     let mut c = fresh();
     c.create_sandbox(private("web")).unwrap();
     for n in ["host", "none"] {
-        let err = c.connect(n, "web", EndpointSpec::default()).unwrap_err();
-        assert!(
-            matches!(err, ControllerError::ExclusiveNetwork { .. }),
-            "{err}"
+        says(
+            c.connect(n, "web", EndpointSpec::default()),
+            &format!(
+                "container web cannot be connected to network {n}: the {n} network is only for \
+                 containers started with --network {n}"
+            ),
         );
     }
 }
@@ -534,7 +531,11 @@ fn host_sandbox_has_no_interface_and_no_address() {
         c.plan_endpoint_port(&eps[0].id).is_none(),
         "no data-plane port for host"
     );
-    assert!(c.connect("bridge", "h", EndpointSpec::default()).is_err());
+    says(
+        c.connect("bridge", "h", EndpointSpec::default()),
+        "container h cannot be connected to network bridge: it runs with --network host, which \
+         cannot be combined with any other network",
+    );
 }
 
 #[test]
@@ -555,15 +556,15 @@ fn container_mode_shares_the_owner_and_cannot_connect() {
         ))
         .unwrap();
     assert_eq!(side2.mode, NetnsMode::Container(owner.id.clone()));
-    let err = c
-        .connect("front", "sidecar", EndpointSpec::default())
-        .unwrap_err();
-    assert!(
-        matches!(err, ControllerError::SharedNamespace { .. }),
-        "{err}"
+    says(
+        c.connect("front", "sidecar", EndpointSpec::default()),
+        "container sidecar shares the network namespace of app; connect app instead",
     );
-    let err = c.remove_sandbox("app", false).unwrap_err();
-    assert!(err.to_string().contains("sidecar"), "{err}");
+    says(
+        c.remove_sandbox("app", false),
+        "container app is in use: sidecar, sidecar2 share its network namespace; remove them \
+         first or use -f",
+    );
 }
 
 #[test]
@@ -585,8 +586,10 @@ fn disconnect_releases_the_address() {
         .pool(&pool)
         .unwrap()
         .is_allocated(IpAddr::V4(e.ipv4.unwrap().ip())));
-    let err = c.disconnect("front", "web", false).unwrap_err();
-    assert!(matches!(err, ControllerError::NotConnected { .. }), "{err}");
+    says(
+        c.disconnect("front", "web", false),
+        "container web is not connected to network front",
+    );
 }
 
 #[test]
@@ -597,10 +600,10 @@ fn forced_disconnect_cleans_up_an_endpoint_by_name() {
     c.connect("front", "web", EndpointSpec::default()).unwrap();
     c.rename_sandbox("web", "web2").unwrap();
     // "web" no longer exists as a container; without force that is an error.
-    assert!(matches!(
-        c.disconnect("front", "web", false).unwrap_err(),
-        ControllerError::NoSuchSandbox { .. }
-    ));
+    says(
+        c.disconnect("front", "web", false),
+        "container web not found; `switchyard ps` lists the containers",
+    );
     c.disconnect("front", "web2", true).unwrap();
     assert!(c
         .endpoints_of_network(&c.network("front").unwrap().id.clone())
@@ -664,10 +667,10 @@ fn removing_a_sandbox_releases_all_its_endpoints() {
     c.remove_sandbox("web", false).unwrap();
     assert_eq!(c.endpoints().count(), 0);
     c.remove_network("a").unwrap();
-    assert!(matches!(
-        c.sandbox("web").unwrap_err(),
-        ControllerError::NoSuchSandbox { .. }
-    ));
+    says(
+        c.sandbox("web"),
+        "container web not found; `switchyard ps` lists the containers",
+    );
 }
 
 #[test]
@@ -675,17 +678,18 @@ fn sandbox_names_are_unique_and_rename_follows_endpoints() {
     let mut c = fresh();
     c.create_network(net("front")).unwrap();
     c.create_sandbox(private("web")).unwrap();
-    let err = c.create_sandbox(private("web")).unwrap_err();
-    assert!(
-        matches!(err, ControllerError::SandboxExists { .. }),
-        "{err}"
+    says(
+        c.create_sandbox(private("web")),
+        "container name web is already in use; choose another --name or remove it first \
+         (switchyard rm -f web)",
     );
     let e = c.connect("front", "web", EndpointSpec::default()).unwrap();
     c.create_sandbox(private("db")).unwrap();
-    assert!(matches!(
-        c.rename_sandbox("web", "db").unwrap_err(),
-        ControllerError::SandboxExists { .. }
-    ));
+    says(
+        c.rename_sandbox("web", "db"),
+        "container name db is already in use; choose another --name or remove it first \
+         (switchyard rm -f db)",
+    );
     let s = c.rename_sandbox("web", "www").unwrap();
     assert_eq!(
         s.hostname, "web",
@@ -708,7 +712,7 @@ fn port_plan_binds_the_endpoint_to_its_network_segment() {
         }]
     );
     let plan = c.plan_endpoint_port(&e.id).unwrap();
-    assert_eq!(plan.port.segment, n.segment.unwrap());
+    assert_eq!(plan.port.segment, c.segment_of(&n.id).unwrap());
     assert_eq!(
         plan.port.binding,
         PortBinding::Endpoint {
@@ -827,10 +831,15 @@ fn failed_commit_leaves_no_trace() {
     let mut c = open(store.clone());
     c.take_changes();
     store.fail_next_commit();
-    assert!(matches!(
-        c.create_network(net("front")).unwrap_err(),
-        ControllerError::Store(_)
-    ));
+    let err = c.create_network(net("front")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "state store: cannot write memory: injected failure"
+    );
+    assert!(
+        !err.is_user_error(),
+        "a store failure is not the user's mistake"
+    );
     assert!(c.network("front").is_err());
     assert!(
         c.take_changes().is_empty(),
@@ -856,7 +865,10 @@ fn failed_validation_midway_rolls_back_earlier_steps() {
             ..net("x")
         })
         .unwrap_err();
-    assert!(matches!(err, ControllerError::Ipam(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "subnet fd00:1::1/64 has host bits set; write fd00:1::/64"
+    );
     assert_eq!(
         c.create_network(net("y"))
             .unwrap()
@@ -920,7 +932,7 @@ fn a_bridge_network_plans_a_trunk_port_for_a_peer_reached_by_cable_only() {
     };
     let plans = c.plan_peer_ports(&n.id, &cable);
     assert_eq!(plans.len(), 1);
-    assert_eq!(plans[0].port.segment, n.segment.unwrap());
+    assert_eq!(plans[0].port.segment, c.segment_of(&n.id).unwrap());
     assert_eq!(plans[0].port.binding, PortBinding::Trunk);
     assert_eq!(plans[0].port.label, "cable:c1");
     assert_eq!(
@@ -949,4 +961,433 @@ fn a_bridge_network_plans_a_trunk_port_for_a_peer_reached_by_cable_only() {
         "no gateway port yet"
     );
     assert!(c.plan_peer_ports("no-such-id", &cable).is_empty());
+}
+
+/// A state directory's `state.json` as switchyard wrote it before the
+/// shared-store layout (file format 1, schema 1): networks front
+/// (10.1.0.0/24 with aux router 10.1.0.2, fd00:1::/64), back (172.18.0.0/16,
+/// internal); containers web (front with alias www, bridge), api (front at
+/// 10.1.0.50, back), off (none), h (host), side (container:api).
+const V1_STATE: &str = include_str!("../store/testdata/state-v1.json");
+
+fn open_dir(dir: &std::path::Path) -> Controller {
+    Controller::open(
+        Box::new(FileStore::open(dir).unwrap()),
+        DriverRegistry::builtin(),
+        Box::new(ChaCha8Rng::seed_from_u64(1)),
+        ControllerOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn state_written_by_the_previous_version_is_restored_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state.json"), V1_STATE).unwrap();
+    let c = open_dir(dir.path());
+    let names: Vec<&str> = c.networks().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["back", "bridge", "front", "host", "none"]);
+    let seg = |name: &str| c.segment_of(&c.network(name).unwrap().id).map(|s| s.0);
+    assert_eq!(
+        [seg("bridge"), seg("front"), seg("back"), seg("host")],
+        [Some(1), Some(2), Some(3), None],
+        "segments keep their numbers"
+    );
+    let front = c.network("front").unwrap();
+    let v4 = front.ipv4.as_ref().unwrap();
+    assert_eq!(v4.subnet.to_string(), "10.1.0.0/24");
+    assert_eq!(v4.aux_addresses["router"].to_string(), "10.1.0.2");
+    assert_eq!(
+        front.ipv6.as_ref().unwrap().subnet.to_string(),
+        "fd00:1::/64"
+    );
+    assert!(c.network("back").unwrap().internal);
+    let sandboxes: Vec<&str> = c.sandboxes().map(|s| s.name.as_str()).collect();
+    assert_eq!(sandboxes, ["api", "h", "off", "side", "web"]);
+    let web = c.sandbox("web").unwrap();
+    let eps: Vec<String> = c
+        .endpoints_of_sandbox(&web.id)
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {:?} {:?} {}",
+                e.ifname,
+                e.ipv4.unwrap(),
+                e.ipv6.map(|a| a.to_string()),
+                e.aliases,
+                e.default_route
+            )
+        })
+        .collect();
+    assert_eq!(
+        eps,
+        [
+            "eth0 10.1.0.3/24 Some(\"fd00:1::2/64\") [\"www\"] true",
+            "eth1 172.17.0.2/16 None [] false"
+        ]
+    );
+    let api = c.sandbox("api").unwrap().id.clone();
+    assert_eq!(
+        c.sandbox("side").unwrap().mode,
+        NetnsMode::Container(api.clone())
+    );
+    let api_front = c
+        .endpoints_of_sandbox(&api)
+        .into_iter()
+        .find(|e| e.network_id == front.id)
+        .unwrap();
+    assert!(api_front.static_ip);
+    assert_eq!(api_front.ipv4.unwrap().to_string(), "10.1.0.50/24");
+    assert!(c.endpoints().all(|e| e.host == "local" && e.vtep.is_none()));
+    assert_eq!(c.network_view(front).switchyard["Segment"], 2);
+}
+
+#[test]
+fn state_written_by_the_previous_version_is_migrated_once_and_keeps_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state.json"), V1_STATE).unwrap();
+    {
+        let mut c = open_dir(dir.path());
+        c.create_sandbox(private("new")).unwrap();
+        let e = c.connect("front", "new", EndpointSpec::default()).unwrap();
+        assert_eq!(
+            e.ipv4.unwrap().to_string(),
+            "10.1.0.4/24",
+            "after the cursor, past the aux, taken and static addresses"
+        );
+        let n = c.create_network(net("more")).unwrap();
+        assert_eq!(n.ipv4.unwrap().subnet.to_string(), "172.19.0.0/16");
+        assert_eq!(c.segment_of(&n.id), Some(crate::port::SegmentId(4)));
+    }
+    let mut store = FileStore::open(dir.path()).unwrap();
+    let contents = store.load().unwrap();
+    let keys: Vec<&str> = contents.entries.keys().map(String::as_str).collect();
+    assert!(!keys.contains(&"ipam"), "the single IPAM key is gone");
+    assert!(keys.contains(&"ipam/local/10.1.0.0/24"), "{keys:?}");
+    assert!(keys.contains(&"ipam/local/fd00:1::/64"), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.starts_with("sandboxes/")),
+        "{keys:?}"
+    );
+    assert_eq!(
+        contents.value("meta"),
+        Some(&serde_json::json!({"schema": 2}))
+    );
+    drop(store);
+    // Reopening finds schema 2: the same state, no second migration.
+    let c = open_dir(dir.path());
+    assert_eq!(c.sandboxes().count(), 6);
+    assert_eq!(c.endpoints().count(), 7);
+}
+
+#[test]
+fn stored_keys_follow_the_documented_layout() {
+    let store = MemoryStore::new();
+    let mut c = open(store.clone());
+    let front = c
+        .create_network(net_with_subnet("front", "10.1.0.0/24"))
+        .unwrap();
+    let web = c.create_sandbox(private("web")).unwrap();
+    let e = c.connect("front", "web", EndpointSpec::default()).unwrap();
+    let id = |name: &str| c.network(name).unwrap().id.clone();
+    let mut expected: BTreeSet<String> = [
+        "meta",
+        "ipam/config",
+        "ipam/local",
+        "ipam/local/172.17.0.0/16",
+        "ipam/local/10.1.0.0/24",
+        "local/local/meta",
+        "local/local/names/sandboxes/web",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    for n in ["bridge", "host", "none", "front"] {
+        expected.insert(format!("networks/{}", id(n)));
+        expected.insert(format!("names/networks/{n}"));
+    }
+    for n in ["bridge", "front"] {
+        expected.insert(format!("local/local/segments/{}", id(n)));
+    }
+    expected.insert(format!("endpoints/{}", e.id));
+    expected.insert(format!("local/local/sandboxes/{}", web.id));
+    let contents = store.contents();
+    let keys: BTreeSet<String> = contents.entries.keys().cloned().collect();
+    assert_eq!(keys, expected);
+    // The shared network object has no host-local data; the segment is the
+    // host's own.
+    let stored = contents.value(&format!("networks/{}", front.id)).unwrap();
+    assert!(stored.get("segment").is_none(), "{stored}");
+    assert_eq!(stored["global_segment"], serde_json::Value::Null);
+    assert_eq!(
+        contents.value(&format!("local/local/segments/{}", front.id)),
+        Some(&serde_json::json!(2))
+    );
+    assert_eq!(
+        contents.value("ipam/local"),
+        Some(&serde_json::json!({"pools": ["10.1.0.0/24", "172.17.0.0/16"]}))
+    );
+}
+
+#[test]
+fn inspect_shows_the_hosts_segment_as_before() {
+    let mut c = fresh();
+    let n = c.create_network(net("front")).unwrap();
+    assert_eq!(c.network_view(&n).switchyard["Segment"], 2);
+    let host = c.network("host").unwrap();
+    assert_eq!(
+        c.network_view(host).switchyard["Segment"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn endpoints_name_the_host_that_holds_them_and_its_vtep() {
+    let mut c = Controller::open(
+        Box::new(MemoryStore::new()),
+        DriverRegistry::builtin(),
+        Box::new(ChaCha8Rng::seed_from_u64(7)),
+        ControllerOptions {
+            host: "h1".into(),
+            vtep: Some("192.0.2.1".parse().unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    c.create_sandbox(private("web")).unwrap();
+    let e = c.connect("bridge", "web", EndpointSpec::default()).unwrap();
+    assert_eq!(e.host, "h1");
+    assert_eq!(e.vtep, Some("192.0.2.1".parse().unwrap()));
+    let e = fresh_with_web_on_bridge();
+    assert_eq!((e.host.as_str(), e.vtep), ("local", None));
+}
+
+fn fresh_with_web_on_bridge() -> Endpoint {
+    let mut c = fresh();
+    c.create_sandbox(private("web")).unwrap();
+    c.connect("bridge", "web", EndpointSpec::default()).unwrap()
+}
+
+#[test]
+fn an_invalid_host_id_is_refused() {
+    let err = Controller::open(
+        Box::new(MemoryStore::new()),
+        DriverRegistry::builtin(),
+        Box::new(ChaCha8Rng::seed_from_u64(7)),
+        ControllerOptions {
+            host: "a/b".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid host name \"a/b\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+    );
+}
+
+/// `network create --subnet S` (with `--ipv6` for IPv6 subnets).
+fn create_with_subnet(c: &mut Controller, subnet: &str) -> Result<Network, ControllerError> {
+    let subnet: ipnetwork::IpNetwork = subnet.parse().unwrap();
+    c.create_network(NetworkSpec {
+        ipv6: subnet.is_ipv6(),
+        subnets: vec![subnet],
+        ..net("x")
+    })
+}
+
+const V4_FIX: &str = "choose a private range instead, e.g. --subnet 10.1.0.0/24 (from \
+                      10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)";
+const V6_FIX: &str = "choose a unique local /64 instead, e.g. --subnet fd00:1:2:3::/64, or a /64 \
+                      of your global prefix";
+
+#[test]
+fn multicast_subnets_are_refused() {
+    let mut c = fresh();
+    says(
+        create_with_subnet(&mut c, "224.1.0.0/16"),
+        &format!(
+            "subnet 224.1.0.0/16 cannot be used: it is IPv4 multicast (224.0.0.0/4): multicast \
+             addresses cannot be assigned to interfaces; {V4_FIX}"
+        ),
+    );
+    says(
+        create_with_subnet(&mut c, "ff02::/64"),
+        &format!(
+            "subnet ff02::/64 cannot be used: it is IPv6 multicast (ff00::/8): multicast \
+             addresses cannot be assigned to interfaces; {V6_FIX}"
+        ),
+    );
+}
+
+#[test]
+fn loopback_unspecified_and_mapped_subnets_are_refused() {
+    let mut c = fresh();
+    for (subnet, what) in [
+        ("127.0.0.0/24", "it is loopback (127.0.0.0/8): "),
+        (
+            "0.0.0.0/16",
+            "it is \"this network\" (0.0.0.0/8, RFC 1122): ",
+        ),
+        ("::1/128", "it is IPv6 loopback (::1/128): "),
+        ("::/128", "it is the unspecified address (::/128): "),
+        (
+            "::ffff:10.0.0.0/120",
+            "it is IPv4-mapped addresses (::ffff:0:0/96, RFC 4291): ",
+        ),
+        ("::/64", "it includes the unspecified address (::/128): "),
+    ] {
+        let msg = create_with_subnet(&mut c, subnet).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(&format!("subnet {subnet} cannot be used: {what}")),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn link_local_subnets_are_refused() {
+    let mut c = fresh();
+    for (subnet, what) in [
+        (
+            "169.254.1.0/24",
+            "it is IPv4 link-local (169.254.0.0/16, RFC 3927)",
+        ),
+        (
+            "169.0.0.0/8",
+            "it includes IPv4 link-local (169.254.0.0/16, RFC 3927)",
+        ),
+        ("fe80::/64", "it is IPv6 link-local (fe80::/10)"),
+    ] {
+        let msg = create_with_subnet(&mut c, subnet).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(&format!("subnet {subnet} cannot be used: {what}: ")),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn absurdly_wide_subnets_are_refused() {
+    let mut c = fresh();
+    says(
+        create_with_subnet(&mut c, "::/0"),
+        "subnet ::/0 cannot be used: it is wider than /32 (the size of a whole ISP \
+         allocation); a network's subnet is on-link for every container on it, so the \
+         containers would send their traffic for all of it to the bridge instead of through \
+         the gateway; use a /64, the standard size of one link, e.g. --subnet fd00:1:2:3::/64",
+    );
+    says(
+        create_with_subnet(&mut c, "2000::/3"),
+        "subnet 2000::/3 cannot be used: it is wider than /32 (the size of a whole ISP \
+         allocation); a network's subnet is on-link for every container on it, so the \
+         containers would send their traffic for all of it to the bridge instead of through \
+         the gateway; use a /64, the standard size of one link, e.g. --subnet fd00:1:2:3::/64",
+    );
+    says(
+        create_with_subnet(&mut c, "0.0.0.0/0"),
+        &format!(
+            "subnet 0.0.0.0/0 cannot be used: it is wider than /8 (the largest private range, \
+             10.0.0.0/8); a network's subnet is on-link for every container on it, so the \
+             containers would send their traffic for all of it to the bridge instead of \
+             through the gateway; {V4_FIX}"
+        ),
+    );
+    // The widest accepted.
+    assert!(create_with_subnet(&mut c, "fd00::/32").is_ok());
+    c.remove_network("x").unwrap();
+    assert!(create_with_subnet(&mut c, "10.0.0.0/8").is_ok());
+}
+
+#[test]
+fn subnets_without_room_for_a_gateway_and_a_container_are_refused() {
+    let mut c = fresh();
+    says(
+        create_with_subnet(&mut c, "10.0.0.0/31"),
+        "subnet 10.0.0.0/31 is too small to hold a gateway and a container; use a /30 or larger",
+    );
+    says(
+        create_with_subnet(&mut c, "fd00::/127"),
+        "subnet fd00::/127 is too small to hold a gateway and a container; use a /126 or larger",
+    );
+    assert!(create_with_subnet(&mut c, "10.0.0.0/30").is_ok());
+}
+
+#[test]
+fn a_huge_name_is_refused_without_echoing_it_in_full() {
+    let mut c = fresh();
+    let huge = "x".repeat(100_000);
+    let x64 = "x".repeat(64);
+    says(
+        c.create_network(net(&huge)),
+        &format!(
+            "invalid network name \"{x64}\"… (99936 more characters): it is 100000 characters \
+             long; at most 64 are allowed"
+        ),
+    );
+    says(
+        c.create_sandbox(private(&huge)),
+        &format!(
+            "invalid container name \"{x64}\"… (99936 more characters): it is 100000 characters \
+             long; at most 63 are allowed"
+        ),
+    );
+    says(
+        c.network(&huge),
+        &format!(
+            "network {x64}… (99936 more characters) not found; `switchyard network ls` lists \
+             the networks"
+        ),
+    );
+    c.create_sandbox(private("web")).unwrap();
+    let msg = c
+        .connect(
+            "bridge",
+            "web",
+            EndpointSpec {
+                aliases: vec![huge.clone()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("… (99936 more characters)") && msg.len() < 200,
+        "{msg}"
+    );
+    let msg = c
+        .create_network(NetworkSpec {
+            options: [(huge.clone(), huge.clone())].into(),
+            ..net("x")
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "invalid option {x64}… (99936 more characters)={x64}…"
+        )),
+        "{msg}"
+    );
+    assert!(msg.len() < 500, "{}", msg.len());
+}
+
+#[test]
+fn aux_address_names_are_checked() {
+    let mut c = fresh();
+    let huge = "r".repeat(1000);
+    let msg = c
+        .create_network(NetworkSpec {
+            aux_addresses: [(huge, "10.1.0.2".parse().unwrap())].into(),
+            ..net_with_subnet("x", "10.1.0.0/24")
+        })
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "invalid aux address name \"{}\"… (936 more characters): it is 1000 characters \
+             long; at most 64 are allowed",
+            "r".repeat(64)
+        )
+    );
 }

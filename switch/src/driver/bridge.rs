@@ -8,9 +8,9 @@ use super::{
     PortOwner, PortPlan, MTU_OPTION,
 };
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
-use crate::controller::ControllerError;
+use crate::controller::{shown, ControllerError};
 use crate::mac::MacAddr;
-use crate::port::{PortBinding, PortConfig};
+use crate::port::{PortBinding, PortConfig, SegmentId};
 
 /// The default single-host driver.
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,7 +56,8 @@ impl Driver for BridgeDriver {
                     value: spec.options[key].clone(),
                     hint: format!(
                         "the bridge driver knows {MTU_OPTION} (alias mtu) and accepts Docker's \
-                         com.docker.network.bridge.* options; remove -o {key}"
+                         com.docker.network.bridge.* options; remove -o {}",
+                        shown(key)
                     ),
                 });
             }
@@ -64,8 +65,13 @@ impl Driver for BridgeDriver {
         mtu_option(spec, DEFAULT_MTU)
     }
 
-    fn plan_endpoint_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan> {
-        let segment = network.segment?;
+    fn plan_endpoint_port(
+        &self,
+        network: &Network,
+        segment: Option<SegmentId>,
+        endpoint: &Endpoint,
+    ) -> Option<PortPlan> {
+        let segment = segment?;
         let mac = endpoint.mac?;
         let binding = PortBinding::Endpoint {
             mac,
@@ -102,8 +108,13 @@ impl Driver for BridgeDriver {
         })
     }
 
-    fn plan_peer_ports(&self, network: &Network, peer: &PeerHost) -> Vec<PortPlan> {
-        let (Some(segment), PeerVia::Cable) = (network.segment, &peer.via) else {
+    fn plan_peer_ports(
+        &self,
+        network: &Network,
+        segment: Option<SegmentId>,
+        peer: &PeerHost,
+    ) -> Vec<PortPlan> {
+        let (Some(segment), PeerVia::Cable) = (segment, &peer.via) else {
             return Vec::new();
         };
         vec![PortPlan {

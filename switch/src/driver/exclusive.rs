@@ -7,6 +7,7 @@
 use super::{Driver, DriverCapabilities, PortPlan};
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::ControllerError;
+use crate::port::SegmentId;
 
 /// A driver for an exclusive, interface-less network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +41,12 @@ impl Driver for ExclusiveDriver {
         Ok(0)
     }
 
-    fn plan_endpoint_port(&self, _network: &Network, _endpoint: &Endpoint) -> Option<PortPlan> {
+    fn plan_endpoint_port(
+        &self,
+        _network: &Network,
+        _segment: Option<SegmentId>,
+        _endpoint: &Endpoint,
+    ) -> Option<PortPlan> {
         None
     }
 }

@@ -25,7 +25,7 @@ pub use exclusive::ExclusiveDriver;
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::ControllerError;
 use crate::mac::MacAddr;
-use crate::port::PortConfig;
+use crate::port::{PortConfig, SegmentId};
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -158,20 +158,32 @@ pub trait Driver: Send + Sync {
     /// interface MTU the network's endpoints get.
     fn validate(&self, spec: &NetworkSpec) -> Result<u32, ControllerError>;
 
-    /// Plans the port for an endpoint, or `None` when endpoints of this
-    /// driver have no data-plane port (host, null).
-    fn plan_endpoint_port(&self, network: &Network, endpoint: &Endpoint) -> Option<PortPlan>;
+    /// Plans the port for an endpoint of this host, or `None` when
+    /// endpoints of this driver have no data-plane port (host, null).
+    /// `segment` is this host's switch segment for the network (host-local,
+    /// so not part of the shared [`Network`]).
+    fn plan_endpoint_port(
+        &self,
+        network: &Network,
+        segment: Option<SegmentId>,
+        endpoint: &Endpoint,
+    ) -> Option<PortPlan>;
 
-    /// Plans the ports a network has as a whole, whatever its endpoints: a
-    /// gateway, an uplink to a parent link. None by default.
-    fn plan_network_ports(&self, _network: &Network) -> Vec<PortPlan> {
+    /// Plans the ports a network has as a whole on this host, whatever its
+    /// endpoints: a gateway, an uplink to a parent link. None by default.
+    fn plan_network_ports(&self, _network: &Network, _segment: Option<SegmentId>) -> Vec<PortPlan> {
         Vec::new()
     }
 
     /// Plans the ports that join this host's part of `network` to a peer
     /// host's: a cable's trunk port, a tunnel to its VTEP. None by default
     /// (a local network reaches no other host).
-    fn plan_peer_ports(&self, _network: &Network, _peer: &PeerHost) -> Vec<PortPlan> {
+    fn plan_peer_ports(
+        &self,
+        _network: &Network,
+        _segment: Option<SegmentId>,
+        _peer: &PeerHost,
+    ) -> Vec<PortPlan> {
         Vec::new()
     }
 }

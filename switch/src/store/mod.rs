@@ -1,29 +1,154 @@
-//! Where the controller keeps its state: a key-value [`Store`] with atomic
-//! transactions, so the same controller runs on an embedded file store (one
-//! host) or etcd (several hosts sharing networks, a later issue) without
-//! change.
+//! Where the controller keeps its state: a key-value [`Store`] with etcd v3's
+//! data model, so the same controller runs on the embedded file store (one
+//! host), the memory store (simulator, tests) or etcd (several hosts sharing
+//! networks, a later issue) without change.
 //!
-//! Keys are `/`-separated paths (`networks/<id>`, `endpoints/<id>`, ...);
-//! values are JSON documents. Each controller operation commits all the
-//! objects it touched in one [`Transaction`], so a crash leaves either the
-//! state before the operation or the state after it, never half of both.
+//! # Data model (etcd v3's)
+//! - Keys are `/`-separated paths (`networks/<id>`, `ipam/local/10.1.0.0/24`,
+//!   ...); values are JSON documents.
+//! - The store has a [`Revision`] that grows by one with every committed
+//!   transaction that writes something. Each key carries the revision that
+//!   created it (`create_revision`) and the one that last wrote it
+//!   (`mod_revision`). A fresh store is at revision 0.
+//! - [`Store::load`] returns every key with its revisions, and the store
+//!   revision they were read at ([`StoreContents`]).
+//! - A [`Transaction`] holds [`Compare`] clauses and writes (puts and
+//!   deletes). The writes are applied, atomically and under one new
+//!   revision, only if every compare holds; otherwise nothing changes and
+//!   [`Store::commit`] returns [`CommitOutcome::Conflict`] naming the first
+//!   key whose compare failed. A conflict is an expected outcome when several
+//!   writers share a store, not an error: the writer reloads and retries.
+//! - [`Store::changes_since`] is the change feed (etcd's watch from a
+//!   revision): every write after a revision, in order. The history is
+//!   bounded; asking for changes older than it, or for a revision the store
+//!   never reached, is a [`StoreError::Compacted`] /
+//!   [`StoreError::RevisionAhead`] that tells the caller to reload.
+//!
+//! Each controller operation commits everything it touched in one
+//! transaction, so a crash leaves either the state before the operation or
+//! the state after it, never half of both; its compares make a concurrent
+//! change by another writer a conflict instead of a lost update.
+//!
+//! # Not modelled yet: leases
+//! etcd's leases (keys deleted when their owner stops renewing, used for host
+//! liveness) are not needed while every key is written by a controller that
+//! outlives it. When multi-host liveness arrives, a lease id becomes an
+//! optional attribute of a put ([`Transaction::put`] gains a sibling
+//! `put_with_lease`), and the trait gains `grant`/`keep_alive`/`revoke`;
+//! deletions by expiry then appear in the change feed like any delete. No
+//! key written today depends on expiry.
 
 mod file;
+mod keyspace;
 mod memory;
 
-pub use file::FileStore;
+pub use file::{FileStore, Recovery};
 pub use memory::MemoryStore;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::PathBuf;
 
-/// Every key and its JSON value, as loaded from a store.
-pub type Snapshot = BTreeMap<String, Value>;
+/// A point in the store's history: the number of write transactions
+/// committed so far. Revision 0 is the empty store.
+pub type Revision = u64;
 
-/// A set of writes applied atomically by [`Store::commit`].
+/// How many revisions of history a store keeps for
+/// [`Store::changes_since`] unless told otherwise.
+pub const DEFAULT_HISTORY: u64 = 1000;
+
+/// One key's value and revisions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The JSON document stored under the key.
+    pub value: Value,
+    /// The revision that created the key (since it last did not exist).
+    pub create_revision: Revision,
+    /// The revision that last wrote the key.
+    pub mod_revision: Revision,
+}
+
+/// Every key of a store and its entry, ordered by key.
+pub type Entries = BTreeMap<String, Entry>;
+
+/// What [`Store::load`] returns: every entry, and the store revision at
+/// which they were read (the point to ask for later changes from).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoreContents {
+    /// The store revision the entries were read at.
+    pub revision: Revision,
+    /// Every key.
+    pub entries: Entries,
+}
+
+impl StoreContents {
+    /// The value under `key`, if present.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.entries.get(key).map(|e| &e.value)
+    }
+}
+
+/// A condition on one key that a [`Transaction`] requires (etcd's Compare).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Compare {
+    /// The key exists and was last written at exactly this revision.
+    ModRevision {
+        /// The key.
+        key: String,
+        /// Its expected `mod_revision`.
+        revision: Revision,
+    },
+    /// The key does not exist.
+    Missing {
+        /// The key.
+        key: String,
+    },
+    /// The key exists (any value).
+    Exists {
+        /// The key.
+        key: String,
+    },
+    /// The key exists and holds exactly this value.
+    ValueEquals {
+        /// The key.
+        key: String,
+        /// The expected value.
+        value: Value,
+    },
+}
+
+impl Compare {
+    /// The key this compare is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Compare::ModRevision { key, .. }
+            | Compare::Missing { key }
+            | Compare::Exists { key }
+            | Compare::ValueEquals { key, .. } => key,
+        }
+    }
+
+    /// True when the compare holds against `entries`.
+    pub fn holds(&self, entries: &Entries) -> bool {
+        let entry = entries.get(self.key());
+        match self {
+            Compare::ModRevision { revision, .. } => {
+                entry.is_some_and(|e| e.mod_revision == *revision)
+            }
+            Compare::Missing { .. } => entry.is_none(),
+            Compare::Exists { .. } => entry.is_some(),
+            Compare::ValueEquals { value, .. } => entry.is_some_and(|e| &e.value == value),
+        }
+    }
+}
+
+/// A set of compares and writes, committed atomically by [`Store::commit`]:
+/// the writes are applied only if every compare holds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Transaction {
+    /// Conditions that must all hold.
+    pub compares: Vec<Compare>,
     /// Keys to create or overwrite.
     pub puts: BTreeMap<String, Value>,
     /// Keys to delete (deleting a missing key is not an error).
@@ -34,6 +159,11 @@ impl Transaction {
     /// An empty transaction.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds a condition the transaction requires.
+    pub fn require(&mut self, compare: Compare) {
+        self.compares.push(compare);
     }
 
     /// Records a write of `value` under `key` (cancels an earlier delete).
@@ -50,36 +180,122 @@ impl Transaction {
         self.deletes.insert(key);
     }
 
-    /// True when the transaction changes nothing.
+    /// True when the transaction writes nothing (it may still compare).
     pub fn is_empty(&self) -> bool {
         self.puts.is_empty() && self.deletes.is_empty()
     }
+}
 
-    /// Applies the transaction to an in-memory snapshot.
-    pub fn apply_to(&self, snapshot: &mut Snapshot) {
-        for key in &self.deletes {
-            snapshot.remove(key);
-        }
-        for (key, value) in &self.puts {
-            snapshot.insert(key.clone(), value.clone());
-        }
+/// The result of [`Store::commit`] when the store itself did not fail.
+#[must_use]
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommitOutcome {
+    /// Every compare held and the writes are durable. `revision` is the
+    /// store revision after the commit (unchanged if nothing was written).
+    Applied {
+        /// The store revision the transaction's writes carry.
+        revision: Revision,
+    },
+    /// A compare failed; nothing was written.
+    Conflict(Conflict),
+}
+
+/// A compare that failed: which key, what was required, what was found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conflict {
+    /// The compare that did not hold.
+    pub compare: Compare,
+    /// The key's `mod_revision` at the time, `None` when it was missing.
+    pub found: Option<Revision>,
+}
+
+impl Conflict {
+    /// The key whose compare failed.
+    pub fn key(&self) -> &str {
+        self.compare.key()
     }
 }
 
-/// Persistent, transactional key-value storage for controller state.
-pub trait Store: Send {
-    /// Reads every key. A fresh store returns an empty snapshot.
-    fn load(&mut self) -> Result<Snapshot, StoreError>;
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let found = match self.found {
+            Some(r) => format!("it was last written at revision {r}"),
+            None => "it does not exist".to_string(),
+        };
+        let wanted = match &self.compare {
+            Compare::ModRevision { revision, .. } => {
+                format!("last written at revision {revision}")
+            }
+            Compare::Missing { .. } => "not to exist".to_string(),
+            Compare::Exists { .. } => "to exist".to_string(),
+            Compare::ValueEquals { .. } => "to hold the value read earlier".to_string(),
+        };
+        write!(f, "key {} was expected {wanted}, but {found}", self.key())
+    }
+}
 
-    /// Durably applies `txn` as one atomic step: when this returns `Ok`, the
-    /// change survives a crash; when it returns `Err`, nothing changed.
-    fn commit(&mut self, txn: &Transaction) -> Result<(), StoreError>;
+/// One write in the change feed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// The key written.
+    pub key: String,
+    /// What happened to it.
+    pub kind: EventKind,
+    /// The revision of the transaction that wrote it.
+    pub revision: Revision,
+}
+
+/// A put or a delete, as the change feed reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventKind {
+    /// The key now holds `value`.
+    Put {
+        /// The new value.
+        value: Value,
+        /// The revision that created the key.
+        create_revision: Revision,
+    },
+    /// The key was deleted.
+    Delete,
+}
+
+/// What [`Store::changes_since`] returns: the writes after a revision, in
+/// commit order, and the store revision they bring the caller to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoreChanges {
+    /// The store revision after the last event (the next point to ask from).
+    pub revision: Revision,
+    /// Every write after the requested revision.
+    pub events: Vec<Event>,
+}
+
+/// Persistent, transactional key-value storage for controller state.
+///
+/// Several writers (controllers on several hosts) may share one store:
+/// [`MemoryStore`] clones share their contents, etcd shares across
+/// machines. Conflicts between them are [`CommitOutcome::Conflict`]s.
+pub trait Store: Send {
+    /// Reads every key with its revisions. A fresh store is empty at
+    /// revision 0.
+    fn load(&mut self) -> Result<StoreContents, StoreError>;
+
+    /// Checks every compare of `txn` and, if all hold, durably applies its
+    /// writes as one atomic step under a new revision: when this returns
+    /// `Applied`, the change survives a crash. On `Conflict` or `Err`,
+    /// nothing changed.
+    fn commit(&mut self, txn: &Transaction) -> Result<CommitOutcome, StoreError>;
+
+    /// Every write after `revision`, in order. Fails with
+    /// [`StoreError::Compacted`] when that part of the history is no longer
+    /// kept and [`StoreError::RevisionAhead`] when the store never reached
+    /// `revision`; either way the caller reloads with [`Store::load`].
+    fn changes_since(&mut self, revision: Revision) -> Result<StoreChanges, StoreError>;
 
     /// A short human description (`file:/var/lib/switchyard/state.json`).
     fn describe(&self) -> String;
 }
 
-/// Why the store could not load or save state.
+/// Why the store could not load, save or report state.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// An I/O error on a store file.
@@ -106,6 +322,27 @@ pub enum StoreError {
         /// What the user can do.
         hint: String,
     },
+    /// The state file is missing or unreadable while an older copy exists:
+    /// starting empty would lose that state (and the next commits would
+    /// replace the copy), so the user decides.
+    #[error("{path} is {problem} but {found}")]
+    StateMissing {
+        /// The state file.
+        path: PathBuf,
+        /// `missing` or `unreadable (...)`.
+        problem: String,
+        /// What was found instead and what the user can do
+        /// (`state.json.prev exists (written at ...); start with ...`).
+        found: String,
+    },
+    /// Recovery from the previous copy was asked for but is not possible.
+    #[error("cannot recover from {path}: {reason}")]
+    RecoveryFailed {
+        /// The previous copy.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// Another process holds the state directory.
     #[error(
         "state directory {dir} is in use by another switchyard daemon{holder}; \
@@ -126,5 +363,28 @@ pub enum StoreError {
         found: u64,
         /// The newest version this build understands.
         supported: u64,
+    },
+    /// The change feed no longer holds the requested part of the history.
+    #[error(
+        "changes since revision {requested} are no longer kept (the history starts after \
+         revision {oldest}); reload the whole state"
+    )]
+    Compacted {
+        /// The revision asked for.
+        requested: Revision,
+        /// The oldest revision changes can be asked from.
+        oldest: Revision,
+    },
+    /// The change feed was asked for a revision the store has not reached
+    /// (the store was replaced or restored from an older copy).
+    #[error(
+        "revision {requested} is ahead of the store's revision {current} (the store was \
+         replaced or restored from an older copy); reload the whole state"
+    )]
+    RevisionAhead {
+        /// The revision asked for.
+        requested: Revision,
+        /// The store's current revision.
+        current: Revision,
     },
 }
