@@ -51,7 +51,7 @@ use std::mem::MaybeUninit;
 use std::net::{
     Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream, UdpSocket,
 };
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -59,10 +59,10 @@ use switchyard_dns::{
     parse_resolv_conf, parse_upstream, tcp_frame, ClientToken, EndpointRecord, NetworkPolicy,
     Outcome, Resolver, ResolverConfig, Scope, TcpDeframer, Transport, LENGTH_PREFIX,
 };
-use switchyard_linux::NsSession;
+use switchyard_linux::{Event, EventLoop, Interest, NsSession, Waker};
 use switchyard_switch::Controller;
 
-use super::dns_ports::{epoll_add, epoll_del, UpstreamPorts};
+use super::dns_ports::UpstreamPorts;
 
 /// Queries read (and replies written) per system call.
 pub const BATCH: usize = 32;
@@ -93,13 +93,22 @@ const TCP_OUT_LIMIT: usize = LENGTH_PREFIX + u16::MAX as usize;
 /// long is closed (RFC 7766 §6.2.3 suggests timeouts of seconds), so idle
 /// or stuck clients cannot hold connection slots.
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the idle sweep runs.
+/// The idle sweep runs at most this often: it walks every connection, and
+/// a connection is closed at most this long after its timeout.
 const TCP_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How long a listener rests, out of the loop, after an accept ran out of
+/// descriptors.
+const LISTENER_REST: Duration = Duration::from_secs(1);
 /// Most forwarding threads for DNS-over-TCP queries at once. Above it a
 /// query is not sent: the resolver's timeout moves it to the next upstream
 /// or answers SERVFAIL, and a container cannot make thousands of threads.
 const MAX_TCP_FORWARDS: usize = 64;
 const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// How often [`RESOLV_CONF`] is checked for changes (when no
+/// `--dns-upstream` is given).
+const RESOLV_CONF_EVERY: Duration = Duration::from_secs(2);
+/// Ready descriptors taken from one wait of the loop.
+const EVENTS_PER_WAIT: usize = 64;
 
 const WAKE: u64 = 0;
 const KIND_UDP: u64 = 1 << 32;
@@ -139,7 +148,7 @@ enum Command {
 /// Handle to the DNS thread.
 pub(crate) struct DnsServer {
     commands: Sender<Command>,
-    wake: OwnedFd,
+    wake: Waker,
     thread: Option<std::thread::JoinHandle<()>>,
     served: BTreeSet<String>,
 }
@@ -163,16 +172,7 @@ impl DnsServer {
             ));
         }
         let (tx, rx) = crossbeam_channel::unbounded();
-        // SAFETY: plain syscall; result checked.
-        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if wake < 0 {
-            return Err(format!(
-                "cannot create an eventfd: {}",
-                io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: a fresh descriptor we own.
-        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
+        let wake = Waker::new().map_err(|e| format!("cannot create an eventfd: {e}"))?;
         let thread_wake = wake.try_clone().map_err(|e| e.to_string())?;
         let worker_tx = tx.clone();
         let worker = Worker::new(fixed, ttl, busy_poll, thread_wake, rx, worker_tx)
@@ -191,7 +191,7 @@ impl DnsServer {
 
     fn send(&self, cmd: Command) {
         if self.commands.send(cmd).is_ok() {
-            wake(self.wake.as_raw_fd());
+            self.wake.wake();
         }
     }
 
@@ -287,12 +287,6 @@ impl Drop for DnsServer {
     }
 }
 
-fn wake(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writing 8 bytes from a live u64 to an eventfd.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-}
-
 struct SandboxSockets {
     id: String,
     udp: UdpSocket,
@@ -315,8 +309,9 @@ struct Conn {
     eof: bool,
     /// Forwarded queries whose replies are still due.
     forwarding: usize,
-    /// The epoll events registered for it.
-    interest: u32,
+    /// What the loop watches it for; `None`: neither reading nor writing,
+    /// only a hang-up or an error.
+    interest: Option<Interest>,
     /// Accept, last complete query or last byte written (the idle clock).
     last_active: Duration,
 }
@@ -332,7 +327,7 @@ impl Conn {
             paused: false,
             eof: false,
             forwarding: 0,
-            interest: libc::EPOLLIN as u32,
+            interest: Some(Interest::Readable),
             last_active: now,
         }
     }
@@ -375,17 +370,10 @@ impl Conn {
         Ok(())
     }
 
-    /// The epoll events it needs now: readable while it takes queries,
+    /// What it needs watching for now: readable while it takes queries,
     /// writable while replies wait.
-    fn wanted_events(&self) -> u32 {
-        let mut events = 0;
-        if !self.paused && !self.eof {
-            events |= libc::EPOLLIN as u32;
-        }
-        if self.backlog() > 0 {
-            events |= libc::EPOLLOUT as u32;
-        }
-        events
+    fn wanted_interest(&self) -> Option<Interest> {
+        Interest::from_flags(!self.paused && !self.eof, self.backlog() > 0)
     }
 }
 
@@ -542,6 +530,11 @@ fn sockaddr_to_std(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// Whether a deadline has come.
+fn is_due(deadline: Option<Duration>, now: Duration) -> bool {
+    deadline.is_some_and(|d| d <= now)
+}
+
 /// The scope of the sandbox behind socket slot `slot` (a free function so
 /// the caller can borrow it beside the resolver, without a clone per query).
 fn scope_in<'a>(
@@ -560,14 +553,15 @@ fn scope_in<'a>(
 struct Worker {
     resolver: Resolver,
     rng: ChaCha20Rng,
-    epoll: OwnedFd,
-    wake: OwnedFd,
+    poller: EventLoop,
+    wake: Waker,
     commands: Receiver<Command>,
     self_tx: Sender<Command>,
     /// Where forwarded queries leave from (random ports, rotated).
     ports: UpstreamPorts,
-    fixed_upstreams: bool,
     resolv_mtime: Option<SystemTime>,
+    /// When to look at [`RESOLV_CONF`] again (`None` with fixed upstreams).
+    next_reload: Option<Duration>,
     sandboxes: Vec<Option<SandboxSockets>>,
     scopes: BTreeMap<String, Scope>,
     empty_scope: Scope,
@@ -590,9 +584,16 @@ struct Worker {
     /// Upstream datagrams dropped because their id does not belong to the
     /// port they arrived on.
     upstream_wrong_port: u64,
-    /// Sandbox slots whose TCP listener is out of epoll after an accept ran
-    /// out of descriptors; the sweep puts them back.
+    /// Sandbox slots whose TCP listener is out of the loop after an accept
+    /// ran out of descriptors; they are put back at `listeners_resume_at`.
     paused_listeners: BTreeSet<usize>,
+    /// When the paused listeners rest enough ([`LISTENER_REST`] after the
+    /// first of them paused).
+    listeners_resume_at: Option<Duration>,
+    /// When to sweep for idle TCP connections: no later than the least
+    /// recently active one times out (activity only moves that later), and
+    /// at most [`TCP_SWEEP_EVERY`] after it. `None` while there is none.
+    idle_check_at: Option<Duration>,
     /// Poll this long after the last event before sleeping (zero: off).
     busy_poll: Duration,
 }
@@ -603,19 +604,13 @@ impl Worker {
         fixed: Vec<SocketAddr>,
         ttl: u32,
         busy_poll: Duration,
-        wake_fd: OwnedFd,
+        wake: Waker,
         commands: Receiver<Command>,
         self_tx: Sender<Command>,
     ) -> io::Result<Worker> {
-        // SAFETY: plain syscall; result checked.
-        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epoll < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor we own.
-        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        let poller = EventLoop::new(EVENTS_PER_WAIT)?;
         let mut rng = ChaCha20Rng::from_os_rng();
-        let ports = UpstreamPorts::open(epoll.as_raw_fd(), KIND_UPSTREAM, &mut rng)?;
+        let ports = UpstreamPorts::open(&poller, KIND_UPSTREAM, &mut rng)?;
         let fixed_upstreams = !fixed.is_empty();
         let mut resolver = Resolver::new(ResolverConfig {
             ttl,
@@ -633,13 +628,13 @@ impl Worker {
         let w = Worker {
             resolver,
             rng,
-            epoll,
-            wake: wake_fd,
+            poller,
+            wake,
             commands,
             self_tx,
             ports,
-            fixed_upstreams,
             resolv_mtime,
+            next_reload: (!fixed_upstreams).then_some(RESOLV_CONF_EVERY),
             sandboxes: Vec::new(),
             scopes: BTreeMap::new(),
             empty_scope: Scope::default(),
@@ -657,6 +652,8 @@ impl Worker {
             tcp_forwards_refused: 0,
             upstream_wrong_port: 0,
             paused_listeners: BTreeSet::new(),
+            listeners_resume_at: None,
+            idle_check_at: None,
             busy_poll: busy_poll.min(Duration::from_secs(1)),
         };
         w.watch(w.wake.as_raw_fd(), WAKE)?;
@@ -664,11 +661,11 @@ impl Worker {
     }
 
     fn watch(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        epoll_add(self.epoll.as_raw_fd(), fd, token)
+        self.poller.add(fd, token, Interest::Readable)
     }
 
     fn unwatch(&self, fd: RawFd) {
-        epoll_del(self.epoll.as_raw_fd(), fd);
+        self.poller.remove(fd);
     }
 
     fn now(&self) -> Duration {
@@ -676,50 +673,36 @@ impl Worker {
     }
 
     fn run(mut self) {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
-        let mut last_reload = Duration::ZERO;
-        let mut last_sweep = Duration::ZERO;
+        // Reused by every wait: the events are copied out of the loop's
+        // buffer (no allocation: it never holds more than its capacity)
+        // because handling them needs the whole worker.
+        let mut ready: Vec<Event> = Vec::with_capacity(EVENTS_PER_WAIT);
         // Until when to poll without sleeping (see the module docs).
         let busy_poll = self.busy_poll;
         let mut spin_until = Duration::ZERO;
         loop {
             let now = self.now();
-            let timeout_ms = if now < spin_until {
-                0
+            let timeout = if now < spin_until {
+                Some(Duration::ZERO)
             } else {
-                match self.resolver.next_deadline() {
-                    Some(d) => d.saturating_sub(now).as_millis().clamp(1, 1000) as i32,
-                    None => 1000,
-                }
+                self.next_deadline().map(|d| d.saturating_sub(now))
             };
-            // SAFETY: events is a valid array of the given length.
-            let n = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    events.len() as i32,
-                    timeout_ms,
-                )
-            };
-            if n < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
+            ready.clear();
+            match self.poller.wait(timeout) {
+                Ok(events) => ready.extend(events),
+                Err(e) => {
+                    tracing::error!(error = %e, "DNS epoll failed; DNS stops");
+                    return;
                 }
-                tracing::error!(error = %io::Error::last_os_error(), "DNS epoll failed; DNS stops");
-                return;
             }
-            if n > 0 && !busy_poll.is_zero() {
+            if !ready.is_empty() && !busy_poll.is_zero() {
                 spin_until = self.now() + busy_poll;
             }
-            for ev in &events[..n as usize] {
-                let token = ev.u64;
+            for ev in &ready {
+                let token = ev.token;
                 match token & KIND_MASK {
                     0 if token == WAKE => {
-                        let mut v: u64 = 0;
-                        // SAFETY: reading 8 bytes into a live u64.
-                        unsafe {
-                            libc::read(self.wake.as_raw_fd(), (&mut v as *mut u64).cast(), 8)
-                        };
+                        self.wake.drain();
                         if !self.handle_commands() {
                             return;
                         }
@@ -727,22 +710,50 @@ impl Worker {
                     KIND_UPSTREAM => self.upstream_readable((token & !KIND_MASK) as usize),
                     KIND_UDP => self.udp_readable((token & !KIND_MASK) as usize),
                     KIND_LISTEN => self.accept((token & !KIND_MASK) as usize),
-                    KIND_CONN => self.conn_event((token & !KIND_MASK) as usize, ev.events),
+                    KIND_CONN => self.conn_event((token & !KIND_MASK) as usize, *ev),
                     _ => {}
                 }
             }
             let now = self.now();
+            self.run_timers(now);
+        }
+    }
+
+    /// The earliest time something is due that no descriptor announces: a
+    /// forwarded query's timeout, the idle sweep, the resting listeners'
+    /// return, a replaced upstream port's closing, the next look at
+    /// resolv.conf. The loop sleeps until then (`None`: until a socket or
+    /// the command channel wakes it), never on a fixed tick.
+    fn next_deadline(&self) -> Option<Duration> {
+        [
+            self.resolver.next_deadline(),
+            self.idle_check_at,
+            self.listeners_resume_at,
+            self.ports.next_retirement(),
+            self.next_reload,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Does what [`Worker::next_deadline`] said is due by `now`.
+    fn run_timers(&mut self, now: Duration) {
+        if is_due(self.resolver.next_deadline(), now) {
             self.poll_timeouts(now);
-            if now.saturating_sub(last_sweep) >= TCP_SWEEP_EVERY {
-                last_sweep = now;
-                self.sweep_idle(now);
-                self.ports.close_retired(now);
-                self.resume_listeners();
-            }
-            if !self.fixed_upstreams && now.saturating_sub(last_reload) >= Duration::from_secs(2) {
-                last_reload = now;
-                self.reload_resolv_conf();
-            }
+        }
+        if is_due(self.idle_check_at, now) {
+            self.sweep_idle(now);
+        }
+        if is_due(self.listeners_resume_at, now) {
+            self.resume_listeners();
+        }
+        if is_due(self.ports.next_retirement(), now) {
+            self.ports.close_retired(now, &self.poller);
+        }
+        if is_due(self.next_reload, now) {
+            self.next_reload = Some(now + RESOLV_CONF_EVERY);
+            self.reload_resolv_conf();
         }
     }
 
@@ -937,7 +948,10 @@ impl Worker {
                             self.pending.insert(token, Client::Udp { slot, peer });
                             // The fields, not `send_upstream_udp`: `scope`
                             // still borrows `self.scopes`.
-                            if let Err(e) = self.ports.send(upstream, &out, now, &mut self.rng) {
+                            if let Err(e) =
+                                self.ports
+                                    .send(upstream, &out, now, &mut self.rng, &self.poller)
+                            {
                                 tracing::debug!(%upstream, error = %e, "send to upstream failed");
                             }
                         }
@@ -955,7 +969,10 @@ impl Worker {
 
     fn send_upstream_udp(&mut self, upstream: SocketAddr, bytes: &[u8]) {
         let now = self.now();
-        if let Err(e) = self.ports.send(upstream, bytes, now, &mut self.rng) {
+        if let Err(e) = self
+            .ports
+            .send(upstream, bytes, now, &mut self.rng, &self.poller)
+        {
             // The resolver's timeout moves on to the next upstream.
             tracing::debug!(%upstream, error = %e, "send to upstream failed");
         }
@@ -1057,7 +1074,7 @@ impl Worker {
         // fails (the closure holding it is dropped).
         let place = ForwardSlot(Arc::clone(&self.tcp_forwards));
         let tx = self.self_tx.clone();
-        let wake_fd = self.wake.try_clone();
+        let wake = self.wake.try_clone();
         let timeout = self.resolver.config().upstream_timeout;
         let query = query.to_vec();
         let _ = std::thread::Builder::new()
@@ -1077,7 +1094,7 @@ impl Worker {
                     s.read_exact(&mut reply)?;
                     Ok(reply)
                 })();
-                if let (Ok(reply), Ok(w)) = (result, wake_fd) {
+                if let (Ok(reply), Ok(wake)) = (result, wake) {
                     if tx
                         .send(Command::TcpUpstreamReply {
                             from: upstream,
@@ -1085,7 +1102,7 @@ impl Worker {
                         })
                         .is_ok()
                     {
-                        wake(w.as_raw_fd());
+                        wake.wake();
                     }
                 }
             });
@@ -1100,11 +1117,13 @@ impl Worker {
                 Ok(c) => c,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     // Out of descriptors: the listener stays readable, and
-                    // level-triggered epoll would spin on it. Rest it until
-                    // the next sweep.
+                    // level-triggered epoll would spin on it. Rest it for
+                    // LISTENER_REST.
                     tracing::warn!(error = %e, "DNS over TCP: cannot accept; pausing the listener for a second");
                     self.unwatch(s.tcp.as_raw_fd());
                     self.paused_listeners.insert(slot);
+                    let now = self.now();
+                    self.listeners_resume_at.get_or_insert(now + LISTENER_REST);
                     return;
                 }
                 Err(_) => return,
@@ -1135,11 +1154,14 @@ impl Worker {
             }
             let now = self.now();
             self.conns[idx] = Some(Conn::new(stream, slot, now));
+            // Any other connection times out no later than this one.
+            self.idle_check_at.get_or_insert(now + TCP_IDLE_TIMEOUT);
         }
     }
 
     /// Watches the listeners paused by [`Worker::accept`] again.
     fn resume_listeners(&mut self) {
+        self.listeners_resume_at = None;
         for slot in std::mem::take(&mut self.paused_listeners) {
             if let Some(s) = self.sandboxes.get(slot).and_then(Option::as_ref) {
                 if let Err(e) = self.watch(s.tcp.as_raw_fd(), KIND_LISTEN | slot as u64) {
@@ -1158,28 +1180,34 @@ impl Worker {
     }
 
     /// Closes connections idle for [`TCP_IDLE_TIMEOUT`]: no complete query
-    /// and no byte written (a client that never reads stops both).
+    /// and no byte written (a client that never reads stops both). Then
+    /// sets when to sweep next (see `idle_check_at`).
     fn sweep_idle(&mut self, now: Duration) {
+        let mut least_recent: Option<Duration> = None;
         for idx in 0..self.conns.len() {
-            let idle = self.conns[idx]
-                .as_ref()
-                .is_some_and(|c| now.saturating_sub(c.last_active) >= TCP_IDLE_TIMEOUT);
-            if idle {
+            let Some(last_active) = self.conns[idx].as_ref().map(|c| c.last_active) else {
+                continue;
+            };
+            if now.saturating_sub(last_active) >= TCP_IDLE_TIMEOUT {
                 self.tcp_idle_closed += 1;
                 self.close_conn(idx);
+            } else {
+                least_recent = Some(least_recent.map_or(last_active, |l| l.min(last_active)));
             }
         }
+        self.idle_check_at =
+            least_recent.map(|l| (l + TCP_IDLE_TIMEOUT).max(now + TCP_SWEEP_EVERY));
     }
 
-    fn conn_event(&mut self, idx: usize, events: u32) {
-        if events & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+    fn conn_event(&mut self, idx: usize, ev: Event) {
+        if ev.is_error_or_hangup() {
             // Reset or closed both ways: nothing more can be written (and
             // these are reported whatever the interest, so waiting on them
             // would spin).
             self.close_conn(idx);
-        } else if events & libc::EPOLLIN as u32 != 0 {
+        } else if ev.is_readable() {
             self.conn_readable(idx);
-        } else if events & libc::EPOLLOUT as u32 != 0 {
+        } else if ev.is_writable() {
             let now = self.now();
             self.serve(idx, now);
         }
@@ -1242,18 +1270,15 @@ impl Worker {
             self.close_conn(idx);
             return;
         }
-        let wanted = c.wanted_events();
+        let wanted = c.wanted_interest();
         if wanted != c.interest {
-            let mut ev = libc::epoll_event {
-                events: wanted,
-                u64: KIND_CONN | idx as u64,
-            };
             let fd = c.stream.as_raw_fd();
-            // SAFETY: ev is a valid epoll_event; fd is registered.
-            let rc = unsafe {
-                libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev)
+            let token = KIND_CONN | idx as u64;
+            let changed = match wanted {
+                Some(interest) => self.poller.modify(fd, token, interest),
+                None => self.poller.modify_hangup_only(fd, token),
             };
-            if rc < 0 {
+            if changed.is_err() {
                 self.close_conn(idx);
                 return;
             }
