@@ -62,7 +62,9 @@ use switchyard_dns::{
 use switchyard_linux::{Event, EventLoop, Interest, NsSession, Waker};
 use switchyard_switch::Controller;
 
-use super::dns_ports::UpstreamPorts;
+mod upstream;
+
+use upstream::UpstreamPorts;
 
 /// Queries read (and replies written) per system call.
 pub const BATCH: usize = 32;
