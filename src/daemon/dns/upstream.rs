@@ -288,7 +288,7 @@ impl UpstreamPorts {
 }
 
 /// A non-blocking UDP socket on a random port: IPv4 on 0.0.0.0, or IPv6 on
-/// [::] with `IPV6_V6ONLY`, so it never receives IPv4 datagrams (which
+/// `[::]` with `IPV6_V6ONLY`, so it never receives IPv4 datagrams (which
 /// would be IPv4-mapped, and count as coming from an IPv4 upstream).
 fn bind(v6: bool) -> io::Result<UdpSocket> {
     if !v6 {
