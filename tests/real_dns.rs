@@ -1126,3 +1126,44 @@ fn tcp_forwarding_threads_are_bounded() {
     let out = client.finish().remove(0);
     assert_eq!(out, "100 100", "replies and SERVFAILs out of 100");
 }
+
+/// How often the thread named `name` of process `pid` went to sleep
+/// (`voluntary_ctxt_switches`): each is a wait that ended in a wakeup.
+fn sleeps_of_thread(pid: u32, name: &str) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let task = tasks
+        .flatten()
+        .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .unwrap_or_else(|| panic!("no thread named {name}"));
+    let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches in the thread's status")
+}
+
+#[test]
+fn an_idle_dns_server_sleeps_until_woken_instead_of_ticking() {
+    if !require_root("dns_idle_sleep") {
+        return;
+    }
+    // Fixed upstreams (the test daemon's default): no resolv.conf to watch.
+    let d = TestDaemon::start();
+    d.ok(&["network", "create", "front", "--subnet", "10.61.0.0/24"]);
+    d.container("a", &["--network", "front"]);
+    d.container("b", &["--network", "front", "--ip", "10.61.0.20"]);
+    assert_eq!(
+        dig(&d, "a", &["b"]).trim(),
+        "10.61.0.20",
+        "the server answers"
+    );
+    // Answered from the records: no query pending, no TCP connection, no
+    // upstream port draining. Nothing is due, so nothing should wake it
+    // (a fixed one-second tick would, three times).
+    std::thread::sleep(Duration::from_millis(300));
+    let before = sleeps_of_thread(d.pid(), "dns");
+    std::thread::sleep(Duration::from_secs(3));
+    let woke = sleeps_of_thread(d.pid(), "dns") - before;
+    assert!(woke <= 1, "the idle DNS thread woke {woke} times in 3 s");
+}

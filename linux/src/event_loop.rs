@@ -34,7 +34,8 @@ impl Interest {
     }
 
     /// Readable, writable, both or — when neither — `None` (the caller
-    /// should then remove the descriptor rather than watch nothing).
+    /// should then remove the descriptor, or keep it for its hang-up only
+    /// with [`EventLoop::modify_hangup_only`], rather than watch nothing).
     pub fn from_flags(readable: bool, writable: bool) -> Option<Interest> {
         match (readable, writable) {
             (true, true) => Some(Interest::Both),
@@ -93,11 +94,8 @@ impl EventLoop {
         })
     }
 
-    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: interest.bits(),
-            u64: token,
-        };
+    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: ev is a valid epoll_event; fd is the caller's descriptor.
         if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) } < 0 {
             return Err(io::Error::last_os_error());
@@ -107,12 +105,22 @@ impl EventLoop {
 
     /// Starts watching `fd`; its events carry `token`.
     pub fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest)
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest.bits())
     }
 
     /// Changes what a watched `fd` is watched for (and its token).
     pub fn modify(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest)
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest.bits())
+    }
+
+    /// Keeps a watched `fd` registered but for neither reading nor writing:
+    /// only an error or a hang-up is still reported (epoll reports those
+    /// whatever is asked). For a connection that has nothing to read or
+    /// write for now — its peer finished sending and its reply is still
+    /// being fetched — but must be closed at once if the peer resets it;
+    /// watching it for reading would spin on its end of file.
+    pub fn modify_hangup_only(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, 0)
     }
 
     /// Stops watching `fd`. Closing a descriptor also removes it (when no
@@ -274,6 +282,25 @@ mod tests {
             0
         );
         assert!(start.elapsed() >= Duration::from_micros(1500));
+    }
+
+    #[test]
+    fn a_descriptor_watched_for_hangup_only_reports_its_hangup_but_not_its_data() {
+        let mut ev = EventLoop::new(8).unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        ev.add(a.as_raw_fd(), 1, Interest::Readable).unwrap();
+        ev.modify_hangup_only(a.as_raw_fd(), 4).unwrap();
+        b.write_all(b"x").unwrap();
+        assert_eq!(
+            ev.wait(Some(Duration::ZERO)).unwrap().count(),
+            0,
+            "data waiting is not reported"
+        );
+        drop(b);
+        let got: Vec<Event> = ev.wait(Some(Duration::ZERO)).unwrap().collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].token, 4);
+        assert!(got[0].is_error_or_hangup());
     }
 
     #[test]

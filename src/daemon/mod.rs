@@ -10,7 +10,6 @@
 
 mod api;
 mod dns;
-mod dns_ports;
 mod runtime;
 
 use crate::cli::DaemonArgs;

@@ -22,10 +22,11 @@
 use std::io;
 use std::mem::size_of;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::Duration;
 
 use rand_chacha::rand_core::RngCore;
+use switchyard_linux::{EventLoop, Interest};
 
 /// Positions (sockets in service) per address family.
 pub(super) const POOL_SIZE: usize = 8;
@@ -56,10 +57,9 @@ struct Family {
 }
 
 /// The pool (see the module docs). Registers its sockets with the DNS
-/// thread's epoll under `token_base | slot`; closing a socket takes it out
-/// of the epoll set, so dropping the pool needs no epoll call.
+/// thread's [`EventLoop`] under `token_base | slot`; closing a socket takes
+/// it out of the loop, so dropping the pool needs no call to it.
 pub(super) struct UpstreamPorts {
-    epoll: RawFd,
     token_base: u64,
     slots: Vec<Option<PortSocket>>,
     v4: Family,
@@ -70,18 +70,20 @@ pub(super) struct UpstreamPorts {
     key: u64,
     /// Sockets opened over the pool's life.
     opened: u64,
+    /// The earliest `retire_at` of any socket, if one is draining: when the
+    /// DNS thread must wake to close it.
+    next_retirement: Option<Duration>,
 }
 
 impl UpstreamPorts {
     /// Opens [`POOL_SIZE`] IPv4 sockets, and as many IPv6-only ones when
-    /// the host has IPv6. `epoll` must outlive the pool.
+    /// the host has IPv6, and watches them on `poller` for reading.
     pub(super) fn open(
-        epoll: RawFd,
+        poller: &EventLoop,
         token_base: u64,
         rng: &mut dyn RngCore,
     ) -> io::Result<UpstreamPorts> {
         let mut pool = UpstreamPorts {
-            epoll,
             token_base,
             slots: Vec::new(),
             v4: Family {
@@ -92,12 +94,13 @@ impl UpstreamPorts {
             v6: None,
             key: rng.next_u64() | 1,
             opened: 0,
+            next_retirement: None,
         };
         let v4 = (0..POOL_SIZE)
             .map(|_| bind(false))
             .collect::<io::Result<Vec<_>>>()?;
         for (position, socket) in v4.into_iter().enumerate() {
-            pool.v4.positions[position] = pool.register(socket, position)?;
+            pool.v4.positions[position] = pool.register(poller, socket, position)?;
         }
         // IPv6 all or nothing: a host without it (or out of descriptors)
         // serves IPv4 upstreams only.
@@ -111,7 +114,7 @@ impl UpstreamPorts {
                 last_rotation: Duration::ZERO,
             };
             for (position, socket) in v6.into_iter().enumerate() {
-                family.positions[position] = pool.register(socket, position)?;
+                family.positions[position] = pool.register(poller, socket, position)?;
             }
             pool.v6 = Some(family);
         }
@@ -119,7 +122,12 @@ impl UpstreamPorts {
     }
 
     /// Registers a bound socket in a free slot.
-    fn register(&mut self, socket: UdpSocket, position: usize) -> io::Result<usize> {
+    fn register(
+        &mut self,
+        poller: &EventLoop,
+        socket: UdpSocket,
+        position: usize,
+    ) -> io::Result<usize> {
         let slot = match self.slots.iter().position(Option::is_none) {
             Some(i) => i,
             None => {
@@ -127,10 +135,10 @@ impl UpstreamPorts {
                 self.slots.len() - 1
             }
         };
-        epoll_add(
-            self.epoll,
+        poller.add(
             socket.as_raw_fd(),
             self.token_base | slot as u64,
+            Interest::Readable,
         )?;
         self.slots[slot] = Some(PortSocket {
             socket,
@@ -157,13 +165,14 @@ impl UpstreamPorts {
 
     /// Sends a query (its id is in its first two bytes) to `upstream` from
     /// the socket of the id's position, then rotates one position of the
-    /// family when due.
+    /// family when due (the fresh socket is watched on `poller`).
     pub(super) fn send(
         &mut self,
         upstream: SocketAddr,
         query: &[u8],
         now: Duration,
         rng: &mut dyn RngCore,
+        poller: &EventLoop,
     ) -> io::Result<usize> {
         let Some(id) = query.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
             return Err(io::Error::other("a query shorter than its id"));
@@ -182,7 +191,7 @@ impl UpstreamPorts {
             None => Err(io::Error::other("pool socket missing")),
         };
         if due {
-            self.rotate(v6, rng.next_u32() as usize % POOL_SIZE, now);
+            self.rotate(v6, rng.next_u32() as usize % POOL_SIZE, now, poller);
         }
         sent
     }
@@ -200,7 +209,7 @@ impl UpstreamPorts {
     /// Gives `position` of a family a fresh port; the old socket drains
     /// until [`RETIRE_AFTER`]. If no socket can be opened, the old one
     /// stays in service (and the next try waits for the next rotation).
-    fn rotate(&mut self, v6: bool, position: usize, now: Duration) {
+    fn rotate(&mut self, v6: bool, position: usize, now: Duration, poller: &EventLoop) {
         if let Some(family) = self.family_mut(v6) {
             family.sends_since_rotation = 0;
             family.last_rotation = now;
@@ -212,7 +221,7 @@ impl UpstreamPorts {
                 return;
             }
         };
-        let Ok(slot) = self.register(fresh, position) else {
+        let Ok(slot) = self.register(poller, fresh, position) else {
             return;
         };
         let Some(family) = self.family_mut(v6) else {
@@ -220,22 +229,37 @@ impl UpstreamPorts {
         };
         let old = std::mem::replace(&mut family.positions[position], slot);
         if let Some(s) = self.slots[old].as_mut() {
-            s.retire_at = Some(now + RETIRE_AFTER);
+            let at = now + RETIRE_AFTER;
+            s.retire_at = Some(at);
+            // Time only moves forward: an earlier retirement stays first.
+            self.next_retirement = Some(self.next_retirement.map_or(at, |t| t.min(at)));
         }
     }
 
-    /// Closes replaced sockets whose time is up.
-    pub(super) fn close_retired(&mut self, now: Duration) {
+    /// When the next replaced socket is due to close ([`close_retired`]
+    /// then has work), or `None` while none is draining.
+    ///
+    /// [`close_retired`]: UpstreamPorts::close_retired
+    pub(super) fn next_retirement(&self) -> Option<Duration> {
+        self.next_retirement
+    }
+
+    /// Closes replaced sockets whose time is up (taking them off `poller`).
+    pub(super) fn close_retired(&mut self, now: Duration, poller: &EventLoop) {
+        let mut next = None::<Duration>;
         for slot in &mut self.slots {
-            if slot
-                .as_ref()
-                .is_some_and(|s| s.retire_at.is_some_and(|t| t <= now))
-            {
+            let Some(at) = slot.as_ref().and_then(|s| s.retire_at) else {
+                continue;
+            };
+            if at <= now {
                 if let Some(s) = slot.take() {
-                    epoll_del(self.epoll, s.socket.as_raw_fd());
+                    poller.remove(s.socket.as_raw_fd());
                 }
+            } else {
+                next = Some(next.map_or(at, |t| t.min(at)));
             }
         }
+        self.next_retirement = next;
     }
 
     /// The socket registered under `slot`, if it is still open.
@@ -264,7 +288,7 @@ impl UpstreamPorts {
 }
 
 /// A non-blocking UDP socket on a random port: IPv4 on 0.0.0.0, or IPv6 on
-/// [::] with `IPV6_V6ONLY`, so it never receives IPv4 datagrams (which
+/// `[::]` with `IPV6_V6ONLY`, so it never receives IPv4 datagrams (which
 /// would be IPv4-mapped, and count as coming from an IPv4 upstream).
 fn bind(v6: bool) -> io::Result<UdpSocket> {
     if !v6 {
@@ -316,44 +340,20 @@ fn bind(v6: bool) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// Registers `fd` for input under `token`.
-pub(super) fn epoll_add(epoll: RawFd, fd: RawFd, token: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
-    // SAFETY: ev is a valid epoll_event; the descriptors are the caller's.
-    if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Unregisters `fd`.
-pub(super) fn epoll_del(epoll: RawFd, fd: RawFd) {
-    // SAFETY: removing a registered descriptor; a null event is allowed.
-    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use std::collections::BTreeSet;
-    use std::os::fd::OwnedFd;
 
-    fn epoll() -> OwnedFd {
-        // SAFETY: plain syscall; result checked.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        assert!(fd >= 0);
-        // SAFETY: a fresh descriptor we own.
-        unsafe { OwnedFd::from_raw_fd(fd) }
+    fn epoll() -> EventLoop {
+        EventLoop::new(8).unwrap()
     }
 
-    fn pool(ep: &OwnedFd, seed: u64) -> (UpstreamPorts, ChaCha8Rng) {
+    fn pool(ep: &EventLoop, seed: u64) -> (UpstreamPorts, ChaCha8Rng) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let pool = UpstreamPorts::open(ep.as_raw_fd(), 7 << 32, &mut rng).unwrap();
+        let pool = UpstreamPorts::open(ep, 7 << 32, &mut rng).unwrap();
         (pool, rng)
     }
 
@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(ports.iter().collect::<BTreeSet<_>>().len(), POOL_SIZE);
         for id in 0..40u16 {
             for _ in 0..2 {
-                pool.send(to, &id.to_be_bytes(), Duration::ZERO, &mut rng)
+                pool.send(to, &id.to_be_bytes(), Duration::ZERO, &mut rng, &ep)
                     .unwrap();
             }
         }
@@ -427,6 +427,7 @@ mod tests {
                 &(i as u16).to_be_bytes(),
                 Duration::from_secs(5),
                 &mut rng,
+                &ep,
             )
             .unwrap();
         }
@@ -441,10 +442,11 @@ mod tests {
                     &(i as u16).to_be_bytes(),
                     Duration::from_secs(second),
                     &mut rng,
+                    &ep,
                 )
                 .unwrap();
             }
-            pool.close_retired(Duration::from_secs(second));
+            pool.close_retired(Duration::from_secs(second), &ep);
             received(&sink);
             let bound = POOL_SIZE
                 + v6
@@ -458,7 +460,7 @@ mod tests {
             now.difference(&first).count() >= POOL_SIZE / 2,
             "ports were renewed"
         );
-        pool.close_retired(Duration::from_secs(10_000));
+        pool.close_retired(Duration::from_secs(10_000), &ep);
         assert_eq!(pool.counts().0, POOL_SIZE + v6);
     }
 
@@ -467,7 +469,7 @@ mod tests {
         let ep = epoll();
         let (mut pool, _) = pool(&ep, 9);
         let old = pool.v4.positions[2];
-        pool.rotate(false, 2, Duration::ZERO);
+        pool.rotate(false, 2, Duration::ZERO, &ep);
         assert_ne!(pool.v4.positions[2], old);
         let id = (0..=u16::MAX)
             .find(|&id| pool.position_of(id) == 2)
@@ -482,10 +484,32 @@ mod tests {
         let mut buf = [0u8; 32];
         let (n, _) = sock.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"late answer");
-        pool.close_retired(RETIRE_AFTER - Duration::from_millis(1));
+        pool.close_retired(RETIRE_AFTER - Duration::from_millis(1), &ep);
         assert!(pool.socket(old).is_some(), "not yet");
-        pool.close_retired(RETIRE_AFTER);
+        pool.close_retired(RETIRE_AFTER, &ep);
         assert!(pool.socket(old).is_none());
+    }
+
+    #[test]
+    fn the_next_retirement_is_the_earliest_draining_sockets_close_time() {
+        let ep = epoll();
+        let (mut pool, _) = pool(&ep, 13);
+        assert_eq!(pool.next_retirement(), None, "nothing drains yet");
+        pool.rotate(false, 1, Duration::from_secs(2), &ep);
+        pool.rotate(false, 5, Duration::from_secs(3), &ep);
+        let first = Duration::from_secs(2) + RETIRE_AFTER;
+        let second = Duration::from_secs(3) + RETIRE_AFTER;
+        assert_eq!(pool.next_retirement(), Some(first));
+        pool.close_retired(first - Duration::from_millis(1), &ep);
+        assert_eq!(pool.next_retirement(), Some(first), "nothing closed early");
+        pool.close_retired(first, &ep);
+        assert_eq!(pool.next_retirement(), Some(second));
+        pool.close_retired(second, &ep);
+        assert_eq!(pool.next_retirement(), None);
+        assert_eq!(
+            pool.counts().0,
+            POOL_SIZE + pool.v6.as_ref().map_or(0, |_| POOL_SIZE)
+        );
     }
 
     #[test]
