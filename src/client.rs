@@ -11,7 +11,7 @@ use crate::cli::{
     NetworkInspectArgs, NetworkLsArgs, NetworkRmArgs, PortArgs, PsArgs, RenameArgs, RmArgs,
     SocketArg,
 };
-use crate::http::{self, percent_encode};
+use crate::http::{self, percent_encode, CallError};
 use crate::output::{self, short_id, table};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -66,13 +66,8 @@ impl Client {
     /// Calls the daemon; maps error responses to [`ClientError`].
     pub fn call(&self, method: &str, route: &str, body: Option<&Value>) -> ClientResult<Value> {
         let target = format!("{PREFIX}{route}");
-        let resp = http::call(&self.socket, method, &target, body).map_err(|e| {
-            ClientError::User(format!(
-                "cannot reach the switchyard daemon at {} ({e}); start it with `switchyard daemon` \
-                 or point --socket / SWITCHYARD_SOCKET at a running one",
-                self.socket.display()
-            ))
-        })?;
+        let resp = http::call(&self.socket, method, &target, body)
+            .map_err(|e| self.call_error(method, route, e))?;
         let value: Value = if resp.body.is_empty() {
             Value::Null
         } else {
@@ -92,6 +87,64 @@ impl Client {
         } else {
             ClientError::Internal(err.message)
         })
+    }
+}
+
+impl Client {
+    /// Says what became of a request that got no answer: whether it can
+    /// have been applied, and how to find out.
+    fn call_error(&self, method: &str, route: &str, e: CallError) -> ClientError {
+        let at = self.socket.display();
+        let unknown = if method == "GET" {
+            "it changed nothing; retry".to_string()
+        } else {
+            format!(
+                "it may have been applied: check with `{}` before retrying",
+                check_command(route)
+            )
+        };
+        match e {
+            CallError::Connect(e) => ClientError::User(format!(
+                "cannot reach the switchyard daemon at {at} ({e}); start it with `switchyard daemon` \
+                 or point --socket / SWITCHYARD_SOCKET at a running one"
+            )),
+            CallError::NotSent(e) => ClientError::Internal(format!(
+                "the switchyard daemon at {at} closed the connection before the whole request was sent ({e}); \
+                 it was not applied: retry"
+            )),
+            CallError::NoReply(e) => {
+                let why = match e.kind() {
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                        format!("none within {} s", http::REPLY_TIMEOUT.as_secs())
+                    }
+                    _ => e.to_string(),
+                };
+                ClientError::Internal(format!(
+                    "sent {method} {route} to the switchyard daemon at {at} but got no reply ({why}); {unknown}"
+                ))
+            }
+            CallError::BadReply(m) => ClientError::Internal(format!(
+                "sent {method} {route} to the switchyard daemon at {at} but could not read its reply ({m}); {unknown}"
+            )),
+        }
+    }
+}
+
+/// The command that shows whether a request to `route` took effect.
+fn check_command(route: &str) -> String {
+    let parts: Vec<&str> = route
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    match parts.as_slice() {
+        ["networks", name, "connect" | "disconnect"] => {
+            format!("switchyard network inspect {}", http::percent_decode(name))
+        }
+        ["networks", ..] => "switchyard network ls".into(),
+        _ => "switchyard ps".into(),
     }
 }
 

@@ -365,6 +365,13 @@ impl Controller {
         Ok(value)
     }
 
+    /// Puts the in-memory state back to the store's copy: for a caller that
+    /// caught a panic in the middle of an operation, which may have left
+    /// the state half-changed and uncommitted.
+    pub fn reload(&mut self) -> Result<(), ControllerError> {
+        self.rollback()
+    }
+
     fn rollback(&mut self) -> Result<(), ControllerError> {
         let snapshot = self.store.load()?;
         self.state = decode_state(&snapshot)?;
