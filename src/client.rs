@@ -66,8 +66,18 @@ impl Client {
     /// Calls the daemon; maps error responses to [`ClientError`].
     pub fn call(&self, method: &str, route: &str, body: Option<&Value>) -> ClientResult<Value> {
         let target = format!("{PREFIX}{route}");
-        let resp = http::call(&self.socket, method, &target, body)
-            .map_err(|e| self.call_error(method, route, e))?;
+        // A 503 comes only from the API server shedding a connection
+        // before any handler saw the request (docs/api.md): nothing was
+        // applied, so even a POST may go again, after a short pause.
+        let mut pauses = [50, 100, 200, 400, 800].into_iter();
+        let resp = loop {
+            let resp = http::call(&self.socket, method, &target, body)
+                .map_err(|e| self.call_error(method, route, e))?;
+            match (resp.status, pauses.next()) {
+                (503, Some(ms)) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+                _ => break resp,
+            }
+        };
         let value: Value = if resp.body.is_empty() {
             Value::Null
         } else {

@@ -77,9 +77,15 @@ impl Refusal {
         Refusal::new(400, message)
     }
 
-    /// The response carrying this refusal, in the API's error shape.
+    /// The response carrying this refusal, in the API's error shape: the
+    /// request's fault (`user`), except 503, the daemon shedding load.
     pub fn response(&self) -> Response {
-        Response::error(self.status, &self.message, "user")
+        let kind = if self.status == 503 {
+            "internal"
+        } else {
+            "user"
+        };
+        Response::error(self.status, &self.message, kind)
     }
 }
 

@@ -332,6 +332,11 @@ async fn accept_loop(listener: UnixListener, shared: Rc<Shared>) {
         }
         let slot = shared.admit();
         tokio::task::spawn_local(connection(stream, slot));
+        // Let the new connection read what it was sent before the next
+        // accept: under a flood, accepting must not outrun reading, or
+        // connections would be evicted as "longest idle" before their
+        // request was ever looked at.
+        tokio::task::yield_now().await;
     }
 }
 
