@@ -610,3 +610,74 @@ pub fn rename(a: RenameArgs) -> ClientResult {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Response;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// A stand-in daemon answering successive connections with `answers`;
+    /// returns how many requests it saw.
+    fn fake_daemon(
+        socket: &std::path::Path,
+        answers: Vec<Response>,
+    ) -> std::thread::JoinHandle<usize> {
+        let listener = UnixListener::bind(socket).unwrap();
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(n > 0, "request cut short");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                seen += 1;
+                s.write_all(&answer.to_bytes()).unwrap();
+            }
+            seen
+        })
+    }
+
+    #[test]
+    fn a_503_from_a_shedding_daemon_is_retried_and_the_next_answer_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let busy = Response::error(503, "limit of 16 open connections", "internal");
+        let ok = Response::json(200, &json!({"done": true}));
+        let daemon = fake_daemon(&socket, vec![busy.clone(), busy, ok]);
+        let client = Client { socket };
+        let got = client.call("POST", "/networks", Some(&json!({}))).unwrap();
+        assert_eq!(got["done"], true);
+        assert_eq!(daemon.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_daemon_that_stays_overloaded_is_reported_after_a_few_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let busy = Response::error(503, "limit of 16 open connections", "internal");
+        let daemon = fake_daemon(&socket, vec![busy; 6]);
+        let client = Client { socket };
+        match client.call("GET", "/networks", None) {
+            Err(ClientError::Internal(m)) => assert!(m.contains("limit of 16"), "{m}"),
+            other => panic!("expected the 503's message, got {other:?}"),
+        }
+        assert_eq!(daemon.join().unwrap(), 6);
+    }
+
+    #[test]
+    fn the_check_hint_names_the_command_that_shows_the_outcome() {
+        assert_eq!(check_command("/containers"), "switchyard ps");
+        assert_eq!(check_command("/containers/a?force=1"), "switchyard ps");
+        assert_eq!(check_command("/networks"), "switchyard network ls");
+        assert_eq!(
+            check_command("/networks/my%20net/connect"),
+            "switchyard network inspect my net"
+        );
+    }
+}

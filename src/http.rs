@@ -230,9 +230,12 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// A head's `(name, value)` header pairs.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// Splits a complete head (as [`HeadScanner`] delimited it) into its start
-/// line and `(name, value)` header pairs.
-fn split_head(head: &[u8]) -> Result<(&str, Vec<(&str, &str)>), Refusal> {
+/// line and header pairs.
+fn split_head(head: &[u8]) -> Result<(&str, Headers<'_>), Refusal> {
     let text = std::str::from_utf8(head)
         .map_err(|_| Refusal::bad("the request head is not valid UTF-8; send ASCII headers"))?;
     let mut lines = text
