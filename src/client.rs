@@ -11,7 +11,7 @@ use crate::cli::{
     NetworkInspectArgs, NetworkLsArgs, NetworkRmArgs, PortArgs, PsArgs, RenameArgs, RmArgs,
     SocketArg,
 };
-use crate::http::{self, percent_encode};
+use crate::http::{self, percent_encode, CallError};
 use crate::output::{self, short_id, table};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -66,13 +66,18 @@ impl Client {
     /// Calls the daemon; maps error responses to [`ClientError`].
     pub fn call(&self, method: &str, route: &str, body: Option<&Value>) -> ClientResult<Value> {
         let target = format!("{PREFIX}{route}");
-        let resp = http::call(&self.socket, method, &target, body).map_err(|e| {
-            ClientError::User(format!(
-                "cannot reach the switchyard daemon at {} ({e}); start it with `switchyard daemon` \
-                 or point --socket / SWITCHYARD_SOCKET at a running one",
-                self.socket.display()
-            ))
-        })?;
+        // A 503 comes only from the API server shedding a connection
+        // before any handler saw the request (docs/api.md): nothing was
+        // applied, so even a POST may go again, after a short pause.
+        let mut pauses = [50, 100, 200, 400, 800].into_iter();
+        let resp = loop {
+            let resp = http::call(&self.socket, method, &target, body)
+                .map_err(|e| self.call_error(method, route, e))?;
+            match (resp.status, pauses.next()) {
+                (503, Some(ms)) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+                _ => break resp,
+            }
+        };
         let value: Value = if resp.body.is_empty() {
             Value::Null
         } else {
@@ -92,6 +97,64 @@ impl Client {
         } else {
             ClientError::Internal(err.message)
         })
+    }
+}
+
+impl Client {
+    /// Says what became of a request that got no answer: whether it can
+    /// have been applied, and how to find out.
+    fn call_error(&self, method: &str, route: &str, e: CallError) -> ClientError {
+        let at = self.socket.display();
+        let unknown = if method == "GET" {
+            "it changed nothing; retry".to_string()
+        } else {
+            format!(
+                "it may have been applied: check with `{}` before retrying",
+                check_command(route)
+            )
+        };
+        match e {
+            CallError::Connect(e) => ClientError::User(format!(
+                "cannot reach the switchyard daemon at {at} ({e}); start it with `switchyard daemon` \
+                 or point --socket / SWITCHYARD_SOCKET at a running one"
+            )),
+            CallError::NotSent(e) => ClientError::Internal(format!(
+                "the switchyard daemon at {at} closed the connection before the whole request was sent ({e}); \
+                 it was not applied: retry"
+            )),
+            CallError::NoReply(e) => {
+                let why = match e.kind() {
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                        format!("none within {} s", http::REPLY_TIMEOUT.as_secs())
+                    }
+                    _ => e.to_string(),
+                };
+                ClientError::Internal(format!(
+                    "sent {method} {route} to the switchyard daemon at {at} but got no reply ({why}); {unknown}"
+                ))
+            }
+            CallError::BadReply(m) => ClientError::Internal(format!(
+                "sent {method} {route} to the switchyard daemon at {at} but could not read its reply ({m}); {unknown}"
+            )),
+        }
+    }
+}
+
+/// The command that shows whether a request to `route` took effect.
+fn check_command(route: &str) -> String {
+    let parts: Vec<&str> = route
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    match parts.as_slice() {
+        ["networks", name, "connect" | "disconnect"] => {
+            format!("switchyard network inspect {}", http::percent_decode(name))
+        }
+        ["networks", ..] => "switchyard network ls".into(),
+        _ => "switchyard ps".into(),
     }
 }
 
@@ -546,4 +609,75 @@ pub fn rename(a: RenameArgs) -> ClientResult {
         Some(&body),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Response;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// A stand-in daemon answering successive connections with `answers`;
+    /// returns how many requests it saw.
+    fn fake_daemon(
+        socket: &std::path::Path,
+        answers: Vec<Response>,
+    ) -> std::thread::JoinHandle<usize> {
+        let listener = UnixListener::bind(socket).unwrap();
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(n > 0, "request cut short");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                seen += 1;
+                s.write_all(&answer.to_bytes()).unwrap();
+            }
+            seen
+        })
+    }
+
+    #[test]
+    fn a_503_from_a_shedding_daemon_is_retried_and_the_next_answer_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let busy = Response::error(503, "limit of 16 open connections", "internal");
+        let ok = Response::json(200, &json!({"done": true}));
+        let daemon = fake_daemon(&socket, vec![busy.clone(), busy, ok]);
+        let client = Client { socket };
+        let got = client.call("POST", "/networks", Some(&json!({}))).unwrap();
+        assert_eq!(got["done"], true);
+        assert_eq!(daemon.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_daemon_that_stays_overloaded_is_reported_after_a_few_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let busy = Response::error(503, "limit of 16 open connections", "internal");
+        let daemon = fake_daemon(&socket, vec![busy; 6]);
+        let client = Client { socket };
+        match client.call("GET", "/networks", None) {
+            Err(ClientError::Internal(m)) => assert!(m.contains("limit of 16"), "{m}"),
+            other => panic!("expected the 503's message, got {other:?}"),
+        }
+        assert_eq!(daemon.join().unwrap(), 6);
+    }
+
+    #[test]
+    fn the_check_hint_names_the_command_that_shows_the_outcome() {
+        assert_eq!(check_command("/containers"), "switchyard ps");
+        assert_eq!(check_command("/containers/a?force=1"), "switchyard ps");
+        assert_eq!(check_command("/networks"), "switchyard network ls");
+        assert_eq!(
+            check_command("/networks/my%20net/connect"),
+            "switchyard network inspect my net"
+        );
+    }
 }

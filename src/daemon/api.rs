@@ -7,8 +7,10 @@ use super::{Daemon, Inner};
 use crate::api::{
     ConnectRequest, ContainerCreateRequest, DisconnectRequest, ErrorBody, ProcessReport, PREFIX,
 };
+use crate::http::server::Handler;
 use crate::http::{Request, Response};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use switchyard_switch::controller::model::{
     EndpointSpec, NetnsMode, NetworkFilter, NetworkSpec, SandboxSpec,
 };
@@ -85,6 +87,37 @@ pub(crate) fn handle(daemon: &Daemon, req: &Request) -> Response {
                 .expect("serialises"),
             )
         }
+    }
+}
+
+/// The routes as the API server runs them.
+pub(crate) struct ApiHandler(pub(crate) Arc<Daemon>);
+
+impl Handler for ApiHandler {
+    fn handle(&self, req: &Request) -> Response {
+        handle(&self.0, req)
+    }
+
+    /// A handler panicked, maybe holding the control-plane lock: take the
+    /// lock over and clear its poison, put the controller's memory back to
+    /// the store's copy (an operation cut short commits nothing), then
+    /// realise the changes committed before the panic that the handler did
+    /// not get to apply. What the panic left half-done in the data plane
+    /// only a restart (which restores every port) repairs; the 500 says so.
+    fn recover(&self, req: &Request) {
+        let mut inner = self.0.lock();
+        self.0.inner.clear_poison();
+        let Inner {
+            controller,
+            runtime,
+        } = &mut *inner;
+        if let Err(e) = controller.reload() {
+            tracing::error!(error = %e, "could not reload the state after a panicked request");
+        }
+        if let Err(e) = runtime.apply(controller) {
+            tracing::error!(error = %e, "could not realise the changes left by a panicked request");
+        }
+        tracing::error!(method = %req.method, path = %req.path, "recovered from a panic in an API handler");
     }
 }
 

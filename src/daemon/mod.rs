@@ -2,10 +2,10 @@
 //! sandboxes' namespaces and the embedded DNS, and serves the API on a unix
 //! socket (mode 0600: only its owner may drive the switch).
 //!
-//! Threads: one accepts API connections (a short-lived thread per request,
-//! all serialised on one control-plane lock), the data plane runs on its own
-//! thread and never waits for the control plane, and the main thread waits
-//! for SIGTERM/SIGINT to stop cleanly. State is on disk after every
+//! Threads: one serves API connections (an event loop; a few handler
+//! threads run the requests, serialised on one control-plane lock), the
+//! data plane runs on its own thread and never waits for the control plane,
+//! and the main thread waits for SIGTERM/SIGINT to stop cleanly. State is on disk after every
 //! operation, so a SIGKILL loses nothing either.
 
 mod api;
@@ -13,6 +13,7 @@ mod dns;
 mod runtime;
 
 use crate::cli::DaemonArgs;
+use crate::http::server::{Config as ServerConfig, Server};
 use crate::paths;
 use anyhow::Context;
 use nix::sys::signal::{SigSet, Signal};
@@ -160,15 +161,12 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         state_dir.display()
     );
 
-    let acceptor = Arc::clone(&daemon);
-    std::thread::Builder::new()
-        .name("api-accept".into())
-        .spawn(move || accept_loop(acceptor, listener))
-        .context("starting the API thread")?;
+    let api = serve_api(Arc::clone(&daemon), listener)?;
 
     let signal = stop_signals.wait().context("waiting for a stop signal")?;
     tracing::info!(?signal, "stopping");
     let _ = std::fs::remove_file(&socket);
+    api.stop();
     let mut inner = daemon.lock();
     inner.runtime.shutdown();
     eprintln!("switchyard daemon stopped ({signal:?}); containers keep their interfaces and come back on restart");
@@ -183,40 +181,29 @@ impl Daemon {
     }
 }
 
-fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
-    for conn in listener.incoming() {
-        match conn {
-            Ok(stream) => {
-                let d = Arc::clone(&daemon);
-                let spawned = std::thread::Builder::new()
-                    .name("api".into())
-                    .spawn(move || serve(d, stream));
-                if let Err(e) = spawned {
-                    tracing::error!(error = %e, "cannot start a thread for an API request");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                // Out of descriptors (or threads): the next accept would
-                // fail at once too; give requests in flight time to finish
-                // instead of spinning.
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-fn serve(daemon: Arc<Daemon>, mut stream: UnixStream) {
-    let req = match crate::http::read_request(&mut stream) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(error = %e, "unreadable API request");
-            return;
-        }
+/// Serves the API on `listener` until the returned server is dropped. The
+/// server bounds connections, buffering and time (see
+/// [`crate::http::server`]); a quarter of our descriptors may go to API
+/// connections, the rest stay for the data plane.
+fn serve_api(daemon: Arc<Daemon>, listener: UnixListener) -> anyhow::Result<Server> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    let resp = api::handle(&daemon, &req);
-    tracing::debug!(method = %req.method, path = %req.path, status = resp.status, "api");
-    let _ = crate::http::write_response(&mut stream, &resp);
+    // SAFETY: limit is a valid rlimit to fill.
+    let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    };
+    let config = ServerConfig::for_descriptor_limit(nofile);
+    tracing::info!(
+        max_connections = config.max_connections,
+        request_timeout_s = config.request_timeout.as_secs(),
+        "serving the API"
+    );
+    Server::start(listener, config, Arc::new(api::ApiHandler(daemon)))
+        .context("starting the API thread")
 }
 
 /// Binds the API socket, mode 0600 from birth (bound under umask 077). The

@@ -627,7 +627,10 @@ impl Controller {
 
     /// Replaces the in-memory state with the store's, then gives networks
     /// new to this host a segment and forgets segments of removed ones.
-    fn reload(&mut self) -> Result<(), ControllerError> {
+    /// Public for a caller that caught a panic in the middle of an
+    /// operation, which may have left the state half-changed and
+    /// uncommitted.
+    pub fn reload(&mut self) -> Result<(), ControllerError> {
         let mut last_conflict = None;
         for _ in 0..MAX_ATTEMPTS {
             let contents = self.store.load()?;
