@@ -617,7 +617,9 @@ impl Runtime {
                 return Err(e.into());
             }
         };
-        self.failpoint("tap-created");
+        if !restoring {
+            self.failpoint("tap-created");
+        }
         // From here a failure must not leave the persistent TAP behind.
         let undo = |this: &Self, session: &NsSession, tap: Option<std::os::fd::OwnedFd>| {
             drop(tap);
