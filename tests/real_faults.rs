@@ -375,7 +375,7 @@ fn random_kill_9_during_run_connect_disconnect_and_rm_keeps_everything_consisten
     if !require_root("random_faults") {
         return;
     }
-    let seed = env_number("SWITCHYARD_FAULT_SEED", 0x5eed_0010);
+    let seed = env_number("SWITCHYARD_FAULT_SEED", 3);
     let rounds = env_number("SWITCHYARD_FAULT_ROUNDS", 15);
     eprintln!(
         "fault injection: seed {seed}, {rounds} rounds (replay: SWITCHYARD_FAULT_SEED={seed} SWITCHYARD_FAULT_ROUNDS={rounds})"
