@@ -28,8 +28,7 @@ fn command_for(info: &ContainerInfo, argv: &[String]) -> ClientResult<Command> {
             info.name, info.status, info.name
         )));
     }
-    let mut cmd = if let (Some(pid), Some(start_time)) = (info.holder_pid, info.holder_start_time)
-    {
+    let mut cmd = if let (Some(pid), Some(start_time)) = (info.holder_pid, info.holder_start_time) {
         let target = NetnsTarget::Holder(Holder { pid, start_time });
         let caps = match &info.capabilities {
             Some(names) => Capabilities::from_names(names).map_err(ClientError::Internal)?,

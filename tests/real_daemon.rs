@@ -35,20 +35,28 @@ fn wait_for_listener(d: &TestDaemon, container: &str, port: u16) {
 
 /// Waits until `pid` has exited.
 fn wait_for_exit_of(pid: &str) {
-    wait_until(&format!("process {pid} to exit"), Duration::from_secs(10), || {
-        let alive = pid.parse().is_ok_and(process_alive);
-        (!alive).then_some(()).ok_or("still running".into())
-    });
+    wait_until(
+        &format!("process {pid} to exit"),
+        Duration::from_secs(10),
+        || {
+            let alive = pid.parse().is_ok_and(process_alive);
+            (!alive).then_some(()).ok_or("still running".into())
+        },
+    );
 }
 
 /// Waits until no process runs exactly `args`.
 fn wait_until_not_running(args: &str) {
-    wait_until(&format!("`{args}` to be gone"), Duration::from_secs(10), || {
-        let ps = run_ok(Command::new("ps").args(["-eo", "args"]));
-        (!ps.lines().any(|l| l.trim() == args))
-            .then_some(())
-            .ok_or("still running".into())
-    });
+    wait_until(
+        &format!("`{args}` to be gone"),
+        Duration::from_secs(10),
+        || {
+            let ps = run_ok(Command::new("ps").args(["-eo", "args"]));
+            (!ps.lines().any(|l| l.trim() == args))
+                .then_some(())
+                .ok_or("still running".into())
+        },
+    );
 }
 
 fn port_counters(d: &TestDaemon, network: &str, container: &str) -> Value {
@@ -498,10 +506,7 @@ fn the_daemon_raises_its_descriptor_limit_to_the_hard_limit() {
     let pid = child.id();
     let _guard = Kill(&mut child);
     wait_until("the daemon's socket", Duration::from_secs(20), || {
-        socket
-            .exists()
-            .then_some(())
-            .ok_or("no socket yet".into())
+        socket.exists().then_some(()).ok_or("no socket yet".into())
     });
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits

@@ -68,7 +68,17 @@ fn a_crash_right_after_a_holder_starts_leaves_nothing_that_rm_cannot_remove() {
     crash_at(
         &mut d,
         "holder-spawned",
-        &["run", "--name", "a", "--network", "n1", "-d", "--", "sleep", "100000"],
+        &[
+            "run",
+            "--name",
+            "a",
+            "--network",
+            "n1",
+            "-d",
+            "--",
+            "sleep",
+            "100000",
+        ],
     );
     assert_holders_accounted_for(&d, "after the restart");
     for id in d.ok(&["ps", "-q"]).split_whitespace() {
@@ -80,7 +90,17 @@ fn a_crash_right_after_a_holder_starts_leaves_nothing_that_rm_cannot_remove() {
             .then_some(())
             .ok_or(format!("holders {left:?}"))
     });
-    d.ok(&["run", "--name", "a", "--network", "n1", "-d", "--", "sleep", "100000"]);
+    d.ok(&[
+        "run",
+        "--name",
+        "a",
+        "--network",
+        "n1",
+        "-d",
+        "--",
+        "sleep",
+        "100000",
+    ]);
 }
 
 #[test]
@@ -136,7 +156,11 @@ fn a_crash_during_disconnect_leaves_no_interface_behind() {
     d.container("b", &["--network", "n2", "--ip", "10.83.0.20"]);
     d.ok(&["network", "connect", "n2", "a"]);
     assert_eq!(links_inside(&d, "a"), set(&["lo", "eth0", "eth1"]));
-    crash_at(&mut d, "endpoint-left", &["network", "disconnect", "n2", "a"]);
+    crash_at(
+        &mut d,
+        "endpoint-left",
+        &["network", "disconnect", "n2", "a"],
+    );
     assert_eq!(
         links_inside(&d, "a"),
         set(&["lo", "eth0"]),
@@ -155,7 +179,14 @@ fn a_crash_while_removing_an_attached_container_leaves_no_tap_in_its_namespace()
     let ns = Netns::add();
     let mut d = TestDaemon::start();
     d.ok(&["network", "create", "n1", "--subnet", "10.84.0.0/24"]);
-    d.ok(&["attach", "adopted", "--netns", &ns.path(), "--network", "n1"]);
+    d.ok(&[
+        "attach",
+        "adopted",
+        "--netns",
+        &ns.path(),
+        "--network",
+        "n1",
+    ]);
     assert!(ns.links().contains("eth0"));
     crash_at(&mut d, "endpoint-left", &["rm", "adopted"]);
     assert!(
@@ -204,7 +235,11 @@ fn the_daemon_holds_at_most_three_descriptors_per_container() {
     }
     let d = TestDaemon::start();
     d.ok(&["network", "create", "n1", "--subnet", "10.87.0.0/24"]);
-    let fds = || std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap().count();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .unwrap()
+            .count()
+    };
     let before = fds();
     for i in 0..10 {
         d.container(&format!("c{i}"), &["--network", "n1"]);
@@ -229,9 +264,23 @@ fn at_its_descriptor_limit_the_daemon_refuses_run_clearly_and_keeps_working() {
     let failure = loop {
         assert!(made < 80, "the limit was never reached");
         let name = format!("c{made}");
-        let out = d.cli(&["run", "--name", &name, "--network", "n1", "-d", "--", "sleep", "100000"]);
+        let out = d.cli(&[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "n1",
+            "-d",
+            "--",
+            "sleep",
+            "100000",
+        ]);
         if !out.status.success() {
-            break (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), name);
+            break (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+                name,
+            );
         }
         made += 1;
     };
@@ -253,7 +302,17 @@ fn at_its_descriptor_limit_the_daemon_refuses_run_clearly_and_keeps_working() {
     }
     assert_holders_accounted_for(&d, "at the limit");
     d.ok(&["rm", "-f", "c0"]);
-    d.ok(&["run", "--name", &refused, "--network", "n1", "-d", "--", "sleep", "100000"]);
+    d.ok(&[
+        "run",
+        "--name",
+        &refused,
+        "--network",
+        "n1",
+        "-d",
+        "--",
+        "sleep",
+        "100000",
+    ]);
 }
 
 // ------------------------------------------------- random fault injection
@@ -356,7 +415,9 @@ fn check_invariants(d: &TestDaemon, context: &str) {
     }
     for (net, members) in &on {
         for (i, (from, _)) in members.iter().enumerate() {
-            let Some((to, ip)) = members.get((i + 1) % members.len()).filter(|_| members.len() > 1)
+            let Some((to, ip)) = members
+                .get((i + 1) % members.len())
+                .filter(|_| members.len() > 1)
             else {
                 continue;
             };
@@ -413,10 +474,20 @@ fn random_kill_9_during_run_connect_disconnect_and_rm_keeps_everything_consisten
             0..=4 => {
                 let net = rng.pick(&networks).cloned().unwrap_or("f0".into());
                 let name = unique("r");
-                vec!["run", "--name", &name, "--network", &net, "-d", "--", "sleep", "100000"]
-                    .into_iter()
-                    .map(String::from)
-                    .collect()
+                vec![
+                    "run",
+                    "--name",
+                    &name,
+                    "--network",
+                    &net,
+                    "-d",
+                    "--",
+                    "sleep",
+                    "100000",
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect()
             }
             5..=8 => {
                 let c = &cs[rng.below(cs.len())];
@@ -449,8 +520,7 @@ fn random_kill_9_during_run_connect_disconnect_and_rm_keeps_everything_consisten
                 ]
             }
         };
-        let kill_after =
-            (rng.below(10) < 7).then(|| Duration::from_millis(rng.below(150) as u64));
+        let kill_after = (rng.below(10) < 7).then(|| Duration::from_millis(rng.below(150) as u64));
         let context = format!(
             "seed {seed} round {round}: `switchyard {}`{}",
             args.join(" "),
@@ -468,13 +538,15 @@ fn random_kill_9_during_run_connect_disconnect_and_rm_keeps_everything_consisten
             d.kill9();
             kills += 1;
         }
-        wait_until(&format!("{context}: the CLI to exit"), Duration::from_secs(30), || {
-            match child.try_wait() {
+        wait_until(
+            &format!("{context}: the CLI to exit"),
+            Duration::from_secs(30),
+            || match child.try_wait() {
                 Ok(Some(_)) => Ok(()),
                 Ok(None) => Err("still running".into()),
                 Err(e) => Err(e.to_string()),
-            }
-        });
+            },
+        );
         if kill_after.is_some() {
             d.restart();
         }

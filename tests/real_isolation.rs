@@ -66,7 +66,11 @@ fn a_root_container_keeps_only_dockers_default_capabilities() {
     assert_eq!(cap_field(&status, "CapInh"), 0);
     assert_eq!(cap_field(&status, "CapAmb"), 0);
     let eff = cap_field(&status, "CapEff");
-    assert_eq!(eff & (NET_ADMIN | SYS_ADMIN), 0, "no NET_ADMIN, no SYS_ADMIN");
+    assert_eq!(
+        eff & (NET_ADMIN | SYS_ADMIN),
+        0,
+        "no NET_ADMIN, no SYS_ADMIN"
+    );
     assert!(
         !d.exec_ok("a", &["ip", "link", "set", "lo", "mtu", "1400"]),
         "cannot reconfigure its network without NET_ADMIN"
@@ -152,7 +156,10 @@ fn an_unknown_capability_is_refused_in_one_line_and_leaves_nothing() {
     let (code, err) = d.fails(&["run", "--name", "x", "--cap-add", "NET_ADMN", "--", "true"]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("--cap-add NET_ADMN: unknown capability"), "{err}");
+    assert!(
+        err.contains("--cap-add NET_ADMN: unknown capability"),
+        "{err}"
+    );
     let (code, err) = d.fails(&["run", "--name", "y", "--pid", "container:x", "--", "true"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("only --pid host"), "{err}");
@@ -168,9 +175,7 @@ fn the_api_socket_and_state_directory_cannot_be_reached_from_inside() {
     let d = TestDaemon::start();
     d.container("a", &[]);
     let socket = d.socket.display().to_string();
-    let out = d.cli(&[
-        "exec", "a", "--", EXE, "network", "ls", "--socket", &socket,
-    ]);
+    let out = d.cli(&["exec", "a", "--", EXE, "network", "ls", "--socket", &socket]);
     assert!(!out.status.success(), "the API answered from inside");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot reach the switchyard daemon"),
@@ -183,8 +188,19 @@ fn the_api_socket_and_state_directory_cannot_be_reached_from_inside() {
         !d.exec_ok("a", &["test", "-e", &state]),
         "the state directory is covered inside"
     );
-    let listing = d.ok(&["exec", "a", "--", "ls", "-A", &d.dir.path().display().to_string()]);
-    assert_eq!(listing.trim(), "", "the socket's directory looks empty inside");
+    let listing = d.ok(&[
+        "exec",
+        "a",
+        "--",
+        "ls",
+        "-A",
+        &d.dir.path().display().to_string(),
+    ]);
+    assert_eq!(
+        listing.trim(),
+        "",
+        "the socket's directory looks empty inside"
+    );
     // The host still sees both.
     assert!(d.socket.exists() && d.state_dir().join("state.json").exists());
 }
@@ -204,7 +220,10 @@ fn proc_inside_shows_only_the_containers_own_processes() {
         .filter_map(|p| p.parse().ok())
         .collect();
     assert!(pids.contains(&1), "{pids:?}");
-    assert!(!pids.contains(&other), "b's holder is not visible: {pids:?}");
+    assert!(
+        !pids.contains(&other),
+        "b's holder is not visible: {pids:?}"
+    );
     assert!(
         pids.len() <= 4,
         "only its holder, its command and the ls: {pids:?}"
@@ -234,7 +253,14 @@ fn entering_another_containers_network_namespace_fails() {
     d.container("b", &["--network", "n2"]);
     let path = format!("/proc/{}/ns/net", holder_of(&d, "b"));
     for from in ["a", "h"] {
-        let out = d.cli(&["exec", from, "--", "nsenter", &format!("--net={path}"), "true"]);
+        let out = d.cli(&[
+            "exec",
+            from,
+            "--",
+            "nsenter",
+            &format!("--net={path}"),
+            "true",
+        ]);
         assert!(
             !out.status.success(),
             "{from} entered b's network namespace"
@@ -297,10 +323,7 @@ fn a_host_network_container_is_confined_too() {
     let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
     let net = d.ok(&["exec", "h", "--", "readlink", "/proc/self/ns/net"]);
     assert_eq!(net.trim(), ours.display().to_string(), "the host network");
-    assert_eq!(
-        cap_field(&status_inside(&d, "h"), "CapEff"),
-        DOCKER_DEFAULT
-    );
+    assert_eq!(cap_field(&status_inside(&d, "h"), "CapEff"), DOCKER_DEFAULT);
     let socket = d.socket.display().to_string();
     assert!(!d.exec_ok("h", &["test", "-e", &socket]), "socket hidden");
     let me = std::process::id().to_string();
@@ -320,7 +343,10 @@ fn a_container_cannot_stop_its_own_holder_from_inside() {
     let holder = holder_of(&d, "a");
     d.ok(&["exec", "a", "--", "kill", "-TERM", "1"]);
     d.ok(&["exec", "a", "--", "kill", "-INT", "1"]);
-    assert!(process_alive(holder), "the holder ignores signals from inside");
+    assert!(
+        process_alive(holder),
+        "the holder ignores signals from inside"
+    );
     assert!(d.exec_ok("a", &["true"]), "the container still runs");
 }
 
@@ -331,7 +357,10 @@ fn a_signal_sent_to_the_reported_pid_reaches_the_command() {
     }
     let d = TestDaemon::start();
     d.ok(&["run", "--name", "a", "-d", "--", "sleep", "4646"]);
-    let pid = d.containers()[0]["command"]["pid"].as_u64().unwrap().to_string();
+    let pid = d.containers()[0]["command"]["pid"]
+        .as_u64()
+        .unwrap()
+        .to_string();
     assert!(running("sleep 4646"));
     run_ok(Command::new("kill").args(["-TERM", &pid]));
     wait_until("sleep 4646 to die", Duration::from_secs(5), || {
@@ -349,7 +378,16 @@ fn run_exits_like_its_command_through_the_pid_namespace() {
     let d = TestDaemon::start();
     let out = d.cli(&["run", "--name", "x", "--rm", "--", "sh", "-c", "exit 9"]);
     assert_eq!(out.status.code(), Some(9));
-    let out = d.cli(&["run", "--name", "y", "--rm", "--", "sh", "-c", "kill -TERM $$"]);
+    let out = d.cli(&[
+        "run",
+        "--name",
+        "y",
+        "--rm",
+        "--",
+        "sh",
+        "-c",
+        "kill -TERM $$",
+    ]);
     assert_eq!(out.status.code(), Some(128 + 15), "killed by SIGTERM");
     let (code, err) = d.fails(&["run", "--name", "z", "--rm", "--", "no-such-program-x"]);
     assert_eq!(code, 1, "{err}");

@@ -199,7 +199,13 @@ unsafe fn fork_into_pid_namespace() -> io::Result<()> {
     if child == 0 {
         // The program must not outlive its waiter (whose pid is the one
         // recorded and signalled).
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         return Ok(());
     }
     let child = child as libc::pid_t;

@@ -237,7 +237,11 @@ pub fn find_holders(state_dir: &Path) -> Vec<LabelledHolder> {
     };
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         if entry.metadata().map(|m| m.uid()).ok() != Some(uid) {
@@ -254,7 +258,7 @@ pub fn find_holders(state_dir: &Path) -> Vec<LabelledHolder> {
             continue;
         };
         let rest = &args[at + 2..];
-        if !rest.iter().any(|a| *a == want.as_bytes()) {
+        if !rest.contains(&want.as_bytes()) {
             continue;
         }
         let Some(sandbox) = rest
@@ -601,7 +605,10 @@ pub(crate) fn holder_main(args: &[String]) -> i32 {
     }
     drop(ready);
     let _ = nix::sys::prctl::set_name(&std::ffi::CString::new(READY_NAME).expect("no NUL"));
-    eprintln!("switchyard holder {}: sandbox ready", host_pid().unwrap_or(0));
+    eprintln!(
+        "switchyard holder {}: sandbox ready",
+        host_pid().unwrap_or(0)
+    );
     wait_for_stop(&waited, parsed.pid_namespace)
 }
 
@@ -631,7 +638,9 @@ fn wait_for_stop(waited: &SigSet, pid_namespace: bool) -> i32 {
         // SAFETY: si_pid is valid for signals sent with kill(2).
         let sender = unsafe { info.si_pid() };
         if pid_namespace && sender > 0 {
-            eprintln!("switchyard holder: ignoring signal {sig} from pid {sender} inside the sandbox");
+            eprintln!(
+                "switchyard holder: ignoring signal {sig} from pid {sender} inside the sandbox"
+            );
             continue;
         }
         eprintln!("switchyard holder: signal {sig}, exiting");

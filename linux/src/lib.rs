@@ -52,10 +52,10 @@ mod nsenter;
 pub mod port;
 mod tap;
 
+pub use caps::{last_cap, Capabilities};
 pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError, DataplaneReport, PortReport};
 pub use error::{RealError, Result};
 pub use event_loop::{Event, EventLoop, Interest, Waker};
-pub use caps::{last_cap, Capabilities};
 pub use exec::{command_in, command_in_confined, Join};
 pub use holder::{
     find_holders, spawn_holder, Holder, HolderLabel, HolderMode, HolderSpec, LabelledHolder,

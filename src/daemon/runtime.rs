@@ -22,6 +22,7 @@
 //!   created and left there until it is deleted; restore deletes listed
 //!   TAPs that no endpoint owns, in the namespaces of sandboxes still in
 //!   state and in adopted namespaces of sandboxes that are gone.
+//!
 //! `SWITCHYARD_FAILPOINT=NAME` makes the daemon SIGKILL itself at a named
 //! point (`holder-spawned`, `tap-created`, `endpoint-left`,
 //! `sandbox-removed`), for the crash tests.
@@ -34,10 +35,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use switchyard_linux::{
-    configure_interface, find_holders, open_network_namespace, remove_default_routes,
-    spawn_holder, Capabilities, Dataplane, DataplaneConfig, DataplaneError, Holder, HolderLabel,
-    HolderMode, HolderSpec, NetnsTarget, NsKind, NsSession, RealError, TapFraming, TapOptions,
-    TapPort,
+    configure_interface, find_holders, open_network_namespace, remove_default_routes, spawn_holder,
+    Capabilities, Dataplane, DataplaneConfig, DataplaneError, Holder, HolderLabel, HolderMode,
+    HolderSpec, NetnsTarget, NsKind, NsSession, RealError, TapFraming, TapOptions, TapPort,
 };
 use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
 use switchyard_switch::driver::Attachment as PortAttachment;
@@ -282,15 +282,17 @@ impl Runtime {
     /// Enters a TAP in the journal before it is created.
     fn journal_add(&self, sandbox: &Sandbox, ifname: &str) -> Result<(), RuntimeError> {
         let mut j = self.read_journal(&sandbox.id);
+        let mut changed = j.taps.insert(ifname.to_string());
         if j.netns.is_none() {
             if let (Some(p), Some(id)) = (
                 sandbox.labels.get(LABEL_NETNS),
                 sandbox.labels.get(LABEL_NETNS_ID),
             ) {
                 j.netns = Some((p.clone(), id.clone()));
+                changed = true;
             }
         }
-        if j.taps.insert(ifname.to_string()) || j.netns.is_some() {
+        if changed {
             self.write_journal(&sandbox.id, &j)?;
         }
         Ok(())
@@ -359,10 +361,9 @@ impl Runtime {
             // (another user's namespace) is for the user to fix.
             NsSession::open(&self.opts.exe, &NetnsTarget::Path(path.to_path_buf())).map_err(
                 |e| match e {
-                    RealError::InNamespace { message } => RuntimeError::User(format!(
-                        "--netns {}: {message}",
-                        path.display()
-                    )),
+                    RealError::InNamespace { message } => {
+                        RuntimeError::User(format!("--netns {}: {message}", path.display()))
+                    }
                     other => other.into(),
                 },
             )?;
@@ -625,7 +626,9 @@ impl Runtime {
             drop(tap);
             match session.delete_tap(&iface.ifname) {
                 Ok(()) => this.journal_remove(&owner.id, &iface.ifname),
-                Err(e) => tracing::warn!(error = %e, ifname = %iface.ifname, "could not delete a TAP after a failure; the next restart removes it"),
+                Err(e) => {
+                    tracing::warn!(error = %e, ifname = %iface.ifname, "could not delete a TAP after a failure; the next restart removes it")
+                }
             }
         };
         let port = self.plug_in(&session, tap, iface, &plan, adopted);
@@ -713,9 +716,15 @@ impl Runtime {
             let recorded = controller.sandbox_by_id(&l.sandbox).map(holder_of);
             match recorded {
                 Some(Some(h)) if h == l.holder => {}
-                Some(Some(_)) => strays.push((l.holder, l.sandbox, "its container records another holder")),
+                Some(Some(_)) => {
+                    strays.push((l.holder, l.sandbox, "its container records another holder"))
+                }
                 Some(None) if l.ready => found.entry(l.sandbox).or_default().push(l.holder),
-                Some(None) => strays.push((l.holder, l.sandbox, "it was still setting up when the daemon died")),
+                Some(None) => strays.push((
+                    l.holder,
+                    l.sandbox,
+                    "it was still setting up when the daemon died",
+                )),
                 None => strays.push((l.holder, l.sandbox, "no container in state")),
             }
         }
@@ -793,7 +802,9 @@ impl Runtime {
         );
         for (holder, sandbox, why) in strays {
             tracing::warn!(pid = holder.pid, sandbox = %sandbox, reason = why, "a live sandbox holder that state does not account for: stopping it");
-            if ns_identity(&holder.ns_path(NsKind::Pid)) == ns_identity(Path::new("/proc/self/ns/pid")) {
+            if ns_identity(&holder.ns_path(NsKind::Pid))
+                == ns_identity(Path::new("/proc/self/ns/pid"))
+            {
                 if let Ok(pin) = std::fs::File::open(holder.ns_path(NsKind::Mount)) {
                     if holder.is_alive() {
                         kill_processes_in(&pin);
@@ -802,7 +813,10 @@ impl Runtime {
             }
             if let Err(e) = holder.terminate() {
                 tracing::error!(pid = holder.pid, error = %e, "could not stop a stray holder");
-                eprintln!("switchyard: could not stop sandbox holder {}: {e}", holder.pid);
+                eprintln!(
+                    "switchyard: could not stop sandbox holder {}: {e}",
+                    holder.pid
+                );
             }
         }
     }
@@ -820,39 +834,40 @@ impl Runtime {
                 continue;
             };
             let journal = self.read_journal(&id);
-            let (target, owned): (Option<NetnsTarget>, BTreeSet<String>) =
-                match controller.sandbox_by_id(&id) {
-                    Some(sandbox) => (
-                        self.target_of(controller, sandbox),
-                        controller
-                            .endpoints_of_sandbox(&id)
-                            .iter()
-                            .map(|e| e.ifname.clone())
-                            .collect(),
-                    ),
-                    None => {
-                        let target = journal.netns.as_ref().and_then(|(path, expected)| {
-                            let file = std::fs::File::open(path).ok()?;
-                            use std::os::unix::fs::MetadataExt;
-                            let meta = file.metadata().ok()?;
-                            (&format!("{}:{}", meta.dev(), meta.ino()) == expected)
-                                .then(|| (file, path.clone()))
-                        });
-                        if let Some((file, path)) = target {
-                            let target = fd_target(&file);
-                            for ifname in &journal.taps {
-                                tracing::warn!(%path, %ifname, "deleting a TAP left in an adopted namespace by a container that is gone");
-                                if let Err(e) = NsSession::open(&self.opts.exe, &target)
-                                    .and_then(|s| s.delete_tap(ifname))
-                                {
-                                    tracing::error!(%path, %ifname, error = %e, "could not delete a leftover TAP");
-                                }
+            let (target, owned): (Option<NetnsTarget>, BTreeSet<String>) = match controller
+                .sandbox_by_id(&id)
+            {
+                Some(sandbox) => (
+                    self.target_of(controller, sandbox),
+                    controller
+                        .endpoints_of_sandbox(&id)
+                        .iter()
+                        .map(|e| e.ifname.clone())
+                        .collect(),
+                ),
+                None => {
+                    let target = journal.netns.as_ref().and_then(|(path, expected)| {
+                        let file = std::fs::File::open(path).ok()?;
+                        use std::os::unix::fs::MetadataExt;
+                        let meta = file.metadata().ok()?;
+                        (&format!("{}:{}", meta.dev(), meta.ino()) == expected)
+                            .then(|| (file, path.clone()))
+                    });
+                    if let Some((file, path)) = target {
+                        let target = fd_target(&file);
+                        for ifname in &journal.taps {
+                            tracing::warn!(%path, %ifname, "deleting a TAP left in an adopted namespace by a container that is gone");
+                            if let Err(e) = NsSession::open(&self.opts.exe, &target)
+                                .and_then(|s| s.delete_tap(ifname))
+                            {
+                                tracing::error!(%path, %ifname, error = %e, "could not delete a leftover TAP");
                             }
                         }
-                        let _ = std::fs::remove_dir_all(entry.path());
-                        continue;
                     }
-                };
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    continue;
+                }
+            };
             let unowned: Vec<&String> = journal.taps.difference(&owned).collect();
             let Some(target) = target.filter(target_alive) else {
                 continue;
@@ -871,7 +886,9 @@ impl Runtime {
                 tracing::warn!(sandbox = %id, %ifname, "deleting a TAP that no endpoint owns (left by a crash)");
                 match session.delete_tap(ifname) {
                     Ok(()) => self.journal_remove(&id, ifname),
-                    Err(e) => tracing::error!(sandbox = %id, %ifname, error = %e, "could not delete a leftover TAP"),
+                    Err(e) => {
+                        tracing::error!(sandbox = %id, %ifname, error = %e, "could not delete a leftover TAP")
+                    }
                 }
             }
         }
@@ -1082,14 +1099,16 @@ impl Runtime {
                 None => None,
             },
             user_namespace: !crate::paths::is_root() && holder.is_some(),
-            capabilities: holder.as_ref().map(|_| match sandbox.labels.get(LABEL_CAPS) {
-                Some(names) => names
-                    .split(',')
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                None => Capabilities::docker_default().names(),
-            }),
+            capabilities: holder
+                .as_ref()
+                .map(|_| match sandbox.labels.get(LABEL_CAPS) {
+                    Some(names) => names
+                        .split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    None => Capabilities::docker_default().names(),
+                }),
             pid: holder.as_ref().map(|_| {
                 sandbox
                     .labels

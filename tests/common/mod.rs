@@ -127,8 +127,7 @@ pub fn holders_mentioning(dir: &Path) -> BTreeSet<u32> {
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let text = String::from_utf8_lossy(&cmdline);
-        if text.contains("__internal\0holder\0") && text.contains(&needle) && process_alive(pid)
-        {
+        if text.contains("__internal\0holder\0") && text.contains(&needle) && process_alive(pid) {
             out.insert(pid);
         }
     }
@@ -271,12 +270,10 @@ impl TestDaemon {
     /// Waits for the daemon to exit on its own (a failpoint killed it).
     pub fn wait_for_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let child = self.child.as_mut().expect("started");
-        let status = wait_until("the daemon to exit", timeout, || {
-            match child.try_wait() {
-                Ok(Some(s)) => Ok(s),
-                Ok(None) => Err("still running".into()),
-                Err(e) => Err(e.to_string()),
-            }
+        let status = wait_until("the daemon to exit", timeout, || match child.try_wait() {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err("still running".into()),
+            Err(e) => Err(e.to_string()),
         });
         self.child = None;
         status
