@@ -59,6 +59,15 @@ pub struct ContainerCreateRequest {
     pub aliases: Vec<String>,
     /// Adopt this existing network namespace instead of making one.
     pub netns: Option<PathBuf>,
+    /// Capabilities to add to Docker's default set (`--cap-add`; `ALL`).
+    pub cap_add: Vec<String>,
+    /// Capabilities to remove from it (`--cap-drop`; `ALL`).
+    pub cap_drop: Vec<String>,
+    /// Keep every capability (`--privileged`).
+    pub privileged: bool,
+    /// `host` to share the host's PID namespace; otherwise the container
+    /// gets its own.
+    pub pid: Option<String>,
 }
 
 /// `POST /v1/containers/{name}/process`: the client reports the command it
@@ -118,6 +127,13 @@ pub struct ContainerInfo {
     pub user_namespace: bool,
     /// Where a detached command's output goes.
     pub log: Option<String>,
+    /// The capabilities its commands keep (`run` and `exec` narrow them to
+    /// this); none for adopted namespaces, whose commands are not confined.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// `private` (its own PID namespace) or `host`.
+    #[serde(default)]
+    pub pid: Option<String>,
     /// The command started in it, if reported.
     pub command: Option<ProcessReport>,
     /// Networks joined, in connect order.

@@ -265,6 +265,22 @@ pub struct RunArgs {
     /// Remove the container when the command exits.
     #[arg(long)]
     pub rm: bool,
+    /// Add a capability to Docker's default set (repeatable; e.g.
+    /// NET_ADMIN, or ALL).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from it (repeatable; ALL drops every one not
+    /// added back with --cap-add).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Keep every capability. The command can then undo the container's
+    /// isolation (unmount what hides the daemon, enter other namespaces).
+    #[arg(long)]
+    pub privileged: bool,
+    /// `host`: share the host's PID namespace (see its processes) instead
+    /// of getting one of its own.
+    #[arg(long, value_name = "host")]
+    pub pid: Option<String>,
     #[command(flatten)]
     pub socket: SocketArg,
     /// The command and its arguments.

@@ -11,9 +11,13 @@ use crate::client::{
 use crate::http::percent_encode;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode, Stdio};
-use switchyard_linux::{command_in, Holder, Join, NetnsTarget};
+use switchyard_linux::{command_in, command_in_confined, Capabilities, Holder, Join, NetnsTarget};
 
-/// Builds the command for `argv` inside a container's namespaces.
+/// Builds the command for `argv` inside a container's namespaces: every
+/// namespace of its holder (mount, UTS, PID, network; user when rootless),
+/// narrowed to the capabilities the daemon recorded for it. A namespace
+/// adopted with `attach` has only its network to join, and its commands
+/// are not confined.
 fn command_for(info: &ContainerInfo, argv: &[String]) -> ClientResult<Command> {
     let (program, args) = argv
         .split_first()
@@ -24,11 +28,17 @@ fn command_for(info: &ContainerInfo, argv: &[String]) -> ClientResult<Command> {
             info.name, info.status, info.name
         )));
     }
-    let mut cmd = if info.mode == "host" {
-        Command::new(program)
-    } else if let (Some(pid), Some(start_time)) = (info.holder_pid, info.holder_start_time) {
+    let mut cmd = if let (Some(pid), Some(start_time)) = (info.holder_pid, info.holder_start_time) {
         let target = NetnsTarget::Holder(Holder { pid, start_time });
-        command_in(&target, Join::ALL, program).map_err(|e| ClientError::Internal(e.to_string()))?
+        let caps = match &info.capabilities {
+            Some(names) => Capabilities::from_names(names).map_err(ClientError::Internal)?,
+            None => Capabilities::docker_default(),
+        };
+        command_in_confined(&target, Join::ALL, caps, program)
+            .map_err(|e| ClientError::Internal(e.to_string()))?
+    } else if info.mode == "host" {
+        // Made before host containers had a holder of their own.
+        Command::new(program)
     } else if let Some(path) = &info.netns {
         command_in(&NetnsTarget::Path(path.into()), Join::NET, program)
             .map_err(|e| ClientError::Internal(e.to_string()))?
@@ -83,6 +93,10 @@ pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
         ip6: parse_ipv6("--ip6", &a.ip6)?,
         aliases: a.alias.clone(),
         netns: None,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        privileged: a.privileged,
+        pid: a.pid.clone(),
     };
     let info = create_container(&client, &req)?;
     let mut cmd = command_for(&info, &a.command)?;
@@ -205,6 +219,7 @@ pub fn attach(a: AttachArgs) -> ClientResult<ExitCode> {
         ip6: None,
         aliases: a.alias,
         netns: Some(netns),
+        ..Default::default()
     };
     let info = create_container(&client, &req)?;
     println!("{}", info.id);

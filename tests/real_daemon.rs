@@ -7,9 +7,57 @@
 
 mod common;
 
-use common::{as_test_user, ensure_test_user, require_root, run_ok, unique, TestDaemon, EXE};
+use common::{
+    as_test_user, ensure_test_user, process_alive, require_root, run_ok, unique, wait_until,
+    TestDaemon, EXE,
+};
 use serde_json::Value;
 use std::process::Command;
+use std::time::Duration;
+
+/// Waits until something inside `container` listens on TCP `port`.
+fn wait_for_listener(d: &TestDaemon, container: &str, port: u16) {
+    let filter = format!("sport = :{port}");
+    wait_until(
+        &format!("a TCP listener on port {port} in {container}"),
+        Duration::from_secs(10),
+        || {
+            let out = d.cli(&["exec", container, "--", "ss", "-Hltn", &filter]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && !text.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(format!("ss: {text:?}"))
+            }
+        },
+    );
+}
+
+/// Waits until `pid` has exited.
+fn wait_for_exit_of(pid: &str) {
+    wait_until(
+        &format!("process {pid} to exit"),
+        Duration::from_secs(10),
+        || {
+            let alive = pid.parse().is_ok_and(process_alive);
+            (!alive).then_some(()).ok_or("still running".into())
+        },
+    );
+}
+
+/// Waits until no process runs exactly `args`.
+fn wait_until_not_running(args: &str) {
+    wait_until(
+        &format!("`{args}` to be gone"),
+        Duration::from_secs(10),
+        || {
+            let ps = run_ok(Command::new("ps").args(["-eo", "args"]));
+            (!ps.lines().any(|l| l.trim() == args))
+                .then_some(())
+                .ok_or("still running".into())
+        },
+    );
+}
 
 fn port_counters(d: &TestDaemon, network: &str, container: &str) -> Value {
     let v: Value = serde_json::from_str(&d.ok(&["network", "inspect", network])).unwrap();
@@ -204,7 +252,7 @@ fn iperf3_tcp_moves_data_both_ways() {
     d.container("srv", &["--network", "n1", "--ip", "10.36.0.2"]);
     d.container("cli", &["--network", "n1"]);
     d.ok(&["exec", "srv", "--", "iperf3", "-s", "-D", "-p", "5201"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for_listener(&d, "srv", 5201);
     for reverse in [false, true] {
         let mut args = vec![
             "exec",
@@ -269,7 +317,7 @@ fn container_whose_namespace_vanished_is_cleaned_up_on_restart() {
     // Everything in the sandbox dies while the daemon is down.
     common::kill_processes_mentioning(&d.state_dir());
     let _ = Command::new("kill").args(["-KILL", &holder]).status();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    wait_for_exit_of(&holder);
     d.restart();
     assert!(
         d.ok(&["ps", "-q"]).trim().is_empty(),
@@ -388,6 +436,26 @@ fn attach_adopts_a_namespace_made_by_ip_netns() {
 }
 
 #[test]
+fn attach_of_something_that_is_not_a_network_namespace_is_a_user_mistake() {
+    if !require_root("attach_not_a_namespace") {
+        return;
+    }
+    let d = TestDaemon::start();
+    for path in ["/etc/passwd", "/proc/self/ns/uts", "/tmp"] {
+        let (code, err) = d.fails(&["attach", "x", "--netns", path]);
+        assert_eq!(code, 1, "{path}: exit status, got: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{path}: one line: {err}");
+        assert!(
+            err.contains("not a network namespace")
+                && err.contains("/run/netns/NAME")
+                && err.contains("/proc/PID/ns/net"),
+            "{path}: says what to give: {err}"
+        );
+    }
+    assert!(d.ok(&["ps", "-q"]).trim().is_empty(), "nothing was adopted");
+}
+
+#[test]
 fn a_second_daemon_on_the_same_state_dir_is_refused() {
     if !require_root("second_daemon") {
         return;
@@ -437,14 +505,9 @@ fn the_daemon_raises_its_descriptor_limit_to_the_hard_limit() {
     }
     let pid = child.id();
     let _guard = Kill(&mut child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !socket.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until("the daemon's socket", Duration::from_secs(20), || {
+        socket.exists().then_some(()).ok_or("no socket yet".into())
+    });
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits
         .lines()
@@ -549,8 +612,7 @@ fn rm_stops_every_process_inside_the_container() {
     let (code, err) = d.fails(&["rm", "a"]);
     assert_eq!(code, 1, "a running container needs -f: {err}");
     d.ok(&["rm", "-f", "a"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(!running(), "processes inside were stopped");
+    wait_until_not_running("sleep 4242");
 }
 
 #[test]
@@ -590,6 +652,10 @@ $B exec a -- id -u
 $B exec a -- ping -c 2 -i 0.2 -W 1 10.77.0.3 >/dev/null && echo PING-OK
 $B exec a -- getent hosts b
 $B ps --format json | grep -q '"user_namespace": true' && echo USERNS-OK
+$B exec a -- grep CapEff /proc/self/status
+$B exec a -- $B network ls >/dev/null 2>&1 && echo API-REACHABLE
+$B exec a -- test -e $XDG_DATA_HOME/switchyard/state.json && echo STATE-VISIBLE
+$B exec a -- sh -c 'echo inner-pid $$'
 $B rm -f a b >/dev/null
 echo ROOTLESS DAEMON PASSED
 "#,
@@ -622,6 +688,20 @@ echo ROOTLESS DAEMON PASSED
         stdout.contains("10.77.0.3") && stdout.contains(" b"),
         "b resolves: {stdout}"
     );
+    assert!(
+        stdout.contains("CapEff:\t00000000a80425fb"),
+        "Docker's default capabilities inside the user namespace: {stdout}"
+    );
+    assert!(
+        !stdout.contains("API-REACHABLE") && !stdout.contains("STATE-VISIBLE"),
+        "the daemon's socket and state are hidden: {stdout}"
+    );
+    let inner: u32 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("inner-pid "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(u32::MAX);
+    assert!(inner < 100, "its own PID namespace: {stdout}");
 }
 
 #[test]
@@ -677,14 +757,9 @@ fn rm_stops_processes_inside_even_after_the_holder_died() {
     let v: Value = serde_json::from_str(&d.ok(&["ps", "--format", "json"])).unwrap();
     let holder = v[0]["holder_pid"].as_u64().unwrap().to_string();
     run_ok(Command::new("kill").args(["-KILL", &holder]));
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    wait_for_exit_of(&holder);
     d.ok(&["rm", "-f", "a"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let left = run_ok(Command::new("ps").args(["-eo", "args"]));
-    assert!(
-        !left.lines().any(|l| l.trim() == "sleep 4343"),
-        "the process inside was stopped"
-    );
+    wait_until_not_running("sleep 4343");
 }
 
 #[test]
@@ -791,7 +866,7 @@ fn restarting_without_offloads_keeps_tcp_working() {
     d.ok(&[
         "exec", "srv", "--", "iperf3", "-s", "-D", "-1", "-p", "5202",
     ]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for_listener(&d, "srv", 5202);
     let v: Value = serde_json::from_str(&d.ok(&[
         "exec",
         "cli",

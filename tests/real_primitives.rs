@@ -61,6 +61,7 @@ impl Sandbox {
             hostname: Some(hostname.clone()),
             resolv_conf: Some(resolv_path),
             log_path: dir.path().join("holder.log"),
+            ..Default::default()
         };
         let holder =
             spawn_holder(Path::new(&exe()), &spec).unwrap_or_else(|e| panic!("spawn holder: {e}"));
@@ -321,6 +322,7 @@ fn holder_reports_its_own_error_when_setup_fails() {
         hostname: Some("x".into()),
         resolv_conf: Some(dir.path().join("missing-resolv.conf")),
         log_path: dir.path().join("holder.log"),
+        ..Default::default()
     };
     let err = spawn_holder(Path::new(&exe()), &spec).expect_err("must fail");
     assert!(matches!(err, RealError::HolderFailed { .. }), "{err:?}");

@@ -178,6 +178,13 @@ pub enum RealError {
     /// The hidden `__internal` subcommand was called with bad arguments.
     #[error("bad internal helper arguments: {0}; `switchyard __internal` is started by switchyard itself, not meant to be run by hand")]
     Usage(String),
+    /// A path given as a network namespace is something else (a file, a
+    /// directory, another kind of namespace).
+    #[error("{path} is not a network namespace: give /run/netns/NAME (made by ip netns add NAME) or /proc/PID/ns/net of a process inside it")]
+    NotANamespace {
+        /// The path given.
+        path: String,
+    },
     /// A request that cannot be satisfied for this kind of target.
     #[error("{0}")]
     Unsupported(String),

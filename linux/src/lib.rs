@@ -11,7 +11,9 @@
 //!   namespace wherever they are used afterwards.
 //! - [`Netlink`] configures links through such a socket, and
 //!   [`configure_interface`] applies a driver's [`InterfacePlan`](switchyard_switch::driver::InterfacePlan).
-//! - [`command_in`] builds a `Command` that joins a sandbox before `exec`.
+//! - [`command_in`] builds a `Command` that joins a sandbox before `exec`;
+//!   [`command_in_confined`] also narrows it to a container's
+//!   [`Capabilities`] (Docker's default set unless told otherwise).
 //!
 //! # Rootless, step by step
 //! 1. The holder, started by an ordinary user, calls `unshare(CLONE_NEWUSER)`
@@ -30,11 +32,13 @@
 //!    the descriptors. Netlink requests on the received socket pass the
 //!    kernel's checks because both the socket's opener and the sender (the
 //!    user who owns the user namespace) are privileged over it.
-//! 5. `run`/`exec` fork, `setns` into user then the rest, and exec.
+//! 5. `run`/`exec` fork, `setns` into user then the rest, drop
+//!    capabilities, fork once more into the PID namespace, and exec.
 //!
 //! Nothing here forks without exec, and nothing changes the namespaces of
 //! a thread of the calling process.
 
+mod caps;
 pub mod dataplane;
 mod error;
 pub mod event_loop;
@@ -48,14 +52,18 @@ mod nsenter;
 pub mod port;
 mod tap;
 
+pub use caps::{last_cap, Capabilities};
 pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError, DataplaneReport, PortReport};
 pub use error::{RealError, Result};
 pub use event_loop::{Event, EventLoop, Interest, Waker};
-pub use exec::{command_in, Join};
-pub use holder::{spawn_holder, Holder, HolderMode, HolderSpec, HOLDER_READY_TIMEOUT_SECS};
+pub use exec::{command_in, command_in_confined, Join};
+pub use holder::{
+    find_holders, spawn_holder, Holder, HolderLabel, HolderMode, HolderSpec, LabelledHolder,
+    HOLDER_READY_TIMEOUT_SECS,
+};
 pub use iface::{configure_interface, remove_default_routes, SANDBOX_TXQUEUELEN};
 pub use netlink::{DefaultRoute, IpFamily, LinkInfo, Netlink};
-pub use ns::NsKind;
+pub use ns::{open_network_namespace, NsKind};
 pub use nsenter::{NsSession, SESSION_READY_TIMEOUT_SECS};
 pub use port::{IoCounters, Offload, PortBackend, RxBatch, TapFraming, TapPort};
 pub use tap::{TapOptions, VNET_HDR_LEN};

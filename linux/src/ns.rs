@@ -23,6 +23,9 @@ pub enum NsKind {
     Mount,
     /// UTS namespace: the hostname.
     Uts,
+    /// PID namespace: the holder is its init, so the sandbox's processes
+    /// see only each other and all die with it.
+    Pid,
 }
 
 impl NsKind {
@@ -33,6 +36,7 @@ impl NsKind {
             NsKind::Net => "net",
             NsKind::Mount => "mnt",
             NsKind::Uts => "uts",
+            NsKind::Pid => "pid",
         }
     }
 
@@ -43,6 +47,7 @@ impl NsKind {
             NsKind::Net => CloneFlags::CLONE_NEWNET,
             NsKind::Mount => CloneFlags::CLONE_NEWNS,
             NsKind::Uts => CloneFlags::CLONE_NEWUTS,
+            NsKind::Pid => CloneFlags::CLONE_NEWPID,
         }
     }
 
@@ -52,6 +57,7 @@ impl NsKind {
             NsKind::Net => "network namespace",
             NsKind::Mount => "mount namespace",
             NsKind::Uts => "UTS namespace",
+            NsKind::Pid => "PID namespace",
         }
     }
 }
@@ -148,9 +154,11 @@ pub(crate) fn join(fd: BorrowedFd<'_>, kind: NsKind, target: &str) -> Result<()>
 }
 
 /// The namespaces of a target, opened and pinned, ready to be joined in the
-/// order user, net, uts, mount. `user` is present only when it differs from
-/// the caller's (the rootless case): joining one's own user namespace is an
-/// error.
+/// order user, net, uts, pid, mount. For a holder, each is present only when
+/// it differs from the caller's: joining one's own user namespace is an
+/// error, and a sandbox on the host network (or with `--pid host`) shares
+/// those namespaces with the caller, which a rootless caller could not
+/// enter again from inside its user namespace.
 pub(crate) struct TargetFds {
     /// The owning user namespace, when it is not ours.
     pub user: Option<OwnedFd>,
@@ -160,6 +168,9 @@ pub(crate) struct TargetFds {
     pub uts: Option<OwnedFd>,
     /// The mount namespace (holders only).
     pub mount: Option<OwnedFd>,
+    /// The PID namespace (holders only). Joining it affects the caller's
+    /// later children, not the caller.
+    pub pid: Option<OwnedFd>,
     /// How to name the target in messages.
     pub description: String,
 }
@@ -171,6 +182,7 @@ pub(crate) struct Wanted {
     pub net: bool,
     pub uts: bool,
     pub mount: bool,
+    pub pid: bool,
 }
 
 /// Opens what `wanted` asks for from `target`. For a holder the pid's start
@@ -180,29 +192,14 @@ pub(crate) fn open_target(target: &NetnsTarget, wanted: Wanted) -> Result<Target
     match target {
         NetnsTarget::Holder(h) => open_holder(h, wanted),
         NetnsTarget::Path(p) => {
-            if wanted.uts || wanted.mount {
+            if wanted.uts || wanted.mount || wanted.pid {
                 return Err(RealError::Unsupported(format!(
                     "{} names only a network namespace: it has no mount or UTS namespace to join; join just the network (and user) namespace",
                     p.display()
                 )));
             }
             let description = format!("{}", p.display());
-            let net = open_ns_file(p).map_err(|e| {
-                let hint = if e.kind() == io::ErrorKind::NotFound {
-                    "create it first (ip netns add NAME makes /run/netns/NAME) or give /proc/PID/ns/net of a running process"
-                } else {
-                    ""
-                };
-                RealError::os(format!("cannot open network namespace {description}"), e, hint)
-            })?;
-            match ns_type(net.as_fd()) {
-                Ok(t) if t == libc::CLONE_NEWNET => {}
-                Ok(_) | Err(_) => {
-                    return Err(RealError::Unsupported(format!(
-                        "{description} is not a network namespace: give a path like /run/netns/NAME or /proc/PID/ns/net"
-                    )))
-                }
-            }
+            let net = open_network_namespace(p)?;
             let user = if wanted.user {
                 foreign_owner(net.as_fd(), &description)?
             } else {
@@ -213,9 +210,29 @@ pub(crate) fn open_target(target: &NetnsTarget, wanted: Wanted) -> Result<Target
                 net: wanted.net.then_some(net),
                 uts: None,
                 mount: None,
+                pid: None,
                 description,
             })
         }
+    }
+}
+
+/// Opens `path` and checks that it is a network namespace. The error says
+/// what to give instead: a mistaken path (`/etc/passwd`, a directory) is
+/// the user's to fix, and [`RealError::NotANamespace`] lets callers say so.
+pub fn open_network_namespace(path: &Path) -> Result<OwnedFd> {
+    let description = format!("{}", path.display());
+    let net = open_ns_file(path).map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::NotFound {
+            "create it first (ip netns add NAME makes /run/netns/NAME) or give /proc/PID/ns/net of a running process"
+        } else {
+            ""
+        };
+        RealError::os(format!("cannot open network namespace {description}"), e, hint)
+    })?;
+    match ns_type(net.as_fd()) {
+        Ok(t) if t == libc::CLONE_NEWNET => Ok(net),
+        _ => Err(RealError::NotANamespace { path: description }),
     }
 }
 
@@ -248,25 +265,26 @@ fn open_holder(h: &Holder, wanted: Wanted) -> Result<TargetFds> {
             }
         })
     };
-    let net = open(NsKind::Net)?;
-    let user = if wanted.user {
-        let u = open(NsKind::User)?;
-        let own = is_own(u.as_fd(), NsKind::User)
-            .map_err(|e| RealError::os("cannot inspect this process's user namespace", e, ""))?;
-        (!own).then_some(u)
-    } else {
-        None
+    // Only namespaces that differ from ours: the rest are already joined.
+    let foreign = |want: bool, kind: NsKind| -> Result<Option<OwnedFd>> {
+        if !want {
+            return Ok(None);
+        }
+        let fd = open(kind)?;
+        let own = is_own(fd.as_fd(), kind).map_err(|e| {
+            RealError::os(
+                format!("cannot inspect this process's {}", kind.describe()),
+                e,
+                "",
+            )
+        })?;
+        Ok((!own).then_some(fd))
     };
-    let uts = if wanted.uts {
-        Some(open(NsKind::Uts)?)
-    } else {
-        None
-    };
-    let mount = if wanted.mount {
-        Some(open(NsKind::Mount)?)
-    } else {
-        None
-    };
+    let user = foreign(wanted.user, NsKind::User)?;
+    let net = foreign(wanted.net, NsKind::Net)?;
+    let uts = foreign(wanted.uts, NsKind::Uts)?;
+    let pid = foreign(wanted.pid, NsKind::Pid)?;
+    let mount = foreign(wanted.mount, NsKind::Mount)?;
     // The descriptors now pin the namespaces; make sure they are the
     // sandbox's and not those of a process that inherited a reused pid.
     if !h.is_alive() {
@@ -274,9 +292,10 @@ fn open_holder(h: &Holder, wanted: Wanted) -> Result<TargetFds> {
     }
     Ok(TargetFds {
         user,
-        net: wanted.net.then_some(net),
+        net,
         uts,
         mount,
+        pid,
         description,
     })
 }
@@ -292,6 +311,7 @@ impl TargetFds {
             (&self.user, NsKind::User),
             (&self.net, NsKind::Net),
             (&self.uts, NsKind::Uts),
+            (&self.pid, NsKind::Pid),
             (&self.mount, NsKind::Mount),
         ];
         for (fd, kind) in steps {

@@ -364,6 +364,7 @@ pub(crate) fn nsenter_main(args: &[String]) -> i32 {
                 net: true,
                 uts: false,
                 mount: false,
+                pid: false,
             },
         )?
         .join_all()

@@ -312,7 +312,7 @@ fn create_container(inner: &mut Inner, req: ContainerCreateRequest) -> ApiResult
     let result = (|| -> Result<(), ApiError> {
         inner
             .runtime
-            .prepare_sandbox(&mut inner.controller, &sandbox.id, req.netns.as_deref())?;
+            .prepare_sandbox(&mut inner.controller, &sandbox.id, &req)?;
         if let Some(n) = &network {
             let spec = EndpointSpec {
                 ipv4: req.ip,

@@ -136,6 +136,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         dns_ttl: args.dns_ttl,
         busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
         dns_busy_poll: std::time::Duration::from_micros(args.dns_busy_poll_us),
+        socket: socket.clone(),
     })
     .context("starting the data plane")?;
     let daemon = Arc::new(Daemon {

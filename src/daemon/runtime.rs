@@ -7,17 +7,37 @@
 //! - `switchyard.holder` — the holder process (`{"pid":…,"start_time":…}`)
 //! - `switchyard.netns` — the adopted namespace path (`attach`)
 //! - `switchyard.process` — the command the client started inside
+//! - `switchyard.caps`, `switchyard.pid` — what its commands are confined to
+//!
+//! # Crash safety
+//! A `kill -9` may come between any two steps, so whatever a step creates
+//! can be found again by the next daemon without the record the crash
+//! prevented:
+//! - holders carry a label on their command line (state directory and
+//!   sandbox id); [`Runtime::restore`] scans `/proc` for them, adopts a
+//!   ready one whose sandbox has no holder recorded yet, and reports and
+//!   stops every other one that state does not know;
+//! - every TAP is entered in the sandbox's journal (`sandboxes/ID/taps.json`,
+//!   with the adopted namespace's path and identity) *before* it is
+//!   created and left there until it is deleted; restore deletes listed
+//!   TAPs that no endpoint owns, in the namespaces of sandboxes still in
+//!   state and in adopted namespaces of sandboxes that are gone.
+//!
+//! `SWITCHYARD_FAILPOINT=NAME` makes the daemon SIGKILL itself at a named
+//! point (`holder-spawned`, `tap-created`, `endpoint-left`,
+//! `sandbox-removed`), for the crash tests.
 
 use super::dns::DnsServer;
-use crate::api::{Attachment, ContainerInfo, ProcessReport};
+use crate::api::{Attachment, ContainerCreateRequest, ContainerInfo, ProcessReport};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use switchyard_linux::{
-    configure_interface, remove_default_routes, spawn_holder, Dataplane, DataplaneConfig,
-    DataplaneError, Holder, HolderMode, HolderSpec, NetnsTarget, NsKind, NsSession, RealError,
-    TapFraming, TapOptions, TapPort,
+    configure_interface, find_holders, open_network_namespace, remove_default_routes, spawn_holder,
+    Capabilities, Dataplane, DataplaneConfig, DataplaneError, Holder, HolderLabel, HolderMode,
+    HolderSpec, NetnsTarget, NsKind, NsSession, RealError, TapFraming, TapOptions, TapPort,
 };
 use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
 use switchyard_switch::driver::BackendPlan;
@@ -26,6 +46,14 @@ use switchyard_switch::{Change, Controller, ControllerError, PortCounters, PortI
 const LABEL_HOLDER: &str = "switchyard.holder";
 const LABEL_NETNS: &str = "switchyard.netns";
 const LABEL_PROCESS: &str = "switchyard.process";
+/// The capabilities its commands keep, comma-separated names.
+const LABEL_CAPS: &str = "switchyard.caps";
+/// `private` (its own PID namespace) or `host`.
+const LABEL_PID: &str = "switchyard.pid";
+/// Descriptors kept free for cleanup and for API connections: a new
+/// container or port is refused with a clear error when fewer would be
+/// left, so that undoing a half-made one never fails for lack of them.
+const FD_RESERVE: usize = 64;
 /// Identity (`dev:inode`) of an adopted namespace, checked before every use
 /// so a reused `/proc/PID/ns/net` or a recreated `ip netns` name is never
 /// mistaken for the namespace we were given.
@@ -48,6 +76,8 @@ pub(crate) struct RuntimeOptions {
     pub busy_poll: std::time::Duration,
     /// DNS thread busy-poll window (zero: off).
     pub dns_busy_poll: std::time::Duration,
+    /// The API socket, hidden (with its directory) inside sandboxes.
+    pub socket: PathBuf,
 }
 
 /// Why the runtime could not realise a change.
@@ -65,6 +95,9 @@ pub(crate) enum RuntimeError {
     /// A mistake in the request.
     #[error("{0}")]
     User(String),
+    /// Too few descriptors left to make another container or port.
+    #[error("{0}")]
+    Limit(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -74,7 +107,8 @@ impl RuntimeError {
     /// True for mistakes the user can fix in the request.
     pub(crate) fn is_user_error(&self) -> bool {
         match self {
-            RuntimeError::User(_) => true,
+            RuntimeError::User(_) | RuntimeError::Limit(_) => true,
+            RuntimeError::Real(RealError::NotANamespace { .. }) => true,
             RuntimeError::Controller(e) => e.is_user_error(),
             _ => false,
         }
@@ -100,15 +134,34 @@ pub(crate) struct Runtime {
     /// Endpoint id → its port.
     ports: BTreeMap<String, LivePort>,
     /// Sandbox id → an open descriptor of its holder's mount namespace,
-    /// taken while the holder was known alive. Holding it keeps the
-    /// namespace (and so its identity) from being freed and reused, so
-    /// "every process in this namespace" can never mean someone else's.
+    /// taken while the holder was known alive, for `--pid host` sandboxes
+    /// only. Holding it keeps the namespace (and so its identity) from
+    /// being freed and reused, so "every process in this namespace" can
+    /// never mean someone else's. A sandbox with its own PID namespace
+    /// needs none: its processes die with its holder, their init.
     mount_pins: BTreeMap<String, std::fs::File>,
     /// Sandbox id → an open descriptor of an adopted network namespace,
     /// taken after checking its identity against the one recorded at
     /// `attach`. Every later operation goes through it
     /// (`/proc/<daemon>/fd/<n>`), never through the path again.
     netns_pins: BTreeMap<String, std::fs::File>,
+    /// The state directory, absolute: what holders' labels name.
+    state_dir: PathBuf,
+    /// `SWITCHYARD_FAILPOINT`, read at start.
+    failpoint: Option<String>,
+}
+
+/// What the runtime made in a sandbox's network namespace, written before
+/// each TAP is created and updated after each is deleted, so a restart can
+/// remove what a crash left without a record in the controller's state.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Journal {
+    /// TAPs that may exist in the namespace.
+    taps: BTreeSet<String>,
+    /// For an adopted namespace: its path and identity (`dev:inode`), to
+    /// find it again once the sandbox record is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    netns: Option<(String, String)>,
 }
 
 impl Runtime {
@@ -130,6 +183,9 @@ impl Runtime {
         })?;
         let dns = DnsServer::start(&opts.dns_upstreams, opts.dns_ttl, opts.dns_busy_poll)
             .map_err(RuntimeError::User)?;
+        let state_dir = std::fs::canonicalize(&opts.state_dir).unwrap_or_else(|_| {
+            std::path::absolute(&opts.state_dir).unwrap_or_else(|_| opts.state_dir.clone())
+        });
         Ok(Runtime {
             opts,
             dataplane: Some(dataplane),
@@ -137,7 +193,119 @@ impl Runtime {
             ports: BTreeMap::new(),
             mount_pins: BTreeMap::new(),
             netns_pins: BTreeMap::new(),
+            state_dir,
+            failpoint: std::env::var("SWITCHYARD_FAILPOINT")
+                .ok()
+                .filter(|v| !v.is_empty()),
         })
+    }
+
+    /// Dies like a `kill -9` at the named point when `SWITCHYARD_FAILPOINT`
+    /// names it (crash tests).
+    fn failpoint(&self, name: &str) {
+        if self.failpoint.as_deref() == Some(name) {
+            tracing::warn!(failpoint = name, "SWITCHYARD_FAILPOINT: killing the daemon");
+            // SAFETY: kill on our own pid.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+    }
+
+    /// Refuses to start something that needs descriptors when fewer than
+    /// [`FD_RESERVE`] would be left (see its doc).
+    fn check_descriptors(&self, what: &str) -> Result<(), RuntimeError> {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: limit is a valid rlimit to fill.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0
+            || limit.rlim_cur == libc::RLIM_INFINITY
+        {
+            return Ok(());
+        }
+        let open = match std::fs::read_dir("/proc/self/fd") {
+            Ok(d) => d.count(),
+            Err(_) => return Ok(()),
+        };
+        let limit = limit.rlim_cur as usize;
+        if open + FD_RESERVE <= limit {
+            return Ok(());
+        }
+        tracing::warn!(open, limit, "refusing {what}: at the descriptor limit");
+        Err(RuntimeError::Limit(format!(
+            "cannot {what}: the daemon has {open} of its {limit} descriptors open and keeps {FD_RESERVE} \
+             spare for cleanup (each container holds about 3: a TAP per network and two DNS sockets); \
+             remove containers, or raise the daemon's limit (LimitNOFILE= in its systemd unit, or \
+             prlimit --nofile / ulimit -Hn before starting it) and restart it"
+        )))
+    }
+
+    /// What sandboxes must not see: the API socket's directory (the socket
+    /// itself when that is `/`) and the state directory, parents first.
+    fn hidden_paths(&self) -> Vec<PathBuf> {
+        let socket =
+            std::path::absolute(&self.opts.socket).unwrap_or_else(|_| self.opts.socket.clone());
+        let socket_side = match socket.parent() {
+            Some(dir) if dir != Path::new("/") => dir.to_path_buf(),
+            _ => socket,
+        };
+        let mut paths = vec![socket_side, self.state_dir.clone()];
+        paths.sort_by_key(|p| p.components().count());
+        paths.dedup();
+        paths
+    }
+
+    fn journal_path(&self, sandbox_id: &str) -> PathBuf {
+        self.sandbox_dir(sandbox_id).join("taps.json")
+    }
+
+    fn read_journal(&self, sandbox_id: &str) -> Journal {
+        std::fs::read(self.journal_path(sandbox_id))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the journal (write and rename: a crash leaves the old one
+    /// or the new one, never half of either).
+    fn write_journal(&self, sandbox_id: &str, journal: &Journal) -> Result<(), RuntimeError> {
+        let dir = self.sandbox_dir(sandbox_id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::Other(format!("creating {}: {e}", dir.display())))?;
+        let path = self.journal_path(sandbox_id);
+        let tmp = dir.join("taps.json.tmp");
+        write_file(&tmp, &serde_json::to_vec(journal).expect("serialises"))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| RuntimeError::Other(format!("writing {}: {e}", path.display())))
+    }
+
+    /// Enters a TAP in the journal before it is created.
+    fn journal_add(&self, sandbox: &Sandbox, ifname: &str) -> Result<(), RuntimeError> {
+        let mut j = self.read_journal(&sandbox.id);
+        let mut changed = j.taps.insert(ifname.to_string());
+        if j.netns.is_none() {
+            if let (Some(p), Some(id)) = (
+                sandbox.labels.get(LABEL_NETNS),
+                sandbox.labels.get(LABEL_NETNS_ID),
+            ) {
+                j.netns = Some((p.clone(), id.clone()));
+                changed = true;
+            }
+        }
+        if changed {
+            self.write_journal(&sandbox.id, &j)?;
+        }
+        Ok(())
+    }
+
+    /// Takes a deleted TAP out of the journal.
+    fn journal_remove(&self, sandbox_id: &str, ifname: &str) {
+        let mut j = self.read_journal(sandbox_id);
+        if j.taps.remove(ifname) {
+            if let Err(e) = self.write_journal(sandbox_id, &j) {
+                tracing::warn!(error = %e, "could not update a TAP journal");
+            }
+        }
     }
 
     fn dataplane(&self) -> Result<&Dataplane, RuntimeError> {
@@ -151,26 +319,32 @@ impl Runtime {
     }
 
     /// Brings a new sandbox's namespaces into being: a holder for private,
-    /// `none` and `container:` sandboxes, nothing for `host`, the given
-    /// path for `attach`. Records what it made in the sandbox's labels.
+    /// `none`, `host` and `container:` sandboxes (`host` shares the host's
+    /// network but not its mounts or processes), the given path for
+    /// `attach`. Records what it made in the sandbox's labels — what its
+    /// commands are confined to before the holder exists, the holder once
+    /// it does (a crash between the two is covered by the holder's label).
     pub(crate) fn prepare_sandbox(
         &mut self,
         controller: &mut Controller,
         sandbox_id: &str,
-        netns: Option<&Path>,
+        req: &ContainerCreateRequest,
     ) -> Result<(), RuntimeError> {
+        self.check_descriptors("create another container")?;
         let sandbox = controller
             .sandbox_by_id(sandbox_id)
             .cloned()
             .ok_or_else(|| RuntimeError::Other(format!("sandbox {sandbox_id} vanished")))?;
         let mut labels = BTreeMap::new();
-        if let Some(path) = netns {
+        if let Some(path) = req.netns.as_deref() {
             if !path.exists() {
                 return Err(RuntimeError::User(format!(
                     "--netns {}: no such file; give a namespace path such as /run/netns/NAME (ip netns add NAME) or /proc/PID/ns/net",
                     path.display()
                 )));
             }
+            // A file that is not a network namespace is the user's mistake.
+            drop(open_network_namespace(path)?);
             let id = ns_identity(path).ok_or_else(|| {
                 RuntimeError::User(format!(
                     "--netns {}: not a namespace we can read",
@@ -183,8 +357,16 @@ impl Runtime {
                     path.display()
                 )));
             }
-            // Prove we can enter it before recording anything.
-            NsSession::open(&self.opts.exe, &NetnsTarget::Path(path.to_path_buf()))?;
+            // Prove we can enter it before recording anything; a refusal
+            // (another user's namespace) is for the user to fix.
+            NsSession::open(&self.opts.exe, &NetnsTarget::Path(path.to_path_buf())).map_err(
+                |e| match e {
+                    RealError::InNamespace { message } => {
+                        RuntimeError::User(format!("--netns {}: {message}", path.display()))
+                    }
+                    other => other.into(),
+                },
+            )?;
             labels.insert(LABEL_NETNS.to_string(), path.display().to_string());
             labels.insert(LABEL_NETNS_ID.to_string(), format!("{}:{}", id.0, id.1));
             controller.set_sandbox_labels(sandbox_id, labels)?;
@@ -200,8 +382,19 @@ impl Runtime {
             }
             return Ok(());
         }
+        let caps = Capabilities::from_flags(req.privileged, &req.cap_add, &req.cap_drop)
+            .map_err(RuntimeError::User)?;
+        let pid_namespace = match req.pid.as_deref() {
+            None | Some("") | Some("private") => true,
+            Some("host") => false,
+            Some(other) => {
+                return Err(RuntimeError::User(format!(
+                    "--pid {other}: only --pid host is supported (leave it out for a PID namespace of the container's own)"
+                )))
+            }
+        };
         let mode = match &sandbox.mode {
-            NetnsMode::Host => return Ok(()),
+            NetnsMode::Host => HolderMode::Host,
             NetnsMode::Private => HolderMode::Private,
             NetnsMode::None => HolderMode::None,
             NetnsMode::Container(owner_id) => {
@@ -213,27 +406,47 @@ impl Runtime {
                     None => {
                         return Err(RuntimeError::User(format!(
                         "--network container:{}: that container has no namespace of ours to share \
-                             (it runs on the host network or was attached from a path)",
+                             (it was attached from a path)",
                         owner.name
                     )))
                     }
                 }
             }
         };
+        labels.insert(LABEL_CAPS.to_string(), caps.names().join(","));
+        labels.insert(
+            LABEL_PID.to_string(),
+            if pid_namespace { "private" } else { "host" }.to_string(),
+        );
+        controller.set_sandbox_labels(sandbox_id, std::mem::take(&mut labels))?;
         let dir = self.sandbox_dir(sandbox_id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| RuntimeError::Other(format!("creating {}: {e}", dir.display())))?;
-        let resolv = dir.join("resolv.conf");
-        write_file(&resolv, b"nameserver 127.0.0.11\noptions ndots:0\n")?;
+        let host = mode == HolderMode::Host;
+        let resolv = if host {
+            // The host network's resolvers, as with Docker's --network host.
+            None
+        } else {
+            let resolv = dir.join("resolv.conf");
+            write_file(&resolv, b"nameserver 127.0.0.11\noptions ndots:0\n")?;
+            Some(resolv)
+        };
         let holder = spawn_holder(
             &self.opts.exe,
             &HolderSpec {
                 mode,
-                hostname: Some(sandbox.hostname.clone()),
-                resolv_conf: Some(resolv),
+                hostname: (!host).then(|| sandbox.hostname.clone()),
+                resolv_conf: resolv,
                 log_path: dir.join("holder.log"),
+                pid_namespace,
+                hide: self.hidden_paths(),
+                label: Some(HolderLabel {
+                    state_dir: self.state_dir.clone(),
+                    sandbox: sandbox_id.to_string(),
+                }),
             },
         )?;
+        self.failpoint("holder-spawned");
         labels.insert(
             LABEL_HOLDER.to_string(),
             serde_json::to_string(&holder).expect("serialises"),
@@ -268,15 +481,31 @@ impl Runtime {
                 self.attach_endpoint(controller, endpoint_id, false)
             }
             Change::EndpointLeft { endpoint } => {
-                let Some(live) = self.ports.remove(&endpoint.id) else {
-                    return Ok(());
+                let target = match self.ports.remove(&endpoint.id) {
+                    Some(live) => {
+                        self.dataplane()?.remove_port(live.port)?;
+                        Some(live.target)
+                    }
+                    // No port (its restore failed): the TAP may still be
+                    // there if the journal says so.
+                    None if self
+                        .read_journal(&endpoint.sandbox_id)
+                        .taps
+                        .contains(&endpoint.ifname) =>
+                    {
+                        controller
+                            .sandbox_by_id(&endpoint.sandbox_id)
+                            .and_then(|s| self.target_of(controller, s))
+                    }
+                    None => return Ok(()),
                 };
-                self.dataplane()?.remove_port(live.port)?;
+                self.failpoint("endpoint-left");
                 // The TAP is persistent: delete it, or it would outlive us in
                 // a namespace we do not own (attach) until that one goes.
-                if target_alive(&live.target) {
-                    NsSession::open(&self.opts.exe, &live.target)?.delete_tap(&live.ifname)?;
+                if let Some(target) = target.filter(target_alive) {
+                    NsSession::open(&self.opts.exe, &target)?.delete_tap(&endpoint.ifname)?;
                 }
+                self.journal_remove(&endpoint.sandbox_id, &endpoint.ifname);
                 Ok(())
             }
             Change::EndpointUpdated { endpoint_id } => {
@@ -306,12 +535,17 @@ impl Runtime {
                 Ok(())
             }
             Change::SandboxRemoved { sandbox } => {
-                // Everything started inside (run, exec, their children)
-                // shares the holder's mount namespace; stop it all, or a
-                // stray process would keep the network namespace alive.
+                self.failpoint("sandbox-removed");
+                // Everything started inside (run, exec, their children) is
+                // in the holder's PID namespace and dies with the holder,
+                // its init. With --pid host they share its mount namespace
+                // instead; stop them all, or a stray process would keep the
+                // network namespace alive.
                 if let Some(pin) = self.mount_pins.remove(&sandbox.id) {
                     kill_processes_in(&pin);
-                } else if holder_of(sandbox).is_some() {
+                } else if holder_of(sandbox).is_some_and(|h| !h.is_alive())
+                    && sandbox.labels.get(LABEL_PID).map(String::as_str) != Some("private")
+                {
                     tracing::warn!(
                         container = %sandbox.name,
                         "its holder died while the daemon was down: processes still inside (if any) cannot be identified safely and are left running"
@@ -367,54 +601,115 @@ impl Runtime {
             )));
         };
         let adopted = matches!(target, NetnsTarget::Path(_));
+        if !restoring {
+            self.check_descriptors(&format!("connect {}", sandbox.name))?;
+        }
         let session = NsSession::open(&self.opts.exe, &target)?;
-        let tap = session.create_tap(
+        // Recorded before it exists, so that a crash from here on leaves a
+        // TAP the next daemon knows to remove.
+        let owner = sandbox.clone();
+        self.journal_add(&owner, &iface.ifname)?;
+        let tap = match session.create_tap(
             &iface.ifname,
             TapOptions {
                 vnet_hdr: self.opts.offload,
                 persist: true,
                 exclusive: adopted && !restoring,
             },
-        )?;
-        let netlink = session.netlink()?;
+        ) {
+            Ok(tap) => tap,
+            Err(e) => {
+                if !restoring {
+                    // Exclusive creation failed: someone else's interface.
+                    self.journal_remove(&owner.id, &iface.ifname);
+                }
+                return Err(e.into());
+            }
+        };
+        if !restoring {
+            self.failpoint("tap-created");
+        }
+        // From here a failure must not leave the persistent TAP behind.
+        let undo = |this: &Self, session: &NsSession, tap: Option<std::os::fd::OwnedFd>| {
+            drop(tap);
+            match session.delete_tap(&iface.ifname) {
+                Ok(()) => this.journal_remove(&owner.id, &iface.ifname),
+                Err(e) => {
+                    tracing::warn!(error = %e, ifname = %iface.ifname, "could not delete a TAP after a failure; the next restart removes it")
+                }
+            }
+        };
+        let port = self.plug_in(&session, tap, iface, &plan, adopted);
+        let (port, ifname) = match port {
+            Ok(p) => p,
+            Err((e, tap)) => {
+                undo(self, &session, tap);
+                return Err(e);
+            }
+        };
+        self.dns.ensure_sandbox(&session, &sandbox.id);
+        self.ports.insert(
+            endpoint.id.clone(),
+            LivePort {
+                port,
+                ifname: ifname.clone(),
+                network_id: endpoint.network_id,
+                target,
+            },
+        );
+        tracing::info!(container = %sandbox.name, %ifname, %port, "port attached");
+        Ok(())
+    }
+
+    /// Configures a new TAP and adds it to the data plane. On failure the
+    /// TAP's descriptor comes back (if the data plane did not take it) so
+    /// the caller can close it and delete the TAP.
+    #[allow(clippy::type_complexity)]
+    fn plug_in(
+        &self,
+        session: &NsSession,
+        tap: std::os::fd::OwnedFd,
+        iface: &switchyard_switch::driver::InterfacePlan,
+        plan: &switchyard_switch::driver::PortPlan,
+        adopted: bool,
+    ) -> Result<(PortId, String), (RuntimeError, Option<std::os::fd::OwnedFd>)> {
+        let netlink = match session.netlink() {
+            Ok(n) => n,
+            Err(e) => return Err((e.into(), Some(tap))),
+        };
         let mut iface = iface.clone();
         if adopted && iface.default_route {
             // The namespace's owner may route it already: keep theirs.
-            let ours = netlink.link_index(&iface.ifname)?;
-            if netlink
-                .list_default_routes()?
-                .iter()
-                .any(|r| r.index != ours)
-            {
-                iface.default_route = false;
+            let routed = netlink.link_index(&iface.ifname).and_then(|ours| {
+                Ok(netlink
+                    .list_default_routes()?
+                    .iter()
+                    .any(|r| r.index != ours))
+            });
+            match routed {
+                Ok(true) => iface.default_route = false,
+                Ok(false) => {}
+                Err(e) => return Err((e.into(), Some(tap))),
             }
         }
-        let iface = &iface;
-        if let Err(e) = configure_interface(&netlink, iface) {
-            let _ = session.delete_tap(&iface.ifname);
-            return Err(e.into());
+        if let Err(e) = configure_interface(&netlink, &iface) {
+            return Err((e.into(), Some(tap)));
         }
+        let dataplane = match self.dataplane() {
+            Ok(d) => d,
+            Err(e) => return Err((e, Some(tap))),
+        };
         let backend = TapPort::new(
             tap,
             TapFraming {
                 vnet_hdr: self.opts.offload,
             },
         );
-        let port = self
-            .dataplane()?
-            .add_port(plan.port.clone(), Box::new(backend))?;
-        self.dns.ensure_sandbox(&session, &sandbox.id);
-        self.ports.insert(
-            endpoint.id.clone(),
-            LivePort {
-                port,
-                ifname: iface.ifname.clone(),
-                network_id: endpoint.network_id,
-                target,
-            },
-        );
-        tracing::info!(container = %sandbox.name, ifname = %iface.ifname, %port, "port attached");
-        Ok(())
+        // The data plane owns (and on failure has closed) the descriptor.
+        match dataplane.add_port(plan.port.clone(), Box::new(backend)) {
+            Ok(port) => Ok((port, iface.ifname)),
+            Err(e) => Err((e.into(), None)),
+        }
     }
 
     /// Realises the ports a network has as a whole, as its driver plans
@@ -437,10 +732,49 @@ impl Runtime {
         }
     }
 
-    /// After a restart: re-opens every sandbox's TAPs and plugs them back
-    /// in; removes sandboxes whose namespace vanished while we were down.
+    /// After a restart: adopts or stops the holders found by their labels,
+    /// removes sandboxes whose namespace vanished while we were down,
+    /// deletes TAPs that a crash left without an endpoint, and re-opens
+    /// every endpoint's TAP and plugs it back in.
     pub(crate) fn restore(&mut self, controller: &mut Controller) -> Result<(), RuntimeError> {
         controller.take_changes();
+        let mut found: BTreeMap<String, Vec<Holder>> = BTreeMap::new();
+        let mut strays: Vec<(Holder, String, &'static str)> = Vec::new();
+        for l in find_holders(&self.state_dir) {
+            let recorded = controller.sandbox_by_id(&l.sandbox).map(holder_of);
+            match recorded {
+                Some(Some(h)) if h == l.holder => {}
+                Some(Some(_)) => {
+                    strays.push((l.holder, l.sandbox, "its container records another holder"))
+                }
+                Some(None) if l.ready => found.entry(l.sandbox).or_default().push(l.holder),
+                Some(None) => strays.push((
+                    l.holder,
+                    l.sandbox,
+                    "it was still setting up when the daemon died",
+                )),
+                None => strays.push((l.holder, l.sandbox, "no container in state")),
+            }
+        }
+        let sandboxes: Vec<Sandbox> = controller.sandboxes().cloned().collect();
+        for sandbox in &sandboxes {
+            // A holder started just before the crash that recorded it.
+            if let Some(mut candidates) = found.remove(&sandbox.id) {
+                let holder = candidates.remove(0);
+                strays.extend(
+                    candidates
+                        .into_iter()
+                        .map(|h| (h, sandbox.id.clone(), "a second holder for one container")),
+                );
+                let label = serde_json::to_string(&holder).expect("serialises");
+                controller.set_sandbox_labels(
+                    &sandbox.id,
+                    BTreeMap::from([(LABEL_HOLDER.to_string(), label)]),
+                )?;
+                tracing::warn!(container = %sandbox.name, pid = holder.pid, "adopted a holder the previous daemon started but did not record");
+            }
+        }
+        self.stop_strays(strays);
         let sandboxes: Vec<Sandbox> = controller.sandboxes().cloned().collect();
         for sandbox in &sandboxes {
             if sandbox.labels.contains_key(LABEL_NETNS) {
@@ -451,11 +785,12 @@ impl Runtime {
             }
             let alive = match self.target_of(controller, sandbox) {
                 Some(t) => target_alive(&t),
-                None => sandbox.mode == NetnsMode::Host,
+                None => legacy_host(sandbox),
             };
             if !alive {
                 tracing::warn!(container = %sandbox.name, "its namespace vanished while the daemon was down; removing it");
                 eprintln!("switchyard: container {} lost its namespace while the daemon was down; removed", sandbox.name);
+                self.mount_pins.remove(&sandbox.id);
                 controller.remove_sandbox(&sandbox.id, true)?;
                 // Its TAPs went with the namespace; only files remain.
                 for change in controller.take_changes() {
@@ -465,6 +800,7 @@ impl Runtime {
                 }
             }
         }
+        self.remove_unowned_taps(controller);
         let networks: Vec<String> = controller.networks().map(|n| n.id.clone()).collect();
         for id in networks {
             if let Err(e) = self.attach_network_ports(controller, &id) {
@@ -483,6 +819,116 @@ impl Runtime {
         Ok(())
     }
 
+    /// Reports and stops holders that state does not account for: live
+    /// namespaces without state are never silently ignored. Processes in
+    /// a `--pid host` holder's mount namespace are killed first.
+    fn stop_strays(&self, strays: Vec<(Holder, String, &'static str)>) {
+        if strays.is_empty() {
+            return;
+        }
+        let list: Vec<String> = strays
+            .iter()
+            .map(|(h, id, _)| format!("{} (container {})", h.pid, short_id(id)))
+            .collect();
+        eprintln!(
+            "switchyard: found {} live sandbox holder(s) without state: {}; stopping them",
+            strays.len(),
+            list.join(", ")
+        );
+        for (holder, sandbox, why) in strays {
+            tracing::warn!(pid = holder.pid, sandbox = %sandbox, reason = why, "a live sandbox holder that state does not account for: stopping it");
+            if ns_identity(&holder.ns_path(NsKind::Pid))
+                == ns_identity(Path::new("/proc/self/ns/pid"))
+            {
+                if let Ok(pin) = std::fs::File::open(holder.ns_path(NsKind::Mount)) {
+                    if holder.is_alive() {
+                        kill_processes_in(&pin);
+                    }
+                }
+            }
+            if let Err(e) = holder.terminate() {
+                tracing::error!(pid = holder.pid, error = %e, "could not stop a stray holder");
+                eprintln!(
+                    "switchyard: could not stop sandbox holder {}: {e}",
+                    holder.pid
+                );
+            }
+        }
+    }
+
+    /// Deletes TAPs the journals list but no endpoint owns (a crash
+    /// between an endpoint's removal from state and its TAP's deletion),
+    /// and forgets the journals of sandboxes that are gone — after deleting
+    /// their TAPs from adopted namespaces, which outlive them.
+    fn remove_unowned_taps(&mut self, controller: &Controller) {
+        let Ok(entries) = std::fs::read_dir(self.opts.state_dir.join("sandboxes")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let journal = self.read_journal(&id);
+            let (target, owned): (Option<NetnsTarget>, BTreeSet<String>) = match controller
+                .sandbox_by_id(&id)
+            {
+                Some(sandbox) => (
+                    self.target_of(controller, sandbox),
+                    controller
+                        .endpoints_of_sandbox(&id)
+                        .iter()
+                        .map(|e| e.ifname.clone())
+                        .collect(),
+                ),
+                None => {
+                    let target = journal.netns.as_ref().and_then(|(path, expected)| {
+                        let file = std::fs::File::open(path).ok()?;
+                        use std::os::unix::fs::MetadataExt;
+                        let meta = file.metadata().ok()?;
+                        (&format!("{}:{}", meta.dev(), meta.ino()) == expected)
+                            .then(|| (file, path.clone()))
+                    });
+                    if let Some((file, path)) = target {
+                        let target = fd_target(&file);
+                        for ifname in &journal.taps {
+                            tracing::warn!(%path, %ifname, "deleting a TAP left in an adopted namespace by a container that is gone");
+                            if let Err(e) = NsSession::open(&self.opts.exe, &target)
+                                .and_then(|s| s.delete_tap(ifname))
+                            {
+                                tracing::error!(%path, %ifname, error = %e, "could not delete a leftover TAP");
+                            }
+                        }
+                    }
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    continue;
+                }
+            };
+            let unowned: Vec<&String> = journal.taps.difference(&owned).collect();
+            let Some(target) = target.filter(target_alive) else {
+                continue;
+            };
+            if unowned.is_empty() {
+                continue;
+            }
+            let session = match NsSession::open(&self.opts.exe, &target) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(sandbox = %id, error = %e, "cannot enter a namespace to delete leftover TAPs");
+                    continue;
+                }
+            };
+            for ifname in unowned {
+                tracing::warn!(sandbox = %id, %ifname, "deleting a TAP that no endpoint owns (left by a crash)");
+                match session.delete_tap(ifname) {
+                    Ok(()) => self.journal_remove(&id, ifname),
+                    Err(e) => {
+                        tracing::error!(sandbox = %id, %ifname, error = %e, "could not delete a leftover TAP")
+                    }
+                }
+            }
+        }
+    }
+
     /// Where a sandbox's network namespace is: its (owner's) holder, or the
     /// pinned adopted namespace. `None` for host sandboxes, and for adopted
     /// ones whose namespace could not be verified (gone, or replaced).
@@ -491,15 +937,9 @@ impl Runtime {
         controller: &Controller,
         sandbox: &Sandbox,
     ) -> Option<NetnsTarget> {
-        use std::os::fd::AsRawFd;
         let owner = controller.namespace_owner(sandbox);
         if owner.labels.contains_key(LABEL_NETNS) {
-            let pin = self.netns_pins.get(&owner.id)?;
-            return Some(NetnsTarget::Path(PathBuf::from(format!(
-                "/proc/{}/fd/{}",
-                std::process::id(),
-                pin.as_raw_fd()
-            ))));
+            return self.netns_pins.get(&owner.id).map(fd_target);
         }
         holder_of(owner).map(NetnsTarget::Holder)
     }
@@ -528,11 +968,17 @@ impl Runtime {
         true
     }
 
-    /// Keeps a descriptor of a live holder's mount namespace (see
-    /// `mount_pins`). The holder is checked alive (pid and start time)
-    /// after opening, so the descriptor cannot belong to a reused pid.
+    /// Keeps a descriptor of a live holder's mount namespace when the
+    /// holder shares our PID namespace (see `mount_pins`). The holder is
+    /// checked alive (pid and start time) after opening, so the descriptor
+    /// cannot belong to a reused pid.
     fn pin_mount_namespace(&mut self, sandbox_id: &str, holder: &Holder) {
         if !holder.is_alive() {
+            return;
+        }
+        if ns_identity(&holder.ns_path(NsKind::Pid)) != ns_identity(Path::new("/proc/self/ns/pid"))
+        {
+            // Its own PID namespace: everything inside dies with it.
             return;
         }
         let Ok(file) = std::fs::File::open(holder.ns_path(NsKind::Mount)) else {
@@ -625,7 +1071,7 @@ impl Runtime {
         let target = self.target_of(controller, sandbox);
         let alive = match &target {
             Some(t) => target_alive(t),
-            None => sandbox.mode == NetnsMode::Host,
+            None => legacy_host(sandbox),
         };
         let holder = holder_of(sandbox);
         let mode = match &sandbox.mode {
@@ -688,6 +1134,23 @@ impl Runtime {
                 None => None,
             },
             user_namespace: !crate::paths::is_root() && holder.is_some(),
+            capabilities: holder
+                .as_ref()
+                .map(|_| match sandbox.labels.get(LABEL_CAPS) {
+                    Some(names) => names
+                        .split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    None => Capabilities::docker_default().names(),
+                }),
+            pid: holder.as_ref().map(|_| {
+                sandbox
+                    .labels
+                    .get(LABEL_PID)
+                    .cloned()
+                    .unwrap_or_else(|| "host".to_string())
+            }),
             log: holder.as_ref().map(|_| {
                 self.sandbox_dir(&sandbox.id)
                     .join("cmd.log")
@@ -827,6 +1290,30 @@ fn process_of(sandbox: &Sandbox) -> Option<ProcessReport> {
         .labels
         .get(LABEL_PROCESS)
         .and_then(|v| serde_json::from_str(v).ok())
+}
+
+/// A `--network host` container made before host containers had a holder
+/// (and so before confinement was recorded): alive without one.
+fn legacy_host(sandbox: &Sandbox) -> bool {
+    sandbox.mode == NetnsMode::Host
+        && holder_of(sandbox).is_none()
+        && !sandbox.labels.contains_key(LABEL_CAPS)
+}
+
+/// A namespace we hold open, as a path any process can open:
+/// `/proc/<daemon>/fd/<n>`.
+fn fd_target(file: &std::fs::File) -> NetnsTarget {
+    use std::os::fd::AsRawFd;
+    NetnsTarget::Path(PathBuf::from(format!(
+        "/proc/{}/fd/{}",
+        std::process::id(),
+        file.as_raw_fd()
+    )))
+}
+
+/// The first 12 hex digits of an id, as `ps` shows it.
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }
 
 /// `(device, inode)` of a namespace file: what tells two namespaces apart.

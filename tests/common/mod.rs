@@ -7,6 +7,7 @@
 // crates must stay off the system clock.
 #![allow(clippy::disallowed_methods)]
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -74,6 +75,65 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Polls `probe` until it returns `Ok` or `timeout` has passed, and returns
+/// that value. On timeout the test fails naming `what` and the last `Err`
+/// the probe gave (what it saw), instead of sleeping a fixed time and
+/// hoping.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let last = match probe() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// True while `pid` is a process that has not exited (zombies count as
+/// gone).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Live sandbox holders (`switchyard __internal holder ...`) whose command
+/// line mentions `dir` (a daemon's directory: its state directory appears
+/// in every holder's arguments), found by scanning `/proc` — what a daemon
+/// that lost track of a holder would leave running.
+pub fn holders_mentioning(dir: &Path) -> BTreeSet<u32> {
+    let needle = dir.display().to_string();
+    let mut out = BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline);
+        if text.contains("__internal\0holder\0") && text.contains(&needle) && process_alive(pid) {
+            out.insert(pid);
+        }
+    }
+    out
+}
+
 /// A daemon with its own state directory and socket, stopped (with every
 /// container it made) when dropped.
 pub struct TestDaemon {
@@ -81,8 +141,12 @@ pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     /// The API socket.
     pub socket: PathBuf,
+    /// Extra environment for the daemon (e.g. `SWITCHYARD_FAILPOINT`),
+    /// applied at every (re)start.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     extra_args: Vec<String>,
+    wrapper: Vec<String>,
 }
 
 impl TestDaemon {
@@ -93,6 +157,12 @@ impl TestDaemon {
 
     /// Starts a daemon with extra arguments.
     pub fn start_with(extra: &[&str]) -> TestDaemon {
+        Self::start_wrapped(&[], extra)
+    }
+
+    /// Starts a daemon under a wrapper command that execs it (such as
+    /// `prlimit --nofile=N:N`), with extra arguments.
+    pub fn start_wrapped(wrapper: &[&str], extra: &[&str]) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("swy-test-")
             .tempdir()
@@ -108,8 +178,10 @@ impl TestDaemon {
         let mut d = TestDaemon {
             dir,
             socket,
+            env: Vec::new(),
             child: None,
             extra_args,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -126,7 +198,15 @@ impl TestDaemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
-        let child = Command::new(EXE)
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(EXE);
+                c
+            }
+            None => Command::new(EXE),
+        };
+        let child = cmd
             .arg("daemon")
             .arg("--state-dir")
             .arg(self.state_dir())
@@ -134,6 +214,7 @@ impl TestDaemon {
             .arg(&self.socket)
             .args(&self.extra_args)
             .env("SWITCHYARD_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -171,6 +252,48 @@ impl TestDaemon {
             .stdin(Stdio::null())
             .output()
             .expect("run the CLI")
+    }
+
+    /// Starts `switchyard ARGS` against this daemon without waiting for it
+    /// (output captured), e.g. to kill the daemon while it runs.
+    pub fn cli_spawn(&self, args: &[&str]) -> Child {
+        Command::new(EXE)
+            .args(args)
+            .env("SWITCHYARD_SOCKET", &self.socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the CLI")
+    }
+
+    /// Waits for the daemon to exit on its own (a failpoint killed it).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("started");
+        let status = wait_until("the daemon to exit", timeout, || match child.try_wait() {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err("still running".into()),
+            Err(e) => Err(e.to_string()),
+        });
+        self.child = None;
+        status
+    }
+
+    /// The containers as `ps --format json` reports them.
+    pub fn containers(&self) -> Vec<serde_json::Value> {
+        match serde_json::from_str(&self.ok(&["ps", "--format", "json"])) {
+            Ok(serde_json::Value::Array(v)) => v,
+            other => panic!("ps --format json: {other:?}"),
+        }
+    }
+
+    /// The holder pids the daemon reports for its containers.
+    pub fn reported_holders(&self) -> BTreeSet<u32> {
+        self.containers()
+            .iter()
+            .filter_map(|c| c["holder_pid"].as_u64())
+            .map(|p| p as u32)
+            .collect()
     }
 
     /// Runs the CLI and returns stdout, failing the test on a non-zero exit.
@@ -248,7 +371,8 @@ impl TestDaemon {
         }
     }
 
-    /// Starts the daemon again over the same state directory.
+    /// Starts the daemon again over the same state directory (killing it
+    /// first if it still runs).
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
