@@ -537,6 +537,17 @@ mod tests {
         Box::new(TapPort::new(fd, TapFraming { vnet_hdr }))
     }
 
+    /// A data plane with two TAP-like ports on one segment, with or without
+    /// virtio-net headers, and the test's ends of them.
+    fn two_taps(vnet_a: bool, vnet_b: bool) -> (Dataplane, UnixDatagram, UnixDatagram) {
+        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
+        let (fa, a) = port_pair();
+        let (fb, b) = port_pair();
+        dp.add_port(trunk(1), tap(fa, vnet_a)).unwrap();
+        dp.add_port(trunk(1), tap(fb, vnet_b)).unwrap();
+        (dp, a, b)
+    }
+
     #[test]
     fn frames_flow_between_ports_and_stop_after_removal() {
         let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
@@ -598,11 +609,7 @@ mod tests {
 
     #[test]
     fn vnet_header_is_added_or_dropped_between_mixed_ports() {
-        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
-        let (fa, a) = port_pair();
-        let (fb, b) = port_pair();
-        dp.add_port(trunk(1), tap(fa, true)).unwrap();
-        dp.add_port(trunk(1), tap(fb, false)).unwrap();
+        let (dp, a, b) = two_taps(true, false);
         let f = frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 1]));
         let mut with_hdr = vec![0u8; VNET_HDR_LEN];
         with_hdr.extend_from_slice(&f);
@@ -623,11 +630,7 @@ mod tests {
 
     #[test]
     fn a_broken_virtio_header_is_dropped_and_counted_on_its_port() {
-        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
-        let (fa, a) = port_pair();
-        let (fb, b) = port_pair();
-        dp.add_port(trunk(1), tap(fa, true)).unwrap();
-        dp.add_port(trunk(1), tap(fb, true)).unwrap();
+        let (dp, a, b) = two_taps(true, true);
         let f = frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 1]));
         let mut bad = vec![0u8; VNET_HDR_LEN];
         bad[1] = 1; // GSO without a segment size
@@ -640,11 +643,7 @@ mod tests {
 
     #[test]
     fn a_partial_checksum_is_completed_for_a_port_without_offload() {
-        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
-        let (fa, a) = port_pair();
-        let (fb, b) = port_pair();
-        dp.add_port(trunk(1), tap(fa, true)).unwrap();
-        dp.add_port(trunk(1), tap(fb, false)).unwrap();
+        let (dp, a, b) = two_taps(true, false);
         let f = frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 1]));
         let mut hdr = vec![0u8; VNET_HDR_LEN];
         hdr[0] = 1; // NEEDS_CSUM
@@ -719,11 +718,7 @@ mod tests {
 
     #[test]
     fn only_gso_frames_may_exceed_the_egress_ports_mtu() {
-        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
-        let (fa, a) = port_pair();
-        let (fb, b) = port_pair();
-        dp.add_port(trunk(1), tap(fa, true)).unwrap();
-        dp.add_port(trunk(1), tap(fb, true)).unwrap();
+        let (dp, a, b) = two_taps(true, true);
         let mut big = frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 1]));
         big.resize(14 + 1501, 0);
         let mut plain = vec![0u8; VNET_HDR_LEN];
