@@ -10,50 +10,28 @@ use smoltcp::wire::{
     UdpRepr,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use switchyard_switch::wire::checksum;
 use switchyard_switch::wire::vnet_hdr::Repr as Offload;
 
 const ETH: usize = 14;
 
-/// The RFC 1071 sum of `data` (not complemented), folded to 16 bits.
-pub(crate) fn sum16(data: &[u8], mut acc: u64) -> u64 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [b] = chunks.remainder() {
-        acc += u64::from(u16::from_be_bytes([*b, 0]));
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-/// The pseudo-header sum of a transport segment.
-fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u64 {
-    let mut acc = 0u64;
+/// The pseudo-header sum of a transport segment (the project's shared
+/// RFC 1071 code in [`checksum`]).
+fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
     match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            acc = sum16(&s.octets(), acc);
-            acc = sum16(&d.octets(), acc);
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            acc = sum16(&s.octets(), acc);
-            acc = sum16(&d.octets(), acc);
-        }
-        _ => {}
+        (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_header_v4(s, d, proto, len as u16),
+        (IpAddr::V6(s), IpAddr::V6(d)) => checksum::pseudo_header_v6(s, d, proto, len as u32),
+        _ => 0,
     }
-    acc + u64::from(proto) + len as u64
 }
 
 /// True when the transport checksum of `segment` (TCP or UDP, with its
 /// header) between `src` and `dst` verifies.
 pub(crate) fn transport_checksum_ok(src: IpAddr, dst: IpAddr, proto: u8, segment: &[u8]) -> bool {
-    fold(sum16(segment, pseudo(src, dst, proto, segment.len()))) == 0xffff
+    checksum::combine(&[
+        pseudo(src, dst, proto, segment.len()),
+        checksum::sum(segment),
+    ]) == 0xffff
 }
 
 /// The IP layer of a frame: where its transport starts and what it is.
@@ -150,7 +128,7 @@ pub(crate) fn echo_request(
         return None;
     }
     let ok = if ip.src.is_ipv4() {
-        fold(sum16(seg, 0)) == 0xffff
+        checksum::sum(seg) == 0xffff
     } else {
         transport_checksum_ok(ip.src, ip.dst, 58, seg)
     };
@@ -176,7 +154,7 @@ pub(crate) fn offload_tcp(frame: &mut [u8], gso_size: Option<u16>) -> Offload {
         return Offload::NONE;
     }
     let seg_len = ip.end - ip.l4;
-    let sum = fold(pseudo(ip.src, ip.dst, 6, seg_len));
+    let sum = pseudo(ip.src, ip.dst, 6, seg_len) as u16;
     frame[ip.l4 + 16..ip.l4 + 18].copy_from_slice(&sum.to_be_bytes());
     let header = usize::from(frame[ip.l4 + 12] >> 4) * 4;
     let mut offload = Offload {
@@ -307,11 +285,11 @@ pub(crate) fn build_echo_reply(
     seg[6..8].copy_from_slice(&seq.to_be_bytes());
     seg[8..].copy_from_slice(payload);
     let acc = if src.is_ipv4() {
-        sum16(seg, 0)
+        checksum::sum(seg)
     } else {
-        sum16(seg, pseudo(src, dst, 58, seg.len()))
+        checksum::combine(&[pseudo(src, dst, 58, seg.len()), checksum::sum(seg)])
     };
-    let c = !fold(acc);
+    let c = checksum::finish(acc);
     seg[2..4].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -369,10 +347,10 @@ pub(crate) fn build_neighbor_solicit(
     seg[24] = 1;
     seg[25] = 1;
     seg[26..32].copy_from_slice(&mac);
-    let c = !fold(sum16(
-        seg,
+    let c = checksum::finish(checksum::combine(&[
         pseudo(IpAddr::V6(own), IpAddr::V6(group), 58, body_len),
-    ));
+        checksum::sum(seg),
+    ]));
     seg[2..4].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -448,7 +426,7 @@ mod tests {
             let ip = ip_view(&buf).unwrap();
             let seg = &buf[ip.l4..ip.end];
             let ok = if s.is_ipv4() {
-                fold(sum16(seg, 0)) == 0xffff
+                checksum::sum(seg) == 0xffff
             } else {
                 transport_checksum_ok(s, d, 58, seg)
             };
