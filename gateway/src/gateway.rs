@@ -46,7 +46,6 @@ struct TcpFlow {
     handle: Option<SocketHandle>,
     /// The container's SYN, held until the outside connect finishes.
     syn: Option<Vec<u8>>,
-    inbound: bool,
     readable: bool,
     writable: bool,
     failed: bool,
@@ -81,6 +80,24 @@ struct PublishedUdp {
     readable: bool,
     /// Real client -> (how the container sees it, last activity).
     sessions: HashMap<SocketAddr, (SocketAddr, Instant)>,
+}
+
+/// The kinds of flow a container's limits count.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Tcp,
+    Udp,
+    Ping,
+}
+
+impl Kind {
+    fn count(self, u: &mut ContainerFlows) -> &mut u32 {
+        match self {
+            Kind::Tcp => &mut u.tcp,
+            Kind::Udp => &mut u.udp,
+            Kind::Ping => &mut u.ping,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -122,6 +139,9 @@ pub struct Gateway {
     usage: HashMap<IpAddr, ContainerFlows>,
     counters: GatewayCounters,
     scratch: Vec<u8>,
+    /// Reused by each pass over the flows, so a poll allocates nothing.
+    pass_ids: Vec<FlowId>,
+    pass_done: Vec<FlowId>,
     next_port: u16,
     next_sweep: Instant,
 }
@@ -185,6 +205,8 @@ impl Gateway {
             usage: HashMap::new(),
             counters: GatewayCounters::default(),
             scratch: vec![0u8; 65_536],
+            pass_ids: Vec::new(),
+            pass_done: Vec::new(),
             next_port: EPHEMERAL.start,
             next_sweep: now,
         }
@@ -283,46 +305,30 @@ impl Gateway {
     }
 
     /// Checks the limits for one more flow of a kind for `owner`.
-    fn admit(&mut self, owner: IpAddr, kind: u8) -> Result<(), Refusal> {
+    fn admit(&mut self, owner: IpAddr, kind: Kind) -> Result<(), Refusal> {
         let limits = self.config.limits;
-        let u = self.usage.entry(owner).or_default();
-        let (have, max) = match kind {
-            0 => (u.tcp, limits.tcp_per_container),
-            1 => (u.udp, limits.udp_per_container),
-            _ => (u.ping, limits.ping_per_container),
+        let max = match kind {
+            Kind::Tcp => limits.tcp_per_container,
+            Kind::Udp => limits.udp_per_container,
+            Kind::Ping => limits.ping_per_container,
         };
-        if have >= max || self.flows.len() as u32 >= limits.total_flows {
+        let total = self.flows.len() as u32;
+        let u = self.usage.entry(owner).or_default();
+        let count = kind.count(u);
+        if *count >= max || total >= limits.total_flows {
             u.refused += 1;
             self.counters.refused_limit += 1;
             return Err(Refusal::Limit);
         }
-        match kind {
-            0 => u.tcp += 1,
-            1 => u.udp += 1,
-            _ => u.ping += 1,
-        }
+        *count += 1;
         Ok(())
     }
 
-    fn release(&mut self, owner: IpAddr, kind: u8) {
+    fn release(&mut self, owner: IpAddr, kind: Kind) {
         if let Some(u) = self.usage.get_mut(&owner) {
-            match kind {
-                0 => u.tcp = u.tcp.saturating_sub(1),
-                1 => u.udp = u.udp.saturating_sub(1),
-                _ => u.ping = u.ping.saturating_sub(1),
-            }
+            let count = kind.count(u);
+            *count = count.saturating_sub(1);
         }
-    }
-
-    fn tcp_socket(&self) -> tcp::Socket<'static> {
-        let n = self.config.tcp_buffer;
-        let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0u8; n]),
-            tcp::SocketBuffer::new(vec![0u8; n]),
-        );
-        s.set_nagle_enabled(false);
-        s.set_timeout(Some(self.config.timeouts.tcp_unacknowledged.into()));
-        s
     }
 
     /// Takes one frame from the switch.
@@ -463,7 +469,7 @@ impl Gateway {
                 return;
             }
         };
-        if self.admit(c.ip(), 0).is_err() {
+        if self.admit(c.ip(), Kind::Tcp).is_err() {
             self.device.rx.push(syn);
             return;
         }
@@ -471,7 +477,7 @@ impl Gateway {
         if let Err(e) = outside.tcp_connect(id, dest) {
             tracing::debug!(network = %self.config.network, %c, %dest, error = %e, "outbound connect refused");
             self.counters.refused_outside += 1;
-            self.release(c.ip(), 0);
+            self.release(c.ip(), Kind::Tcp);
             self.device.rx.push(syn);
             return;
         }
@@ -484,7 +490,6 @@ impl Gateway {
                 remote: r,
                 handle: None,
                 syn: Some(syn.to_vec()),
-                inbound: false,
                 readable: false,
                 writable: false,
                 failed: false,
@@ -513,13 +518,16 @@ impl Gateway {
             self.counters.refused_limit += 1;
             return Err(Refusal::Limit);
         }
-        let mut sock = self.tcp_socket();
+        let mut sock = new_tcp_socket(
+            self.config.tcp_buffer,
+            self.config.timeouts.tcp_unacknowledged,
+        );
         if sock.connect(self.iface.context(), target, seen).is_err() {
             return Err(Refusal::Isolated);
         }
         let handle = self.sockets.add(sock);
         let id = self.new_flow_id();
-        self.usage.entry(target.ip()).or_default().tcp += 1;
+        *Kind::Tcp.count(self.usage.entry(target.ip()).or_default()) += 1;
         self.counters.tcp_inbound += 1;
         self.tcp_index.insert((target, seen), id);
         self.flows.insert(
@@ -529,7 +537,6 @@ impl Gateway {
                 remote: seen,
                 handle: Some(handle),
                 syn: None,
-                inbound: true,
                 readable: true,
                 writable: true,
                 failed: false,
@@ -616,12 +623,12 @@ impl Gateway {
         let id = match self.udp_index.get(&c) {
             Some(&id) => id,
             None => {
-                if self.admit(c.ip(), 1).is_err() {
+                if self.admit(c.ip(), Kind::Udp).is_err() {
                     return false;
                 }
                 let id = self.new_flow_id();
                 if outside.udp_open(id, c.is_ipv6()).is_err() {
-                    self.release(c.ip(), 1);
+                    self.release(c.ip(), Kind::Udp);
                     self.counters.refused_outside += 1;
                     return false;
                 }
@@ -669,8 +676,7 @@ impl Gateway {
     ) -> bool {
         if self.config.is_own(dst) {
             self.counters.ping_answered += 1;
-            let data = payload.to_vec();
-            self.emit_echo_reply(dst, src, ident, seq, &data);
+            self.emit_echo_reply(dst, src, ident, seq, payload);
             return true;
         }
         let Ok(dest) = self.destination(src, SocketAddr::new(dst, 0)) else {
@@ -680,13 +686,13 @@ impl Gateway {
         let id = match self.ping_index.get(&(src, ident)) {
             Some(&id) => id,
             None => {
-                if self.admit(src, 2).is_err() {
+                if self.admit(src, Kind::Ping).is_err() {
                     return false;
                 }
                 let id = self.new_flow_id();
                 if let Err(e) = outside.ping_open(id, src.is_ipv6()) {
                     tracing::debug!(network = %self.config.network, error = %e, "ping not relayed");
-                    self.release(src, 2);
+                    self.release(src, Kind::Ping);
                     self.counters.refused_outside += 1;
                     return false;
                 }
@@ -821,9 +827,11 @@ impl Gateway {
     /// One pass over the flows; true when bytes or frames moved.
     fn service(&mut self, now: Instant, outside: &mut dyn Outside) -> bool {
         let mut progressed = false;
-        let ids: Vec<FlowId> = self.flows.keys().copied().collect();
-        let mut done = Vec::new();
-        for id in ids {
+        let mut ids = std::mem::take(&mut self.pass_ids);
+        let mut done = std::mem::take(&mut self.pass_done);
+        ids.clear();
+        ids.extend(self.flows.keys().copied());
+        for &id in &ids {
             let Some(flow) = self.flows.get_mut(&id) else {
                 continue;
             };
@@ -859,9 +867,12 @@ impl Gateway {
                 _ => {}
             }
         }
-        for id in done {
+        for &id in &done {
             self.remove(id, outside);
         }
+        done.clear();
+        self.pass_ids = ids;
+        self.pass_done = done;
         progressed
     }
 
@@ -909,8 +920,9 @@ impl Gateway {
                 return moved;
             };
             let from = self.seen_of(SocketAddr::new(from, 0)).ip();
-            let data = self.scratch[..n].to_vec();
-            self.emit_echo_reply(from, c, ident, seq, &data);
+            let data = std::mem::take(&mut self.scratch);
+            self.emit_echo_reply(from, c, ident, seq, &data[..n]);
+            self.scratch = data;
             self.counters.ping_in += 1;
             moved = true;
         }
@@ -1025,15 +1037,15 @@ impl Gateway {
                 if let Some(h) = f.handle {
                     self.sockets.remove(h);
                 }
-                self.release(f.container.ip(), 0);
+                self.release(f.container.ip(), Kind::Tcp);
             }
             Flow::Udp(f) => {
                 self.udp_index.remove(&f.container);
-                self.release(f.container.ip(), 1);
+                self.release(f.container.ip(), Kind::Udp);
             }
             Flow::Ping(f) => {
                 self.ping_index.remove(&(f.container, f.ident));
-                self.release(f.container, 2);
+                self.release(f.container, Kind::Ping);
             }
             Flow::PublishedUdp(_) => {
                 self.published_seen.retain(|_, (fid, _)| *fid != id);
@@ -1073,6 +1085,19 @@ impl Gateway {
     }
 }
 
+/// A relayed connection's smoltcp socket: its buffers (allocated once per
+/// connection), no Nagle (the far side does its own), and a bound on how
+/// long unacknowledged data may wait.
+fn new_tcp_socket(buffer: usize, timeout: std::time::Duration) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0u8; buffer]),
+        tcp::SocketBuffer::new(vec![0u8; buffer]),
+    );
+    s.set_nagle_enabled(false);
+    s.set_timeout(Some(timeout.into()));
+    s
+}
+
 /// Moves one TCP flow's bytes; returns (progress, finished).
 #[allow(clippy::too_many_arguments)]
 fn service_tcp(
@@ -1096,12 +1121,7 @@ fn service_tcp(
             return (true, true);
         }
         if f.writable {
-            let mut sock = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0u8; buffer]),
-                tcp::SocketBuffer::new(vec![0u8; buffer]),
-            );
-            sock.set_nagle_enabled(false);
-            sock.set_timeout(Some(timeout.into()));
+            let mut sock = new_tcp_socket(buffer, timeout);
             if sock.listen(f.remote).is_err() {
                 return (false, true);
             }
@@ -1182,6 +1202,5 @@ fn service_tcp(
         f.closing = true;
         return (true, false);
     }
-    let _ = f.inbound;
     (progressed, false)
 }
