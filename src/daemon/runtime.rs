@@ -722,14 +722,20 @@ impl Runtime {
         controller: &Controller,
         network_id: &str,
     ) -> Result<(), RuntimeError> {
-        match controller.plan_network_ports(network_id).first() {
-            None => Ok(()),
-            Some(plan) => Err(RuntimeError::Other(format!(
-                "the driver of network {network_id} planned a network port ({:?}) of a kind \
-                 real mode cannot make",
-                plan.backend
-            ))),
+        for plan in controller.plan_network_ports(network_id) {
+            match &plan.backend {
+                BackendPlan::Gateway(_) => {
+                    tracing::warn!(network = %network_id, "gateway ports are not realised in real mode yet");
+                }
+                other => {
+                    return Err(RuntimeError::Other(format!(
+                        "the driver of network {network_id} planned a network port ({other:?}) of a kind \
+                         real mode cannot make"
+                    )))
+                }
+            }
         }
+        Ok(())
     }
 
     /// After a restart: adopts or stops the holders found by their labels,

@@ -30,5 +30,7 @@ pub mod driver;
 pub mod store;
 
 pub use controller::{Change, Controller, ControllerError, ControllerOptions};
-pub use driver::{BackendPlan, Driver, DriverRegistry, PeerHost, PeerVia, PortOwner, PortPlan};
+pub use driver::{
+    BackendPlan, Driver, DriverRegistry, GatewayPlan, PeerHost, PeerVia, PortOwner, PortPlan,
+};
 pub use store::{FileStore, MemoryStore, Recovery, Store, StoreError};

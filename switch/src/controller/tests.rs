@@ -3,6 +3,7 @@
 use super::model::*;
 use super::*;
 use crate::driver::BackendPlan;
+use crate::mac::MacAddr;
 use crate::port::PortBinding;
 use crate::store::{FileStore, MemoryStore};
 use rand_chacha::rand_core::SeedableRng;
@@ -957,10 +958,48 @@ fn a_bridge_network_plans_a_trunk_port_for_a_peer_reached_by_cable_only() {
         "host has no segment"
     );
     assert!(
-        c.plan_network_ports(&n.id).is_empty(),
-        "no gateway port yet"
+        c.plan_network_ports(&host).is_empty(),
+        "host has no gateway"
     );
     assert!(c.plan_peer_ports("no-such-id", &cable).is_empty());
+}
+
+#[test]
+fn a_bridge_network_has_a_gateway_port_unless_it_is_internal() {
+    let mut c = fresh();
+    let n = c.create_network(net("front")).unwrap();
+    let plans = c.plan_network_ports(&n.id);
+    assert_eq!(plans.len(), 1);
+    let plan = &plans[0];
+    assert_eq!(plan.owner, crate::driver::PortOwner::Network(n.id.clone()));
+    assert_eq!(plan.port.label, "front/gateway");
+    let sub = n.ipv4.as_ref().unwrap();
+    let IpAddr::V4(gw) = sub.gateway else {
+        panic!("IPv4 gateway")
+    };
+    let mac = MacAddr::from_ipv4(gw);
+    assert_eq!(
+        plan.port.binding,
+        PortBinding::Router {
+            mac,
+            ipv4: vec![gw],
+            ipv6: vec![]
+        }
+    );
+    let BackendPlan::Gateway(g) = &plan.backend else {
+        panic!("a gateway plan, got {:?}", plan.backend)
+    };
+    assert_eq!(g.mac, mac);
+    assert_eq!(g.ipv4.unwrap().ip(), gw);
+    assert_eq!(g.ipv4.unwrap().prefix(), sub.subnet.prefix());
+    assert!(plan.interface().is_none());
+    let mut spec = net("back");
+    spec.internal = true;
+    let internal = c.create_network(spec).unwrap();
+    assert!(
+        c.plan_network_ports(&internal.id).is_empty(),
+        "--internal has no way out"
+    );
 }
 
 /// A state directory's `state.json` as switchyard wrote it before the

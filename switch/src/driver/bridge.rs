@@ -4,13 +4,15 @@
 //! switch is a direct cable (the simulator's), planned as a trunk port.
 
 use super::{
-    mtu_option, BackendPlan, Driver, DriverCapabilities, InterfacePlan, PeerHost, PeerVia,
-    PortOwner, PortPlan, MTU_OPTION,
+    mtu_option, BackendPlan, Driver, DriverCapabilities, GatewayPlan, InterfacePlan, PeerHost,
+    PeerVia, PortOwner, PortPlan, MTU_OPTION,
 };
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::{shown, ControllerError};
 use crate::mac::MacAddr;
 use crate::port::{PortBinding, PortConfig, SegmentId};
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
+use std::net::IpAddr;
 
 /// The default single-host driver.
 #[derive(Clone, Copy, Debug, Default)]
@@ -79,12 +81,12 @@ impl Driver for BridgeDriver {
             ipv6: endpoint.ipv6.map(|n| n.ip()),
         };
         let gateway4 = network.ipv4.as_ref().and_then(|s| match s.gateway {
-            std::net::IpAddr::V4(g) => Some(g),
-            std::net::IpAddr::V6(_) => None,
+            IpAddr::V4(g) => Some(g),
+            IpAddr::V6(_) => None,
         });
         let gateway6 = network.ipv6.as_ref().and_then(|s| match s.gateway {
-            std::net::IpAddr::V6(g) => Some(g),
-            std::net::IpAddr::V4(_) => None,
+            IpAddr::V6(g) => Some(g),
+            IpAddr::V4(_) => None,
         });
         Some(PortPlan {
             owner: PortOwner::Endpoint(endpoint.id.clone()),
@@ -106,6 +108,68 @@ impl Driver for BridgeDriver {
                 mtu: network.mtu,
             }),
         })
+    }
+
+    /// A network that is not `--internal` has a gateway: the router its
+    /// containers' default route points to, relaying to the host (NAT out,
+    /// published ports in). Its MAC derives from its IPv4 address as a
+    /// container's does (no container has the gateway address, so none
+    /// shares it), so it stays the same across restarts.
+    fn plan_network_ports(&self, network: &Network, segment: Option<SegmentId>) -> Vec<PortPlan> {
+        let Some(segment) = segment else {
+            return Vec::new();
+        };
+        if network.internal {
+            return Vec::new();
+        }
+        let ipv4 = network
+            .ipv4
+            .as_ref()
+            .and_then(|s| match (s.gateway, s.subnet) {
+                (IpAddr::V4(g), IpNetwork::V4(n)) => Ipv4Network::new(g, n.prefix()).ok(),
+                _ => None,
+            });
+        let ipv6 = network
+            .ipv6
+            .as_ref()
+            .and_then(|s| match (s.gateway, s.subnet) {
+                (IpAddr::V6(g), IpNetwork::V6(n)) => Ipv6Network::new(g, n.prefix()).ok(),
+                _ => None,
+            });
+        if ipv4.is_none() && ipv6.is_none() {
+            return Vec::new();
+        }
+        let mac = match ipv4 {
+            Some(n) => MacAddr::from_ipv4(n.ip()),
+            None => {
+                let id = network.id.as_bytes();
+                let mut b = [0u8; 6];
+                for (i, byte) in id.iter().take(6).enumerate() {
+                    b[i] = *byte;
+                }
+                MacAddr::local_from_bytes(b)
+            }
+        };
+        vec![PortPlan {
+            owner: PortOwner::Network(network.id.clone()),
+            port: PortConfig {
+                segment,
+                binding: PortBinding::Router {
+                    mac,
+                    ipv4: ipv4.map(|n| n.ip()).into_iter().collect(),
+                    ipv6: ipv6.map(|n| n.ip()).into_iter().collect(),
+                },
+                label: format!("{}/gateway", network.name),
+                mtu: network.mtu,
+                horizon: None,
+            },
+            backend: BackendPlan::Gateway(GatewayPlan {
+                mac,
+                ipv4,
+                ipv6,
+                mtu: network.mtu,
+            }),
+        }]
     }
 
     fn plan_peer_ports(

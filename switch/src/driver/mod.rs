@@ -80,6 +80,24 @@ pub enum BackendPlan {
         /// The peer host.
         peer: String,
     },
+    /// The network's gateway: a router on the segment that answers for
+    /// the gateway addresses and relays containers' traffic to the host's
+    /// own sockets (NAT out, published ports in).
+    Gateway(GatewayPlan),
+}
+
+/// What a network's gateway port is: its identity on the segment and the
+/// subnets it routes for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayPlan {
+    /// The gateway's MAC on the segment.
+    pub mac: MacAddr,
+    /// The IPv4 gateway address with the subnet's prefix.
+    pub ipv4: Option<Ipv4Network>,
+    /// The IPv6 gateway address with the subnet's prefix.
+    pub ipv6: Option<Ipv6Network>,
+    /// The network's MTU.
+    pub mtu: u32,
 }
 
 /// A host that shares a network with this one, as the drivers see it.
@@ -141,7 +159,7 @@ impl PortPlan {
     pub fn interface(&self) -> Option<&InterfacePlan> {
         match &self.backend {
             BackendPlan::SandboxInterface(iface) => Some(iface),
-            BackendPlan::PeerLink { .. } => None,
+            BackendPlan::PeerLink { .. } | BackendPlan::Gateway(_) => None,
         }
     }
 }
