@@ -56,11 +56,14 @@ impl TxSide {
         self.queue.push_back((frame, offload));
     }
 
-    /// Hands every queued frame to `out`, oldest first, and keeps the
-    /// buffers.
-    pub fn drain(&mut self, mut out: impl FnMut(&[u8], &Offload)) -> usize {
+    /// Hands up to `max` queued frames to `out`, oldest first, and keeps
+    /// the buffers.
+    pub fn drain(&mut self, max: usize, mut out: impl FnMut(&[u8], &Offload)) -> usize {
         let mut n = 0;
-        while let Some((buf, offload)) = self.queue.pop_front() {
+        while n < max {
+            let Some((buf, offload)) = self.queue.pop_front() else {
+                break;
+            };
             out(&buf, &offload);
             n += 1;
             if self.pool.len() < POOL_KEEP {

@@ -144,6 +144,9 @@ pub struct Gateway {
     pass_done: Vec<FlowId>,
     next_port: u16,
     next_sweep: Instant,
+    /// The last poll stopped with bytes still moving (a socket's read
+    /// budget ran out): poll again at once, not at the next event.
+    unfinished: bool,
 }
 
 fn smol(now: Instant) -> smoltcp::time::Instant {
@@ -209,6 +212,7 @@ impl Gateway {
             pass_done: Vec::new(),
             next_port: EPHEMERAL.start,
             next_sweep: now,
+            unfinished: false,
         }
     }
 
@@ -789,10 +793,12 @@ impl Gateway {
     /// Runs the stack and moves bytes between the containers' connections
     /// and the outside, until nothing moves.
     pub fn poll(&mut self, now: Instant, outside: &mut dyn Outside) {
+        self.unfinished = true;
         for _ in 0..8 {
             self.iface
                 .poll(smol(now), &mut self.device, &mut self.sockets);
             if !self.service(now, outside) {
+                self.unfinished = false;
                 break;
             }
         }
@@ -802,9 +808,10 @@ impl Gateway {
         }
     }
 
-    /// Frames for the switch, oldest first; returns how many.
-    pub fn drain(&mut self, out: impl FnMut(&[u8], &Offload)) -> usize {
-        let n = self.device.tx.drain(out);
+    /// Up to `max` frames for the switch, oldest first (a caller whose
+    /// batch is full takes the rest later); returns how many.
+    pub fn drain(&mut self, max: usize, out: impl FnMut(&[u8], &Offload)) -> usize {
+        let n = self.device.tx.drain(max, out);
         self.counters.frames_out += n as u64;
         n
     }
@@ -816,6 +823,9 @@ impl Gateway {
 
     /// When [`Gateway::poll`] must run next, at the latest.
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        if self.unfinished {
+            return Some(now);
+        }
         let stack = self.iface.poll_at(smol(now), &self.sockets).map(from_smol);
         let sweep = (!self.flows.is_empty()).then_some(self.next_sweep);
         match (stack, sweep) {
@@ -1063,6 +1073,26 @@ impl Gateway {
     /// Stops a published UDP port (its container went, or was stopped).
     pub fn unpublish(&mut self, flow: FlowId, outside: &mut dyn Outside) {
         self.remove(flow, outside);
+    }
+
+    /// Ends one flow at once (its socket could not be watched): a
+    /// connection is reset, a mapping closed.
+    pub fn close_flow(&mut self, flow: FlowId, outside: &mut dyn Outside) {
+        self.remove(flow, outside);
+    }
+
+    /// Flows per container address that has or had any.
+    pub fn containers(&self) -> Vec<ContainerFlows> {
+        let mut all: Vec<ContainerFlows> = self
+            .usage
+            .iter()
+            .map(|(ip, u)| ContainerFlows {
+                address: Some(*ip),
+                ..u.clone()
+            })
+            .collect();
+        all.sort_by_key(|c| c.address);
+        all
     }
 
     /// Ends every flow of a container that left the network: its

@@ -100,7 +100,8 @@ pub struct DataplaneReport {
     pub fdb: Vec<FdbEntry>,
     /// Bridge-wide counters.
     pub stats: BridgeStats,
-    /// Nanoseconds since the data plane started (the FDB's time base).
+    /// The data plane's clock ([`crate::clock::now`], the FDB's time base)
+    /// in nanoseconds.
     pub now_nanos: u64,
 }
 
@@ -250,7 +251,6 @@ struct Worker {
     batch_no: u64,
     egress: Egress,
     batch: RxBatch,
-    started: std::time::Instant,
     next_expire: Instant,
     /// Keep polling (without sleeping) this long after the last event;
     /// zero (the default) never spins.
@@ -258,7 +258,6 @@ struct Worker {
 }
 
 impl Worker {
-    #[allow(clippy::disallowed_methods)] // real mode: the data plane's clock is the system's monotonic one
     fn new(
         config: DataplaneConfig,
         events: EventLoop,
@@ -277,14 +276,13 @@ impl Worker {
             batch_no: 0,
             egress: Egress::with_capacity(64),
             batch: RxBatch::new(BATCH, BATCH_BYTES),
-            started: std::time::Instant::now(),
-            next_expire: Instant::ZERO + EXPIRE_EVERY,
+            next_expire: crate::clock::now() + EXPIRE_EVERY,
             busy_poll,
         }
     }
 
     fn now(&self) -> Instant {
-        Instant::from_nanos(u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        crate::clock::now()
     }
 
     /// The earliest thing due: the FDB sweep or a backend's deadline.

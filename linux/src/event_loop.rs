@@ -70,6 +70,16 @@ impl Event {
     pub fn is_error_or_hangup(&self) -> bool {
         self.flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0
     }
+
+    /// The descriptor is in error (a refused connect, a reset).
+    pub fn is_error(&self) -> bool {
+        self.flags & libc::EPOLLERR as u32 != 0
+    }
+
+    /// The peer closed its side (or both): what is left can still be read.
+    pub fn is_peer_closed(&self) -> bool {
+        self.flags & (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0
+    }
 }
 
 /// A level-triggered epoll instance with a fixed-size event buffer.
@@ -106,6 +116,17 @@ impl EventLoop {
     /// Starts watching `fd`; its events carry `token`.
     pub fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest.bits())
+    }
+
+    /// Starts watching `fd` edge-triggered for reading and writing (and
+    /// the peer's half-close): an event comes once per change, so the
+    /// owner must read or write until the call would block before it
+    /// waits again. For many sockets owned by one state machine (the
+    /// gateway's host sockets) that tracks what each can do itself, and
+    /// never needs its interest changed.
+    pub fn add_edge(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let bits = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, bits)
     }
 
     /// Changes what a watched `fd` is watched for (and its token).
@@ -175,6 +196,14 @@ impl EventLoop {
             token: e.u64,
             flags: e.events,
         }))
+    }
+}
+
+impl AsRawFd for EventLoop {
+    /// The epoll descriptor itself: readable while any watched descriptor
+    /// has an event, so one loop can be nested in another.
+    fn as_raw_fd(&self) -> RawFd {
+        self.epoll.as_raw_fd()
     }
 }
 

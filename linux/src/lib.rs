@@ -39,6 +39,7 @@
 //! a thread of the calling process.
 
 mod caps;
+pub mod clock;
 pub mod dataplane;
 mod error;
 pub mod event_loop;

@@ -34,6 +34,8 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use switchyard_gateway::GatewayConfig;
+use switchyard_linux::port::{GatewayControl, GatewayPort};
 use switchyard_linux::{
     configure_interface, find_holders, open_network_namespace, remove_default_routes, spawn_holder,
     Capabilities, Dataplane, DataplaneConfig, DataplaneError, Holder, HolderLabel, HolderMode,
@@ -145,10 +147,39 @@ pub(crate) struct Runtime {
     /// `attach`. Every later operation goes through it
     /// (`/proc/<daemon>/fd/<n>`), never through the path again.
     netns_pins: BTreeMap<String, std::fs::File>,
+    /// Network id → its gateway port.
+    gateways: BTreeMap<String, LiveGateway>,
     /// The state directory, absolute: what holders' labels name.
     state_dir: PathBuf,
     /// `SWITCHYARD_FAILPOINT`, read at start.
     failpoint: Option<String>,
+}
+
+/// Every container subnet of this host but `network_id`'s own.
+fn isolated_subnets(controller: &Controller, network_id: &str) -> Vec<ipnetwork::IpNetwork> {
+    controller
+        .networks()
+        .filter(|n| n.id != network_id)
+        .flat_map(|n| n.ipv4.iter().chain(n.ipv6.iter()).map(|s| s.subnet))
+        .collect()
+}
+
+/// An endpoint's addresses.
+fn endpoint_addresses(
+    endpoint: &switchyard_switch::controller::model::Endpoint,
+) -> Vec<std::net::IpAddr> {
+    endpoint
+        .ipv4
+        .map(|n| std::net::IpAddr::V4(n.ip()))
+        .into_iter()
+        .chain(endpoint.ipv6.map(|n| std::net::IpAddr::V6(n.ip())))
+        .collect()
+}
+
+/// A network's gateway on the data plane.
+struct LiveGateway {
+    port: PortId,
+    control: GatewayControl,
 }
 
 /// What the runtime made in a sandbox's network namespace, written before
@@ -193,6 +224,7 @@ impl Runtime {
             ports: BTreeMap::new(),
             mount_pins: BTreeMap::new(),
             netns_pins: BTreeMap::new(),
+            gateways: BTreeMap::new(),
             state_dir,
             failpoint: std::env::var("SWITCHYARD_FAILPOINT")
                 .ok()
@@ -481,6 +513,11 @@ impl Runtime {
                 self.attach_endpoint(controller, endpoint_id, false)
             }
             Change::EndpointLeft { endpoint } => {
+                if let Some(gw) = self.gateways.get(&endpoint.network_id) {
+                    for ip in endpoint_addresses(endpoint) {
+                        let _ = gw.control.forget(ip);
+                    }
+                }
                 let target = match self.ports.remove(&endpoint.id) {
                     Some(live) => {
                         self.dataplane()?.remove_port(live.port)?;
@@ -562,7 +599,14 @@ impl Runtime {
             Change::NetworkCreated { network_id } => {
                 self.attach_network_ports(controller, network_id)
             }
-            Change::SandboxCreated { .. } | Change::NetworkRemoved { .. } => Ok(()),
+            Change::NetworkRemoved { network } => {
+                if let Some(gw) = self.gateways.remove(&network.id) {
+                    self.dataplane()?.remove_port(gw.port)?;
+                }
+                self.update_isolation(controller);
+                Ok(())
+            }
+            Change::SandboxCreated { .. } => Ok(()),
         }
     }
 
@@ -724,8 +768,26 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         for plan in controller.plan_network_ports(network_id) {
             match &plan.backend {
-                BackendPlan::Gateway(_) => {
-                    tracing::warn!(network = %network_id, "gateway ports are not realised in real mode yet");
+                BackendPlan::Gateway(g) => {
+                    if self.gateways.contains_key(network_id) {
+                        continue;
+                    }
+                    let name = controller
+                        .network(network_id)
+                        .map_or(network_id.to_string(), |n| n.name.clone());
+                    let mut config = GatewayConfig::new(&name, g.mac, g.ipv4, g.ipv6, g.mtu);
+                    config.offload = self.opts.offload;
+                    config.isolated = isolated_subnets(controller, network_id);
+                    let seed = {
+                        use rand_chacha::rand_core::{RngCore, SeedableRng};
+                        rand_chacha::ChaCha20Rng::from_os_rng().next_u64()
+                    };
+                    let (backend, control) = GatewayPort::new(config, seed)
+                        .map_err(|e| RuntimeError::Other(format!("cannot start the gateway of {name}: {e}")))?;
+                    let port = self.dataplane()?.add_port(plan.port.clone(), Box::new(backend))?;
+                    tracing::info!(network = %name, %port, "gateway attached");
+                    self.gateways
+                        .insert(network_id.to_string(), LiveGateway { port, control });
                 }
                 other => {
                     return Err(RuntimeError::Other(format!(
@@ -735,7 +797,22 @@ impl Runtime {
                 }
             }
         }
+        self.update_isolation(controller);
         Ok(())
+    }
+
+    /// Tells every gateway the subnets of the other networks, which it
+    /// must never relay to (network A cannot reach network B through it).
+    fn update_isolation(&self, controller: &Controller) {
+        for (id, gw) in &self.gateways {
+            let _ = gw.control.set_isolated(isolated_subnets(controller, id));
+        }
+    }
+
+    /// The gateway of a network, for published ports, `host-gateway` and
+    /// `inspect`.
+    pub(crate) fn gateway(&self, network_id: &str) -> Option<&GatewayControl> {
+        self.gateways.get(network_id).map(|g| &g.control)
     }
 
     /// After a restart: adopts or stops the holders found by their labels,

@@ -12,8 +12,13 @@
 //! loop's: every frame crosses the data plane as bytes that start with the
 //! Ethernet header plus an [`Offload`] value.
 
+mod gateway;
+mod host_sockets;
 mod tap;
 
+pub use gateway::{
+    GatewayControl, GatewayControlError, GatewayPort, GatewayReport, PublishedSocket,
+};
 pub use tap::{TapFraming, TapPort};
 
 use serde::{Deserialize, Serialize};
@@ -95,6 +100,15 @@ impl RxBatch {
             offload,
         });
         self.used += offset + len;
+    }
+
+    /// How many more maximal frames the batch can take (by count and by
+    /// arena bytes), for backends that produce frames rather than read
+    /// them.
+    pub fn room(&self) -> usize {
+        let by_count = self.max_frames - self.slots.len();
+        let by_bytes = (self.arena.len() - self.used) / MAX_FRAME;
+        by_count.min(by_bytes)
     }
 
     /// Number of frames held.
