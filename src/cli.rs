@@ -256,9 +256,26 @@ pub struct RunArgs {
     /// Network-scoped DNS alias (repeatable).
     #[arg(long)]
     pub alias: Vec<String>,
-    /// Publish a port HOSTPORT:CONTAINERPORT[/udp] (not supported yet).
-    #[arg(short = 'p', long)]
+    /// Publish a container port on the host (repeatable), as Docker's
+    /// `-p`: `[HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp]`, e.g. `80`
+    /// (a free host port on every address), `8080:80`,
+    /// `127.0.0.1:8080:80/udp`, `[::1]::80` (IPv6 in brackets, the host
+    /// port picked), ranges of equal length `8080-8081:80-81`, a host range
+    /// to pick one port from `8000-8010:80`, or the long form
+    /// `published=8080,target=80,protocol=udp`. Without HOSTIP the port is
+    /// published on every IPv4 and IPv6 address.
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "[HOSTIP:][HOSTPORT:]CONTAINERPORT[/PROTO]"
+    )]
     pub publish: Vec<String>,
+    /// Add a line to the container's /etc/hosts (repeatable), as Docker's
+    /// `--add-host`: `NAME:IP`, `NAME=IP`, IPv6 as `NAME:[::1]` or
+    /// `NAME=::1`, or `NAME:host-gateway` for the host as the container
+    /// reaches it (e.g. `host.docker.internal:host-gateway`).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
     /// Run in the background and print the container id.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -440,4 +457,35 @@ pub struct InternalArgs {
     /// The helper and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec!["switchyard", "run", "--name", "web"];
+        argv.extend_from_slice(extra);
+        argv.extend_from_slice(&["--", "true"]);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(a) => a,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_takes_add_host_and_publish_repeatedly_and_keeps_them_as_typed() {
+        let a = run_args(&[
+            "--add-host",
+            "db:10.0.0.5",
+            "--add-host=gw:host-gateway",
+            "-p",
+            "[::1]:8080:80",
+            "--publish",
+            "53/udp",
+        ]);
+        assert_eq!(a.add_host, vec!["db:10.0.0.5", "gw:host-gateway"]);
+        assert_eq!(a.publish, vec!["[::1]:8080:80", "53/udp"]);
+        assert!(run_args(&[]).add_host.is_empty());
+    }
 }

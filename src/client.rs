@@ -14,10 +14,14 @@ use crate::cli::{
 use crate::http::{self, percent_encode, CallError};
 use crate::output::{self, short_id, table};
 use serde_json::{json, Value};
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use switchyard_switch::controller::publish::{
+    docker_port_lines, host_endpoints, PortMapping, Protocol,
+};
 
 /// Why a client command failed, and so its exit status.
 #[derive(Debug)]
@@ -600,6 +604,119 @@ pub fn port(a: PortArgs) -> ClientResult {
     Ok(())
 }
 
+/// The output of `switchyard port NAME [PORT[/PROTO]]`, line by line,
+/// exactly as `docker port` prints it for `mappings` (the container's
+/// bound ports):
+/// - without `filter`, one `80/tcp -> 0.0.0.0:8080` line per mapping and
+///   host address (`0.0.0.0` and `[::]` for a mapping on every address);
+/// - with `filter` (`80`, `80/tcp`, `53/udp`; tcp when no protocol is
+///   given), only the host side of that port's mappings: `0.0.0.0:8080`
+///   and `[::]:8080`.
+///
+/// Lines are in Docker's natural order (numbers compared as numbers), so
+/// by container port, then protocol, then host address, IPv4 first. An
+/// unpublished port gives Docker's `No public port '81/tcp' published for
+/// web` (the filter as typed; Docker's `Error: ` prefix is left to the
+/// caller, which prefixes its own), a filter that is no port number says
+/// so. `container` is the name as the user typed it, for those messages.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "issue 11: `switchyard port` calls it once the daemon reports published ports"
+    )
+)]
+pub fn format_port_lines(
+    container: &str,
+    mappings: &[PortMapping],
+    filter: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = match filter {
+        None => mappings.iter().flat_map(docker_port_lines).collect(),
+        Some(wanted) => {
+            let (port, proto) = wanted.split_once('/').unwrap_or((wanted, ""));
+            let port: u16 = port
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| port.parse().ok())
+                .flatten()
+                .ok_or_else(|| {
+                    format!(
+                        "invalid port ({port}): give a container port 1-65535, optionally \
+                         with /tcp or /udp, e.g. `switchyard port {container} 80` or `53/udp`"
+                    )
+                })?;
+            let proto = if proto.is_empty() {
+                Some(Protocol::Tcp)
+            } else {
+                Protocol::from_name(proto)
+            };
+            let hosts: Vec<String> = mappings
+                .iter()
+                .filter(|m| Some(m.protocol) == proto && m.container_port == port)
+                .flat_map(host_endpoints)
+                .collect();
+            if hosts.is_empty() {
+                return Err(format!(
+                    "No public port '{wanted}' published for {container}"
+                ));
+            }
+            hosts
+        }
+    };
+    out.sort_by(|a, b| natural_cmp(a, b));
+    Ok(out)
+}
+
+/// Docker's `sortorder.NaturalLess` as an ordering: runs of digits compare
+/// as numbers (fewer leading zeros first when equal), digits sort before
+/// other bytes, other bytes compare bytewise.
+fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
+        if da != db {
+            return if da {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        if !da {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        while i < a.len() && a[i] == b'0' {
+            i += 1;
+        }
+        while j < b.len() && b[j] == b'0' {
+            j += 1;
+        }
+        let (start_a, start_b) = (i, j);
+        while i < a.len() && a[i].is_ascii_digit() {
+            i += 1;
+        }
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let (na, nb) = (&a[start_a..i], &b[start_b..j]);
+        let by_number = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+        if by_number != Ordering::Equal {
+            return by_number;
+        }
+        // The same number: the one with fewer leading zeros first.
+        if start_a != start_b {
+            return start_a.cmp(&start_b);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 /// `rename`.
 pub fn rename(a: RenameArgs) -> ClientResult {
     let body = json!({ "name": a.new_name });
@@ -679,5 +796,110 @@ mod tests {
             check_command("/networks/my%20net/connect"),
             "switchyard network inspect my net"
         );
+    }
+
+    fn mapping(proto: Protocol, host_ip: Option<&str>, host: u16, container: u16) -> PortMapping {
+        PortMapping {
+            protocol: proto,
+            host_ip: host_ip.map(|ip| ip.parse().unwrap()),
+            host_port: host,
+            host_port_end: None,
+            container_port: container,
+        }
+    }
+
+    /// `-p 8080:80 -p 127.0.0.1:8443:443 -p 5353:53/udp -p 9000:80`, given
+    /// out of order.
+    fn web_ports() -> Vec<PortMapping> {
+        vec![
+            mapping(Protocol::Udp, None, 5353, 53),
+            mapping(Protocol::Tcp, Some("127.0.0.1"), 8443, 443),
+            mapping(Protocol::Tcp, None, 8080, 80),
+            mapping(Protocol::Tcp, Some("::1"), 9000, 80),
+        ]
+    }
+
+    #[test]
+    fn port_without_a_filter_lists_every_line_by_container_port_then_protocol() {
+        assert_eq!(
+            format_port_lines("web", &web_ports(), None).unwrap(),
+            vec![
+                "53/udp -> 0.0.0.0:5353",
+                "53/udp -> [::]:5353",
+                "80/tcp -> 0.0.0.0:8080",
+                "80/tcp -> [::1]:9000",
+                "80/tcp -> [::]:8080",
+                "443/tcp -> 127.0.0.1:8443",
+            ]
+        );
+    }
+
+    #[test]
+    fn port_with_a_filter_prints_only_the_host_side_of_that_port() {
+        assert_eq!(
+            format_port_lines("web", &web_ports(), Some("80")).unwrap(),
+            vec!["0.0.0.0:8080", "[::1]:9000", "[::]:8080"]
+        );
+        assert_eq!(
+            format_port_lines("web", &web_ports(), Some("80/tcp")).unwrap(),
+            format_port_lines("web", &web_ports(), Some("80")).unwrap()
+        );
+        assert_eq!(
+            format_port_lines("web", &web_ports(), Some("53/udp")).unwrap(),
+            vec!["0.0.0.0:5353", "[::]:5353"]
+        );
+    }
+
+    #[test]
+    fn port_filters_take_the_protocol_in_any_case() {
+        assert_eq!(
+            format_port_lines("web", &web_ports(), Some("53/UDP")).unwrap(),
+            vec!["0.0.0.0:5353", "[::]:5353"]
+        );
+    }
+
+    #[test]
+    fn an_unpublished_port_gives_dockers_message_with_the_filter_as_typed() {
+        assert_eq!(
+            format_port_lines("web", &web_ports(), Some("81/tcp")),
+            Err("No public port '81/tcp' published for web".to_string())
+        );
+        assert_eq!(
+            format_port_lines("web", &web_ports(), Some("53")),
+            Err("No public port '53' published for web".to_string()),
+            "53 means 53/tcp, and only 53/udp is published"
+        );
+        assert_eq!(
+            format_port_lines("web", &web_ports(), Some("80/sctp")),
+            Err("No public port '80/sctp' published for web".to_string())
+        );
+    }
+
+    #[test]
+    fn a_filter_that_is_no_port_number_is_refused() {
+        for filter in ["http", "", "+80", "65536", "/tcp"] {
+            let err = format_port_lines("web", &web_ports(), Some(filter)).unwrap_err();
+            assert!(err.starts_with("invalid port ("), "{filter}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_container_without_ports_prints_nothing() {
+        assert_eq!(format_port_lines("web", &[], None), Ok(vec![]));
+    }
+
+    #[test]
+    fn natural_order_compares_numbers_as_numbers_and_puts_digits_first() {
+        let mut lines = vec![
+            "443/tcp", "80/udp", "080/tcp", "80/tcp", "8/tcp", "[::]:1", "0:1",
+        ];
+        lines.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            lines,
+            vec!["0:1", "8/tcp", "80/tcp", "80/udp", "080/tcp", "443/tcp", "[::]:1"]
+        );
+        assert_eq!(natural_cmp("a10", "a9"), Ordering::Greater);
+        assert_eq!(natural_cmp("a", "a1"), Ordering::Less);
+        assert_eq!(natural_cmp("x", "x"), Ordering::Equal);
     }
 }

@@ -51,6 +51,7 @@ mod netlink;
 mod ns;
 mod nsenter;
 pub mod port;
+pub mod portowner;
 mod tap;
 
 pub use caps::{last_cap, Capabilities};

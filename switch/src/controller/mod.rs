@@ -30,11 +30,16 @@ mod keys;
 pub mod model;
 mod names;
 mod networks;
+pub mod publish;
 mod sandboxes;
 
 pub(crate) use error::shown;
 pub use error::ControllerError;
 pub use names::{validate_alias, validate_name};
+pub use publish::{
+    docker_port_lines, host_endpoints, parse_add_host, parse_publish, ExtraHost, ExtraHostTarget,
+    PortMapping, Protocol, PublishError,
+};
 
 use crate::driver::{DriverRegistry, PeerHost, PortPlan};
 use crate::port::SegmentId;
