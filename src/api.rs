@@ -68,6 +68,10 @@ pub struct ContainerCreateRequest {
     /// `host` to share the host's PID namespace; otherwise the container
     /// gets its own.
     pub pid: Option<String>,
+    /// `-p` values as typed (the daemon parses them again and binds them).
+    pub publish: Vec<String>,
+    /// `--add-host NAME:IP` / `NAME:host-gateway` values as typed.
+    pub add_host: Vec<String>,
 }
 
 /// `POST /v1/containers/{name}/process`: the client reports the command it
@@ -138,4 +142,10 @@ pub struct ContainerInfo {
     pub command: Option<ProcessReport>,
     /// Networks joined, in connect order.
     pub networks: Vec<Attachment>,
+    /// Published ports, with the host port the daemon bound.
+    #[serde(default)]
+    pub ports: Vec<switchyard_switch::controller::publish::PortMapping>,
+    /// `--add-host` entries, `NAME:IP` with `host-gateway` resolved.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
 }

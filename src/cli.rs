@@ -348,6 +348,9 @@ pub struct RmArgs {
 pub struct PortArgs {
     /// Container.
     pub container: String,
+    /// Only this container port: `80`, `80/tcp`, `53/udp` (tcp when no
+    /// protocol is given).
+    pub port: Option<String>,
     #[command(flatten)]
     pub socket: SocketArg,
 }

@@ -593,14 +593,16 @@ pub fn rm(a: RmArgs) -> ClientResult {
     }
 }
 
-/// `port`: published ports do not exist yet, so this says so for a known
-/// container (and fails for an unknown one, as Docker does).
+/// `port NAME [PORT[/PROTO]]`: the container's published ports as
+/// `docker port` prints them (nothing for a container without any; an
+/// error for an unknown container or an unpublished PORT, as Docker).
 pub fn port(a: PortArgs) -> ClientResult {
     let c = container(&Client::new(&a.socket), &a.container)?;
-    eprintln!(
-        "{} publishes no ports (publishing with -p is not supported yet)",
-        c.name
-    );
+    let lines =
+        format_port_lines(&a.container, &c.ports, a.port.as_deref()).map_err(ClientError::User)?;
+    for line in lines {
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -619,13 +621,6 @@ pub fn port(a: PortArgs) -> ClientResult {
 /// web` (the filter as typed; Docker's `Error: ` prefix is left to the
 /// caller, which prefixes its own), a filter that is no port number says
 /// so. `container` is the name as the user typed it, for those messages.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "issue 11: `switchyard port` calls it once the daemon reports published ports"
-    )
-)]
 pub fn format_port_lines(
     container: &str,
     mappings: &[PortMapping],

@@ -12,6 +12,7 @@ use crate::http::percent_encode;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode, Stdio};
 use switchyard_linux::{command_in, command_in_confined, Capabilities, Holder, Join, NetnsTarget};
+use switchyard_switch::controller::publish::{parse_add_host, parse_publish};
 
 /// Builds the command for `argv` inside a container's namespaces: every
 /// namespace of its holder (mount, UTS, PID, network; user when rootless),
@@ -72,12 +73,12 @@ fn exit_code_of(status: std::process::ExitStatus) -> i32 {
 
 /// `run`.
 pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
-    if !a.publish.is_empty() {
-        return Err(ClientError::User(format!(
-            "-p {}: publishing ports is not supported yet in this version; reach the container from \
-             another container on its network, or leave out -p",
-            a.publish.join(" -p ")
-        )));
+    // Checked here too, so a typo fails before anything is made.
+    for spec in &a.publish {
+        parse_publish(spec).map_err(|e| ClientError::User(e.to_string()))?;
+    }
+    for spec in &a.add_host {
+        parse_add_host(spec).map_err(|e| ClientError::User(e.to_string()))?;
     }
     if a.detach && a.rm {
         return Err(ClientError::User(
@@ -97,6 +98,8 @@ pub fn run(a: RunArgs) -> ClientResult<ExitCode> {
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,
         pid: a.pid.clone(),
+        publish: a.publish.clone(),
+        add_host: a.add_host.clone(),
     };
     let info = create_container(&client, &req)?;
     let mut cmd = command_for(&info, &a.command)?;

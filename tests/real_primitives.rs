@@ -60,6 +60,7 @@ impl Sandbox {
             mode,
             hostname: Some(hostname.clone()),
             resolv_conf: Some(resolv_path),
+            hosts: None,
             log_path: dir.path().join("holder.log"),
             ..Default::default()
         };
@@ -321,6 +322,7 @@ fn holder_reports_its_own_error_when_setup_fails() {
         mode: HolderMode::Private,
         hostname: Some("x".into()),
         resolv_conf: Some(dir.path().join("missing-resolv.conf")),
+        hosts: None,
         log_path: dir.path().join("holder.log"),
         ..Default::default()
     };

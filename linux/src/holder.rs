@@ -77,6 +77,9 @@ pub struct HolderSpec {
     /// (typically `nameserver 127.0.0.11`). Rewrite it in place, not by
     /// rename, for running sandboxes to see changes: the mount pins the inode.
     pub resolv_conf: Option<PathBuf>,
+    /// A file to bind-mount over `/etc/hosts` (`--add-host` entries),
+    /// rewritten in place like `resolv_conf`.
+    pub hosts: Option<PathBuf>,
     /// Where the holder's stdout and stderr go (appended to).
     pub log_path: PathBuf,
     /// A PID namespace of its own, the holder as its init and `/proc`
@@ -324,6 +327,10 @@ pub fn spawn_holder(exe: &Path, spec: &HolderSpec) -> Result<Holder> {
         let r = std::path::absolute(r).unwrap_or_else(|_| r.clone());
         args.push(format!("resolv={}", r.display()));
     }
+    if let Some(h) = &spec.hosts {
+        let h = std::path::absolute(h).unwrap_or_else(|_| h.clone());
+        args.push(format!("hosts={}", h.display()));
+    }
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -491,6 +498,7 @@ struct HolderArgs {
     mode: HolderMode,
     hostname: Option<String>,
     resolv: Option<PathBuf>,
+    hosts: Option<PathBuf>,
     pid_namespace: bool,
     hide: Vec<PathBuf>,
 }
@@ -522,6 +530,7 @@ fn parse_args(args: &[String]) -> Result<HolderArgs> {
         mode,
         hostname: get("hostname").map(str::to_string),
         resolv: get("resolv").map(PathBuf::from),
+        hosts: get("hosts").map(PathBuf::from),
         pid_namespace: get("pidns") == Some("1"),
         hide,
     })
@@ -749,7 +758,10 @@ fn set_up(a: &HolderArgs, ready: &mut std::fs::File) -> Result<()> {
         )
     })?;
     if let Some(src) = &a.resolv {
-        bind_resolv_conf(src)?;
+        bind_etc_file(src, "/etc/resolv.conf")?;
+    }
+    if let Some(src) = &a.hosts {
+        bind_etc_file(src, "/etc/hosts")?;
     }
     for path in &a.hide {
         hide(path)?;
@@ -826,16 +838,16 @@ fn write_proc(path: &str, content: &str) -> Result<()> {
     })
 }
 
-/// Bind-mounts `src` over `/etc/resolv.conf`, or over the file it links to
-/// when it is a symlink (systemd-resolved's stub, for one): mounting onto a
-/// symlink is not possible, and the link resolves inside the sandbox to the
-/// same place.
-fn bind_resolv_conf(src: &Path) -> Result<()> {
-    let etc = Path::new("/etc/resolv.conf");
+/// Bind-mounts `src` over `etc` (`/etc/resolv.conf`, `/etc/hosts`), or
+/// over the file it links to when it is a symlink (systemd-resolved's
+/// stub, for one): mounting onto a symlink is not possible, and the link
+/// resolves inside the sandbox to the same place.
+fn bind_etc_file(src: &Path, etc: &str) -> Result<()> {
+    let etc = Path::new(etc);
     let target = match std::fs::symlink_metadata(etc) {
         Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(etc).map_err(|e| {
             RealError::os(
-                "/etc/resolv.conf is a symlink whose target cannot be resolved",
+                format!("{} is a symlink whose target cannot be resolved", etc.display()),
                 e,
                 "make sure the file it points to exists on the host (e.g. start systemd-resolved or replace the link with a file)",
             )
@@ -843,15 +855,19 @@ fn bind_resolv_conf(src: &Path) -> Result<()> {
         Ok(_) => etc.to_path_buf(),
         Err(e) => {
             return Err(RealError::os(
-                "/etc/resolv.conf does not exist on the host, so there is nothing to mount the sandbox's over",
+                format!(
+                    "{} does not exist on the host, so there is nothing to mount the sandbox's over",
+                    etc.display()
+                ),
                 e,
-                "create an empty /etc/resolv.conf on the host",
+                &format!("create an empty {} on the host", etc.display()),
             ))
         }
     };
     if !src.is_file() {
         return Err(RealError::Unsupported(format!(
-            "resolv.conf source {} is not a regular file: write the sandbox's resolv.conf before starting it",
+            "{} source {} is not a regular file: write the sandbox's file before starting it",
+            etc.display(),
             src.display()
         )));
     }

@@ -299,6 +299,13 @@ fn create_container(inner: &mut Inner, req: ContainerCreateRequest) -> ApiResult
             req.network
         )));
     }
+    if network.is_none() && !req.publish.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "-p needs a network with a way in; --network {} has none (use a bridge network, \
+             or leave out -p: with --network host the container's ports are the host's)",
+            req.network
+        )));
+    }
     // Check the network before creating anything, so a typo costs nothing.
     if let Some(n) = &network {
         inner.controller.network(n)?;
@@ -326,6 +333,9 @@ fn create_container(inner: &mut Inner, req: ContainerCreateRequest) -> ApiResult
             inner.controller.connect(n, &sandbox.id, spec)?;
         }
         inner.runtime.apply(&mut inner.controller)?;
+        inner
+            .runtime
+            .publish_ports(&mut inner.controller, &sandbox.id, &req.publish)?;
         Ok(())
     })();
     if let Err(e) = result {

@@ -10,6 +10,7 @@
 
 mod api;
 mod dns;
+mod publish;
 mod runtime;
 
 use crate::cli::DaemonArgs;

@@ -42,6 +42,9 @@ use switchyard_linux::{
     HolderSpec, NetnsTarget, NsKind, NsSession, RealError, TapFraming, TapOptions, TapPort,
 };
 use switchyard_switch::controller::model::{NetnsMode, Network, Sandbox};
+use switchyard_switch::controller::publish::{
+    parse_add_host, parse_publish, ExtraHostTarget, PortMapping, Protocol,
+};
 use switchyard_switch::driver::BackendPlan;
 use switchyard_switch::{Change, Controller, ControllerError, PortCounters, PortId};
 
@@ -60,6 +63,14 @@ const FD_RESERVE: usize = 64;
 /// so a reused `/proc/PID/ns/net` or a recreated `ip netns` name is never
 /// mistaken for the namespace we were given.
 const LABEL_NETNS_ID: &str = "switchyard.netns.id";
+/// Published ports (JSON list of mappings with the host port bound).
+const LABEL_PORTS: &str = "switchyard.ports";
+/// `--add-host` entries, `NAME:IP` comma-separated, `host-gateway`
+/// resolved.
+const LABEL_EXTRA_HOSTS: &str = "switchyard.extra-hosts";
+/// `1` when an `--add-host` entry is `host-gateway`: the container may
+/// reach the host's loopback through its gateway.
+const LABEL_HOST_GATEWAY: &str = "switchyard.host-gateway";
 
 /// What the runtime is configured with.
 #[derive(Debug, Clone)]
@@ -149,10 +160,47 @@ pub(crate) struct Runtime {
     netns_pins: BTreeMap<String, std::fs::File>,
     /// Network id → its gateway port.
     gateways: BTreeMap<String, LiveGateway>,
+    /// Sandbox id → its published ports' gateway keys, by network id.
+    published: BTreeMap<String, Vec<(String, String)>>,
     /// The state directory, absolute: what holders' labels name.
     state_dir: PathBuf,
     /// `SWITCHYARD_FAILPOINT`, read at start.
     failpoint: Option<String>,
+}
+
+/// A new container's `--add-host` entries as (name, address), and whether
+/// one is `host-gateway` (its network's gateway address).
+fn extra_hosts(
+    controller: &Controller,
+    req: &ContainerCreateRequest,
+) -> Result<(Vec<(String, std::net::IpAddr)>, bool), RuntimeError> {
+    let mut entries = Vec::new();
+    let mut host_gateway = false;
+    for spec in &req.add_host {
+        let host = parse_add_host(spec).map_err(|e| RuntimeError::User(e.to_string()))?;
+        let ip = match host.target {
+            ExtraHostTarget::Ip(ip) => ip,
+            ExtraHostTarget::HostGateway => {
+                let gateway = controller
+                    .network(&req.network)
+                    .ok()
+                    .filter(|n| !n.internal)
+                    .and_then(|n| n.ipv4.as_ref().or(n.ipv6.as_ref()))
+                    .map(|s| s.gateway);
+                host_gateway = true;
+                gateway.ok_or_else(|| {
+                    RuntimeError::User(format!(
+                        "--add-host {spec}: host-gateway needs the container on a network with a \
+                         gateway; --network {} has none (it is host, none, --internal or another \
+                         container's)",
+                        req.network
+                    ))
+                })?
+            }
+        };
+        entries.push((host.name, ip));
+    }
+    Ok((entries, host_gateway))
 }
 
 /// Every container subnet of this host but `network_id`'s own.
@@ -225,6 +273,7 @@ impl Runtime {
             mount_pins: BTreeMap::new(),
             netns_pins: BTreeMap::new(),
             gateways: BTreeMap::new(),
+            published: BTreeMap::new(),
             state_dir,
             failpoint: std::env::var("SWITCHYARD_FAILPOINT")
                 .ok()
@@ -463,12 +512,31 @@ impl Runtime {
             write_file(&resolv, b"nameserver 127.0.0.11\noptions ndots:0\n")?;
             Some(resolv)
         };
+        let hosts = if req.add_host.is_empty() {
+            None
+        } else {
+            let (entries, host_gateway) = extra_hosts(controller, req)?;
+            let mut text =
+                String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+            for (name, ip) in &entries {
+                text.push_str(&format!("{ip}\t{name}\n"));
+            }
+            let path = dir.join("hosts");
+            write_file(&path, text.as_bytes())?;
+            let listed: Vec<String> = entries.iter().map(|(n, ip)| format!("{n}:{ip}")).collect();
+            labels.insert(LABEL_EXTRA_HOSTS.to_string(), listed.join(","));
+            if host_gateway {
+                labels.insert(LABEL_HOST_GATEWAY.to_string(), "1".to_string());
+            }
+            Some(path)
+        };
         let holder = spawn_holder(
             &self.opts.exe,
             &HolderSpec {
                 mode,
                 hostname: (!host).then(|| sandbox.hostname.clone()),
                 resolv_conf: resolv,
+                hosts,
                 log_path: dir.join("holder.log"),
                 pid_namespace,
                 hide: self.hidden_paths(),
@@ -513,6 +581,7 @@ impl Runtime {
                 self.attach_endpoint(controller, endpoint_id, false)
             }
             Change::EndpointLeft { endpoint } => {
+                self.unpublish(&endpoint.sandbox_id, Some(&endpoint.network_id));
                 if let Some(gw) = self.gateways.get(&endpoint.network_id) {
                     for ip in endpoint_addresses(endpoint) {
                         let _ = gw.control.forget(ip);
@@ -589,6 +658,7 @@ impl Runtime {
                     );
                 }
                 self.netns_pins.remove(&sandbox.id);
+                self.unpublish(&sandbox.id, None);
                 if let Some(holder) = holder_of(sandbox) {
                     holder.terminate()?;
                 }
@@ -692,6 +762,13 @@ impl Runtime {
             }
         };
         self.dns.ensure_sandbox(&session, &sandbox.id);
+        if sandbox.labels.get(LABEL_HOST_GATEWAY).map(String::as_str) == Some("1") {
+            if let Some(gw) = self.gateways.get(&endpoint.network_id) {
+                for ip in endpoint_addresses(&endpoint) {
+                    let _ = gw.control.set_host_gateway(ip, true);
+                }
+            }
+        }
         self.ports.insert(
             endpoint.id.clone(),
             LivePort {
@@ -809,10 +886,128 @@ impl Runtime {
         }
     }
 
-    /// The gateway of a network, for published ports, `host-gateway` and
-    /// `inspect`.
-    pub(crate) fn gateway(&self, network_id: &str) -> Option<&GatewayControl> {
-        self.gateways.get(network_id).map(|g| &g.control)
+    /// Publishes a new container's `-p` ports: binds the host sockets
+    /// (picking ports where asked), hands them to its network's gateway,
+    /// and records the mappings with their host ports. All or nothing.
+    pub(crate) fn publish_ports(
+        &mut self,
+        controller: &mut Controller,
+        sandbox_id: &str,
+        specs: &[String],
+    ) -> Result<(), RuntimeError> {
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let mut mappings = Vec::new();
+        for spec in specs {
+            mappings.extend(parse_publish(spec).map_err(|e| RuntimeError::User(e.to_string()))?);
+        }
+        let resolved = self.publish_mappings(controller, sandbox_id, &mappings)?;
+        let json = serde_json::to_string(&resolved).expect("serialises");
+        if let Err(e) = controller.set_sandbox_labels(
+            sandbox_id,
+            BTreeMap::from([(LABEL_PORTS.to_string(), json)]),
+        ) {
+            self.unpublish(sandbox_id, None);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Binds and publishes `mappings` for a sandbox; returns them with the
+    /// host ports bound. On failure nothing stays published.
+    fn publish_mappings(
+        &mut self,
+        controller: &Controller,
+        sandbox_id: &str,
+        mappings: &[PortMapping],
+    ) -> Result<Vec<PortMapping>, RuntimeError> {
+        let owner = controller
+            .sandbox_by_id(sandbox_id)
+            .map(|s| controller.namespace_owner(s).id.clone())
+            .unwrap_or_else(|| sandbox_id.to_string());
+        let endpoint = controller
+            .endpoints_of_sandbox(&owner)
+            .into_iter()
+            .find(|e| self.gateways.contains_key(&e.network_id))
+            .cloned();
+        let Some(endpoint) = endpoint else {
+            return Err(RuntimeError::User(
+                "-p needs the container on a network with a gateway: --network none, host and \
+                 --internal networks have no way in (leave out -p, or run it on a bridge network)"
+                    .into(),
+            ));
+        };
+        let target_ip = endpoint_addresses(&endpoint)
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                RuntimeError::Other("the container has no address to publish to".into())
+            })?;
+        let published_by = |proto: Protocol, port: u16| -> Option<String> {
+            controller.sandboxes().find_map(|s| {
+                let json = s.labels.get(LABEL_PORTS)?;
+                let ms: Vec<PortMapping> = serde_json::from_str(json).ok()?;
+                ms.iter()
+                    .any(|m| m.protocol == proto && m.host_port == port)
+                    .then(|| s.name.clone())
+            })
+        };
+        let mut resolved = Vec::new();
+        let mut result = Ok(());
+        for m in mappings {
+            let (bound_mapping, sockets) = match super::publish::bind_mapping(m, &published_by) {
+                Ok(b) => b,
+                Err(message) => {
+                    result = Err(RuntimeError::User(message));
+                    break;
+                }
+            };
+            let control = &self.gateways[&endpoint.network_id].control;
+            for bound in sockets {
+                let key = format!("{sandbox_id}/{}/{}", m.protocol, bound.addr);
+                let target = std::net::SocketAddr::new(target_ip, m.container_port);
+                if let Err(e) = control.publish(&key, bound.socket, target) {
+                    result = Err(RuntimeError::Other(format!("-p {}: {e}", m.publish_spec())));
+                    break;
+                }
+                self.published
+                    .entry(sandbox_id.to_string())
+                    .or_default()
+                    .push((endpoint.network_id.clone(), key));
+            }
+            if result.is_err() {
+                break;
+            }
+            tracing::info!(sandbox = %sandbox_id, mapping = %bound_mapping.publish_spec(), "port published");
+            resolved.push(bound_mapping);
+        }
+        match result {
+            Ok(()) => Ok(resolved),
+            Err(e) => {
+                self.unpublish(sandbox_id, None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes a sandbox's published ports (on one network, or all).
+    fn unpublish(&mut self, sandbox_id: &str, network_id: Option<&str>) {
+        let Some(keys) = self.published.get_mut(sandbox_id) else {
+            return;
+        };
+        keys.retain(|(net, key)| {
+            if network_id.is_some_and(|n| n != net) {
+                return true;
+            }
+            if let Some(gw) = self.gateways.get(net) {
+                let _ = gw.control.unpublish(key);
+            }
+            false
+        });
+        if keys.is_empty() {
+            self.published.remove(sandbox_id);
+        }
     }
 
     /// After a restart: adopts or stops the holders found by their labels,
@@ -896,6 +1091,20 @@ impl Runtime {
             if let Err(e) = self.attach_endpoint(controller, &id, true) {
                 tracing::error!(endpoint = %id, error = %e, "could not restore a port");
                 eprintln!("switchyard: could not restore a port: {e}");
+            }
+        }
+        let sandboxes: Vec<Sandbox> = controller.sandboxes().cloned().collect();
+        for sandbox in &sandboxes {
+            let Some(json) = sandbox.labels.get(LABEL_PORTS) else {
+                continue;
+            };
+            let mappings: Vec<PortMapping> = serde_json::from_str(json).unwrap_or_default();
+            if let Err(e) = self.publish_mappings(controller, &sandbox.id, &mappings) {
+                tracing::error!(container = %sandbox.name, error = %e, "could not re-open published ports");
+                eprintln!(
+                    "switchyard: container {}: could not re-open its published ports: {e}",
+                    sandbox.name
+                );
             }
         }
         self.dns.sync(controller);
@@ -1195,7 +1404,24 @@ impl Runtime {
                 p.exit_code = Some(-1);
             }
         }
+        let ports = sandbox
+            .labels
+            .get(LABEL_PORTS)
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default();
+        let extra_hosts = sandbox
+            .labels
+            .get(LABEL_EXTRA_HOSTS)
+            .map(|l| {
+                l.split(',')
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         ContainerInfo {
+            ports,
+            extra_hosts,
             id: sandbox.id.clone(),
             name: sandbox.name.clone(),
             hostname: sandbox.hostname.clone(),
