@@ -543,6 +543,7 @@ pub fn ps(a: PsArgs) -> ClientResult {
                     .map(attachment_summary)
                     .collect::<Vec<_>>()
                     .join(" "),
+                ports_summary(&c.ports),
                 command,
             ]
         })
@@ -556,12 +557,30 @@ pub fn ps(a: PsArgs) -> ClientResult {
                 "MODE",
                 "STATUS",
                 "NETWORKS",
+                "PORTS",
                 "COMMAND"
             ],
             rows
         )
     );
     Ok(())
+}
+
+/// Published ports as Docker's `ps` shows them: `0.0.0.0:8080->80/tcp,
+/// [::]:8080->80/tcp`; `-` for none.
+fn ports_summary(ports: &[PortMapping]) -> String {
+    if ports.is_empty() {
+        return "-".into();
+    }
+    ports
+        .iter()
+        .flat_map(|m| {
+            host_endpoints(m)
+                .into_iter()
+                .map(move |host| format!("{host}->{}/{}", m.container_port, m.protocol))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `rm`.

@@ -12,7 +12,7 @@
 //! namespace, so every process of the sandbox dies with it. The holder
 //! makes mounts private, bind-mounts the sandbox's `resolv.conf`, covers
 //! the daemon's socket and state directories, mounts a `/proc` that shows
-//! only the sandbox's processes, sets the hostname, brings `lo` up, reports
+//! only the sandbox's processes, sets the hostname, brings `lo` up (and allows unprivileged ping, as Docker does), reports
 //! readiness on an inherited pipe, and then reaps orphans until SIGTERM or
 //! SIGINT from outside the sandbox.
 //!
@@ -790,6 +790,14 @@ fn set_up(a: &HolderArgs, ready: &mut std::fs::File) -> Result<()> {
         let nl = Netlink::open_here()?;
         let lo = nl.link_index("lo")?;
         nl.set_link_up(lo)?;
+        // Unprivileged ICMP sockets for every group, as Docker sets in
+        // its containers: `ping` works without CAP_NET_RAW (rootless,
+        // where the binary's file capability does not apply). A kernel
+        // that refuses leaves ping to raw sockets; nothing else depends
+        // on it.
+        if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647") {
+            eprintln!("holder: cannot enable unprivileged ping: {e}");
+        }
     }
     Ok(())
 }

@@ -241,6 +241,12 @@ fn inspect_network(inner: &mut Inner, key: &str) -> ApiResult {
     let mut v = to_json(&inner.controller.network_view(network));
     v["Switchyard"]["Counters"] = inner.runtime.network_counters(&inner.controller, network);
     v["Switchyard"]["Ports"] = inner.runtime.port_counters(&inner.controller, network);
+    if let Some(gateway) = inner.runtime.gateway(&network.id) {
+        v["Switchyard"]["Gateway"] = match gateway.report() {
+            Ok(report) => to_json(&report),
+            Err(e) => json!({ "Error": e.to_string() }),
+        };
+    }
     Ok((200, v))
 }
 

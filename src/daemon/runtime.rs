@@ -886,6 +886,11 @@ impl Runtime {
         }
     }
 
+    /// The gateway of a network, for `network inspect`.
+    pub(crate) fn gateway(&self, network_id: &str) -> Option<&GatewayControl> {
+        self.gateways.get(network_id).map(|g| &g.control)
+    }
+
     /// Publishes a new container's `-p` ports: binds the host sockets
     /// (picking ports where asked), hands them to its network's gateway,
     /// and records the mappings with their host ports. All or nothing.

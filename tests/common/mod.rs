@@ -147,6 +147,10 @@ pub struct TestDaemon {
     child: Option<Child>,
     extra_args: Vec<String>,
     wrapper: Vec<String>,
+    /// Run the CLI as this (uid, gid), as the user of a rootless daemon
+    /// would: `exec` then enters the container's user namespace as the
+    /// user it maps, not as an unmapped root.
+    pub cli_user: Option<(String, String)>,
 }
 
 impl TestDaemon {
@@ -163,10 +167,23 @@ impl TestDaemon {
     /// Starts a daemon under a wrapper command that execs it (such as
     /// `prlimit --nofile=N:N`), with extra arguments.
     pub fn start_wrapped(wrapper: &[&str], extra: &[&str]) -> TestDaemon {
+        Self::start_in(wrapper, extra, false)
+    }
+
+    /// Like [`TestDaemon::start_wrapped`], with a directory any user may
+    /// write, for a wrapper that drops to the unprivileged test user.
+    pub fn start_wrapped_unprivileged(wrapper: &[&str], extra: &[&str]) -> TestDaemon {
+        Self::start_in(wrapper, extra, true)
+    }
+
+    fn start_in(wrapper: &[&str], extra: &[&str], open: bool) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("swy-test-")
             .tempdir()
             .expect("tempdir");
+        if open {
+            run_ok(Command::new("chmod").arg("0777").arg(dir.path()));
+        }
         let socket = dir.path().join("api.sock");
         let mut extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         if !extra_args.iter().any(|a| a == "--dns-upstream") {
@@ -182,6 +199,7 @@ impl TestDaemon {
             child: None,
             extra_args,
             wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            cli_user: None,
         };
         d.spawn();
         d
@@ -244,9 +262,16 @@ impl TestDaemon {
         self.child.as_ref().expect("running").id()
     }
 
+    fn cli_command(&self) -> Command {
+        match &self.cli_user {
+            Some((uid, gid)) => as_test_user(uid, gid, EXE),
+            None => Command::new(EXE),
+        }
+    }
+
     /// Runs `switchyard ARGS` against this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(EXE)
+        self.cli_command()
             .args(args)
             .env("SWITCHYARD_SOCKET", &self.socket)
             .stdin(Stdio::null())
@@ -257,7 +282,7 @@ impl TestDaemon {
     /// Starts `switchyard ARGS` against this daemon without waiting for it
     /// (output captured), e.g. to kill the daemon while it runs.
     pub fn cli_spawn(&self, args: &[&str]) -> Child {
-        Command::new(EXE)
+        self.cli_command()
             .args(args)
             .env("SWITCHYARD_SOCKET", &self.socket)
             .stdin(Stdio::null())
