@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2015  # "a && b || die": die when either fails
-# Switchyard helpers for the bench scripts (compare.sh, dns_compare.sh).
+# Switchyard helpers for the bench scripts (compare.sh, dns_compare.sh,
+# nat_compare.sh).
 # Sourced after the anchors' lib.sh (which provides ns_add, bg_run, reg_pid,
 # mk_tmpdir, die, log and the _ANCH_* cleanup lists). Not run on its own.
 #
@@ -66,6 +67,15 @@ sy_container() {
     local _sy_var=$1 _sy_sock=$2 _sy_name=$3 _sy_net=$4 _sy_nsname=$5; shift 5
     sy "$_sy_sock" run --name "$_sy_name" --network "$_sy_net" "$@" -d -- sleep 3600 >/dev/null ||
         die "switchyard run $_sy_name failed"
+    sy_adopt_netns "$_sy_var" "$_sy_sock" "$_sy_name" "$_sy_nsname"
+}
+
+# sy_adopt_netns VAR SOCK NAME NSNAME: for a running container NAME, record
+# its netns for sy_kill_leftovers, name it NSNAME with `ip netns attach`
+# (registered for deletion) and store its IPv4 in VAR. For containers
+# started with a command of the caller's choice (sy_container runs sleep).
+sy_adopt_netns() {
+    local _sy_var=$1 _sy_sock=$2 _sy_name=$3 _sy_nsname=$4
     local _sy_info _sy_pid _sy_ip
     _sy_info=$(sy "$_sy_sock" ps --format json) || die "switchyard ps failed"
     read -r _sy_pid _sy_ip < <(printf '%s' "$_sy_info" | python3 -c '
