@@ -8,7 +8,7 @@ use crate::container::Role;
 use crate::error::SimError;
 use crate::world::Sim;
 use rand_chacha::rand_core::RngCore;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// Where an application sends: a container (its address on a network the
@@ -279,6 +279,21 @@ impl Sim {
             .map(|n| n.network_name.as_str())
             .collect();
         match to {
+            Target::Container(name) if !self.container_names.contains_key(name) => {
+                // An outside node by name, or a host's outside address.
+                if let Some(n) = self.node_id(name) {
+                    return Ok((self.internet[n as usize].ip, None));
+                }
+                if self.host_names.contains_key(name) {
+                    return Ok((self.outside_address(name)?, None));
+                }
+                Err(self
+                    .container_id(name)
+                    .err()
+                    .unwrap_or(SimError::BadTarget {
+                        target: name.clone(),
+                    }))
+            }
             Target::Container(name) => {
                 let c = self.container_id(name)?;
                 let cont = &self.containers[c as usize];
@@ -443,6 +458,7 @@ impl Sim {
                     }),
                 }))
             }
+            AppSpec::Tcp(t) if self.node_id(&t.from).is_some() => self.start_external_tcp(t),
             AppSpec::Tcp(t) => {
                 let Peers {
                     client: c,
@@ -465,6 +481,12 @@ impl Sim {
                     kind: AppKind::Tcp(TcpApp {
                         dst,
                         port: t.port,
+                        server_port: t.port,
+                        request: match (t.direction, self.outside_server_at(dst)) {
+                            (TcpDirection::Fetch, true) => crate::internet::request_for(t.bytes),
+                            _ => Vec::new(),
+                        },
+                        request_sent: 0,
                         deadline: now + t.timeout,
                         client_nic: nic,
                         server_nic,
@@ -618,6 +640,111 @@ impl Sim {
     pub fn run_app(&mut self, app: AppHandle, limit: Duration) -> AppResult {
         self.run_until(|s| s.is_done(app), limit);
         self.result(app)
+    }
+}
+
+impl Sim {
+    /// True when `ip` is an outside server's address (a fetch from it
+    /// sends `GET /N` first).
+    fn outside_server_at(&self, ip: Ipv4Addr) -> bool {
+        self.node_at(ip).is_some_and(|n| {
+            matches!(
+                self.internet[n as usize].role,
+                crate::internet::NodeRole::Outside
+            )
+        })
+    }
+
+    /// An external client (a node of the internet) connects to a host's
+    /// outside address and port: the container that port is published to
+    /// (if any) runs the server side, listening on its own port.
+    fn start_external_tcp(&mut self, t: TcpTransfer) -> Result<AppHandle, SimError> {
+        let now = self.now;
+        let node = self
+            .node_id(&t.from)
+            .ok_or_else(|| SimError::NoSuchContainer {
+                name: t.from.clone(),
+                known: String::new(),
+            })?;
+        let dst = match &t.to {
+            Target::Ip(ip) => *ip,
+            Target::Container(name) if self.host_names.contains_key(name) => {
+                self.outside_address(name)?
+            }
+            Target::Container(name) => match self.node_id(name) {
+                Some(n) => self.internet[n as usize].ip,
+                None => self.resolve_target(self.container_id(name)?, &t.to)?.0,
+            },
+        };
+        // The published port behind the host's address, if any.
+        let target = self
+            .hosts
+            .iter()
+            .find(|h| self.internet[h.outside.node as usize].ip == dst)
+            .and_then(|h| {
+                h.outside
+                    .listeners
+                    .iter()
+                    .find(|l| !l.udp && l.host_port == t.port)
+                    .map(|l| l.target)
+            });
+        let server = target.and_then(|tg| {
+            let IpAddr::V4(ip) = tg.ip() else { return None };
+            self.containers
+                .iter()
+                .position(|c| {
+                    c.up && !c.raw
+                        && c.nics
+                            .iter()
+                            .any(|n| n.plan.ipv4.is_some_and(|v| v.ip() == ip))
+                })
+                .map(|c| (c as u32, ip, tg.port()))
+        });
+        let server_nic = server
+            .and_then(|(c, ip, _)| self.nic_with_ip(c, ip))
+            .unwrap_or(u32::MAX);
+        let verb = match t.direction {
+            TcpDirection::Send => "sends",
+            TcpDirection::Fetch => "fetches",
+        };
+        let id = self.apps.len() as u32;
+        self.apps.push(App {
+            label: format!(
+                "{} (outside) {verb} {} bytes over TCP with {}:{}",
+                t.from, t.bytes, t.to, t.port
+            ),
+            client: server.map_or(u32::MAX, |s| s.0),
+            server: server.map(|s| s.0),
+            kind: AppKind::Tcp(TcpApp {
+                dst,
+                port: t.port,
+                server_port: server.map_or(t.port, |s| s.2),
+                deadline: now + t.timeout,
+                client_nic: u32::MAX,
+                server_nic,
+                client_socket: None,
+                server_socket: None,
+                queued: 0,
+                sender_closed: false,
+                finished_at: None,
+                request: Vec::new(),
+                request_sent: 0,
+                result: TcpResult {
+                    target: Some(dst),
+                    port: t.port,
+                    direction: t.direction,
+                    bytes: t.bytes,
+                    ..TcpResult::default()
+                },
+            }),
+        });
+        if let Some((s, _, _)) = server {
+            self.containers[s as usize].apps.push((id, Role::Server));
+            self.schedule_step(s, now);
+        }
+        self.internet[node as usize].apps.push(id);
+        self.schedule_node(node, now);
+        Ok(AppHandle(id))
     }
 }
 

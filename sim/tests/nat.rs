@@ -1,0 +1,149 @@
+//! The way out and the way in: containers reach servers on the simulated
+//! internet through their network's gateway (NAT to the host's outside
+//! address), `--internal` networks have no way out, networks stay
+//! isolated from each other through their gateways, and a published port
+//! carries an external client in with its real address.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use switchyard_sim::{EndpointSpec, NetworkSpec, OutsideSpec, Publish, Sim, TcpTransfer};
+
+const WEB: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const VISITOR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 50);
+
+fn net(name: &str, subnet: &str, internal: bool) -> NetworkSpec {
+    NetworkSpec {
+        name: name.into(),
+        subnets: vec![subnet.parse().unwrap()],
+        internal,
+        ..NetworkSpec::default()
+    }
+}
+
+/// h1 with `front` (10.0.1.0/24), `back` (10.0.2.0/24) and `vault`
+/// (internal, 10.0.3.0/24); a on front, b on back, v on vault; a web
+/// server and a visitor on the internet.
+fn world(seed: u64) -> Sim {
+    let mut sim = Sim::builder().seed(seed).build();
+    sim.add_host("h1").unwrap();
+    sim.create_network("h1", net("front", "10.0.1.0/24", false))
+        .unwrap();
+    sim.create_network("h1", net("back", "10.0.2.0/24", false))
+        .unwrap();
+    sim.create_network("h1", net("vault", "10.0.3.0/24", true))
+        .unwrap();
+    for (c, n) in [("a", "front"), ("b", "back"), ("v", "vault")] {
+        sim.add_container("h1", c, &[(n, EndpointSpec::default())])
+            .unwrap();
+    }
+    sim.add_outside(OutsideSpec::new("web", WEB).tcp(80).udp(7))
+        .unwrap();
+    sim.add_outside(OutsideSpec::new("visitor", VISITOR))
+        .unwrap();
+    sim
+}
+
+#[test]
+fn a_container_fetches_from_an_outside_server_through_the_gateway() {
+    let mut sim = world(1);
+    let t = sim.tcp_fetch("a", WEB, 80, 200_000).unwrap();
+    sim.run_until(|s| s.is_done(t), Duration::from_secs(30));
+    let r = sim.tcp_result(t).unwrap();
+    assert!(r.completed_at.is_some() && r.error.is_none(), "{r:?}");
+    assert_eq!(r.received, 200_000);
+    // The server saw the host's outside address, not the container's.
+    let outside = sim.outside_address("h1").unwrap();
+    let served = sim.served_requests();
+    assert_eq!(served.len(), 1, "{served:?}");
+    assert_eq!(served[0].client.ip(), IpAddr::V4(outside));
+    assert_eq!(served[0].bytes, 200_000);
+    let c = sim.gateway_counters("h1", "front").unwrap();
+    assert_eq!(c.tcp_outbound, 1, "{c:?}");
+    assert!(c.bytes_in >= 200_000, "{c:?}");
+}
+
+#[test]
+fn udp_echo_and_ping_reach_an_outside_address() {
+    let mut sim = world(2);
+    let u = sim.udp_echo("a", WEB, 7, 5).unwrap();
+    let p = sim.ping("a", WEB, 3).unwrap();
+    sim.run_until(|s| s.is_done(u) && s.is_done(p), Duration::from_secs(30));
+    let ur = sim.udp_result(u).unwrap();
+    assert_eq!((ur.sent, ur.echoed), (5, 5), "{ur:?}");
+    let pr = sim.ping_result(p).unwrap();
+    assert_eq!((pr.sent, pr.received), (3, 3), "{pr:?}");
+    // Two 10 ms access links plus the 1 ms uplink, both ways.
+    assert!(
+        pr.rtts.iter().all(|t| *t >= Duration::from_millis(22)),
+        "{pr:?}"
+    );
+    let c = sim.gateway_counters("h1", "front").unwrap();
+    assert_eq!((c.udp_out, c.udp_in), (5, 5), "{c:?}");
+    assert_eq!((c.ping_out, c.ping_in), (3, 3), "{c:?}");
+}
+
+#[test]
+fn an_internal_network_has_no_way_out() {
+    let mut sim = world(3);
+    assert!(
+        sim.gateway_counters("h1", "vault").is_err(),
+        "no gateway on an internal network"
+    );
+    let p = sim.ping("v", WEB, 2).unwrap();
+    let t = sim
+        .start(TcpTransfer::fetch("v", WEB, 80, 1000).timeout(Duration::from_secs(5)))
+        .unwrap();
+    sim.run_until(|s| s.is_done(p) && s.is_done(t), Duration::from_secs(30));
+    assert_eq!(sim.ping_result(p).unwrap().received, 0);
+    let r = sim.tcp_result(t).unwrap();
+    assert!(r.completed_at.is_none() && r.received == 0, "{r:?}");
+    assert!(sim.served_requests().is_empty());
+}
+
+#[test]
+fn a_network_cannot_reach_another_networks_container_through_its_gateway() {
+    let mut sim = world(4);
+    let b_ip = sim.ip_of("b", "back").unwrap();
+    let p = sim.ping("a", b_ip, 2).unwrap();
+    let t = sim
+        .start(TcpTransfer::send("a", b_ip, 80, 1000).timeout(Duration::from_secs(5)))
+        .unwrap();
+    sim.run_until(|s| s.is_done(p) && s.is_done(t), Duration::from_secs(30));
+    assert_eq!(sim.ping_result(p).unwrap().received, 0);
+    let r = sim.tcp_result(t).unwrap();
+    assert!(r.error.is_some() && r.received == 0, "{r:?}");
+    let c = sim.gateway_counters("h1", "front").unwrap();
+    assert!(c.refused_isolation >= 2, "{c:?}");
+    assert_eq!(sim.port_counters("h1", "b/eth0").unwrap().tx_frames, 0);
+}
+
+#[test]
+fn a_published_port_carries_an_external_client_with_its_real_address() {
+    let mut sim = world(5);
+    sim.publish(Publish {
+        container: "a".into(),
+        network: String::new(),
+        port: 8080,
+        host_port: 80,
+        udp: false,
+    })
+    .unwrap();
+    let t = sim
+        .start(TcpTransfer::fetch("visitor", "h1", 80, 50_000))
+        .unwrap();
+    sim.run_until(|s| s.is_done(t), Duration::from_secs(30));
+    let r = sim.tcp_result(t).unwrap();
+    assert!(r.completed_at.is_some() && r.error.is_none(), "{r:?}");
+    assert_eq!(r.received, 50_000);
+    let seen = r.peer_seen.expect("the container saw its client");
+    assert_eq!(seen.ip(), IpAddr::V4(VISITOR), "{seen}");
+    assert_eq!(sim.gateway_counters("h1", "front").unwrap().tcp_inbound, 1);
+
+    // A port nobody published is refused by the host.
+    let t = sim
+        .start(TcpTransfer::fetch("visitor", "h1", 81, 1000).timeout(Duration::from_secs(5)))
+        .unwrap();
+    sim.run_until(|s| s.is_done(t), Duration::from_secs(30));
+    let r = sim.tcp_result(t).unwrap();
+    assert!(r.error.is_some() && r.received == 0, "{r:?}");
+}
