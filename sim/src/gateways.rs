@@ -67,6 +67,34 @@ pub struct GatewayRow {
     pub counters: GatewayCounters,
 }
 
+/// What orders a gateway's frames between flows: the ethertype, then the
+/// IPv4 protocol, addresses and ports (or the ARP target).
+fn flow_key(f: &[u8]) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    k[0] = at(12);
+    k[1] = at(13);
+    match (at(12), at(13)) {
+        (0x08, 0x00) => {
+            let ihl = usize::from(at(14) & 0x0f) * 4;
+            k[2] = at(23);
+            for i in 0..8 {
+                k[3 + i] = at(26 + i);
+            }
+            for i in 0..4 {
+                k[11 + i] = at(14 + ihl + i);
+            }
+        }
+        (0x08, 0x06) => {
+            for i in 0..4 {
+                k[2 + i] = at(38 + i);
+            }
+        }
+        _ => {}
+    }
+    k
+}
+
 fn place_gateway(h: u32, g: u32) -> u64 {
     (3 << 62) | (1 << 61) | (u64::from(h) << 32) | u64::from(g)
 }
@@ -290,6 +318,10 @@ impl Sim {
         if let Some(t) = stack.iface.poll_at(snow, &stack.sockets) {
             wake = crate::apps::earliest(wake, Some(crate::container::from_smol(t)));
         }
+        // The gateway services its flows in hash-map order, which differs
+        // between runs; a stable sort by flow keeps each flow's frames in
+        // order and makes the order between flows the same on every run.
+        to_switch.sort_by_key(|(port, f)| (port.0, flow_key(f)));
         let life = host.life;
         if let Some(t) = wake {
             self.schedule_node(node, t.max(now + Duration::from_micros(1)));
