@@ -125,7 +125,7 @@ impl Sim {
             };
             let mut config = GatewayConfig::new(&name, gp.mac, gp.ipv4, gp.ipv6, gp.mtu);
             config.offload = false;
-            let seed = self.rng.next_u64();
+            let seed = self.nat_rng.next_u64();
             let gateway = Gateway::new(config, seed, now);
             let host = &mut self.hosts[h as usize];
             let port = host.bridge.add_port(plan.port);

@@ -525,7 +525,7 @@ impl Sim {
         host.gateways.clear();
         host.outside = HostOutside::new(host.outside.node);
         let node = host.outside.node as usize;
-        let seed = self.rng.next_u64();
+        let seed = self.nat_rng.next_u64();
         self.internet[node].reset(seed, self.now);
         self.internet[node].up = false;
         for l in &mut self.links {

@@ -324,7 +324,7 @@ impl Sim {
         role: NodeRole,
     ) -> u32 {
         use rand_core::RngCore;
-        let seed = self.rng.next_u64();
+        let seed = self.nat_rng.next_u64();
         let mut node = InternetNode::new(name, ip, latency, role, seed, self.now);
         node.capture = self.capture_names.get(name).copied();
         let id = self.internet.len() as u32;

@@ -15,6 +15,7 @@ use crate::internet::{InternetNode, OutsideSpec, ServedRequest};
 use crate::link::{corrupt, End, Link, LinkId, LinkKind};
 use crate::pcap::PcapWriter;
 use crate::queue::EventQueue;
+use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -111,6 +112,10 @@ pub struct Sim {
     pub(crate) now: Instant,
     pub(crate) seed: u64,
     pub(crate) rng: ChaCha8Rng,
+    /// Seeds of the gateways and the internet's stacks: a generator of
+    /// their own (derived from the seed), so adding them does not shift
+    /// the draws everything else makes.
+    pub(crate) nat_rng: ChaCha8Rng,
     queue: EventQueue<Event>,
     pub(crate) config: SimConfig,
     pub(crate) hosts: Vec<Host>,
@@ -140,6 +145,9 @@ pub struct Sim {
     pub(crate) effects: Vec<Effect>,
 }
 
+/// Separates the gateways' and internet's generator from the world's.
+const NAT_SEED_SALT: u64 = 0x6e61_745f_6761_7465;
+
 /// Digest place codes: a switch port, a container interface, a loopback.
 fn place_port(host: u32, port: PortId) -> u64 {
     (u64::from(host) << 32) | u64::from(port.0)
@@ -157,6 +165,7 @@ impl Sim {
             now: Instant::ZERO,
             seed,
             rng,
+            nat_rng: ChaCha8Rng::seed_from_u64(seed ^ NAT_SEED_SALT),
             queue: EventQueue::default(),
             log: config.record_deliveries.then(Vec::new),
             explain: config.explain.then(Vec::new),

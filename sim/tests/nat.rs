@@ -223,3 +223,72 @@ fn the_nat_lab_gives_the_same_bytes_for_the_same_seed() {
         .unwrap();
     assert_ne!(other.digest.hash, first.digest.hash);
 }
+
+#[test]
+fn a_host_restart_brings_its_gateways_and_published_ports_back() {
+    let mut sim = world(6);
+    sim.publish(Publish {
+        container: "a".into(),
+        network: "front".into(),
+        port: 8080,
+        host_port: 80,
+        udp: false,
+    })
+    .unwrap();
+    let gateways = |sim: &Sim| -> Vec<String> {
+        sim.ports("h1")
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.label.ends_with("/gateway"))
+            .map(|p| p.label)
+            .collect::<std::collections::BTreeSet<String>>()
+            .into_iter()
+            .collect()
+    };
+    let before = gateways(&sim);
+    assert_eq!(
+        before,
+        ["back/gateway", "bridge/gateway", "front/gateway"],
+        "one gateway per non-internal bridge network"
+    );
+    sim.crash_host("h1").unwrap();
+    let t = sim
+        .start(TcpTransfer::fetch("a", WEB, 80, 1000).timeout(Duration::from_secs(3)))
+        .unwrap();
+    sim.run_until(|s| s.is_done(t), Duration::from_secs(10));
+    assert!(
+        sim.tcp_result(t).unwrap().error.is_some(),
+        "no way out while down"
+    );
+
+    sim.restart_host("h1").unwrap();
+    assert_eq!(gateways(&sim), before);
+    let out = sim.tcp_fetch("a", WEB, 80, 10_000).unwrap();
+    let r = sim.run_app(out, Duration::from_secs(30));
+    assert!(r.is_done(), "{r:?}");
+    assert_eq!(sim.tcp_result(out).unwrap().received, 10_000);
+    let inbound = sim
+        .start(TcpTransfer::fetch("visitor", "h1", 80, 10_000))
+        .unwrap();
+    sim.run_until(|s| s.is_done(inbound), Duration::from_secs(30));
+    let r = sim.tcp_result(inbound).unwrap();
+    assert_eq!((r.received, r.error.as_deref()), (10_000, None), "{r:?}");
+}
+
+#[test]
+fn publishing_one_host_port_twice_is_refused_with_what_to_do() {
+    let mut sim = world(7);
+    let p = Publish {
+        container: "a".into(),
+        network: String::new(),
+        port: 5353,
+        host_port: 53,
+        udp: true,
+    };
+    sim.publish(p.clone()).unwrap();
+    let err = sim.publish(p.clone()).unwrap_err().to_string();
+    assert!(err.contains("already publishes UDP port 53"), "{err}");
+    assert!(err.contains("choose another host port"), "{err}");
+    // TCP port 53 is another port.
+    sim.publish(Publish { udp: false, ..p }).unwrap();
+}
