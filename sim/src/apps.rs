@@ -279,7 +279,7 @@ impl App {
     }
 
     /// Runs the client role on a node of the internet (an external client
-    /// of a published port): TCP transfers only.
+    /// of a published port): TCP transfers and UDP echoes.
     pub(crate) fn poll_on_node(
         &mut self,
         stack: &mut Stack,
@@ -291,8 +291,12 @@ impl App {
                 let local = if a.client_socket.is_none() { local } else { 0 };
                 a.client_on(Some(stack), local, ctx.now)
             }
+            AppKind::Udp(a) => {
+                let local = if a.client_socket.is_none() { local } else { 0 };
+                a.client_on(Some(stack), local, ctx.now)
+            }
             _ => {
-                self.fail("only TCP transfers run on outside nodes");
+                self.fail("only TCP transfers and UDP echoes run on outside nodes");
                 PartPoll::detach()
             }
         }
@@ -434,6 +438,9 @@ fn udp_payload(seq: u32, size: usize) -> Vec<u8> {
 pub(crate) struct UdpApp {
     pub dst: Ipv4Addr,
     pub port: u16,
+    /// The port the echoing container binds: `port`, except behind a
+    /// published port.
+    pub server_port: u16,
     pub count: u32,
     pub size: usize,
     pub interval: Duration,
@@ -470,7 +477,7 @@ impl UdpApp {
         };
         if self.server_socket.is_none() {
             let mut s = udp_socket(16, 16 * (self.size + 64));
-            if s.bind(self.port).is_err() {
+            if s.bind(self.server_port).is_err() {
                 self.server_failed = true;
                 return PartPoll::detach();
             }
@@ -491,20 +498,32 @@ impl UdpApp {
     }
 
     fn poll_client(&mut self, cont: &mut Container, ctx: &mut AppCtx<'_>) -> PartPoll {
-        let now = ctx.now;
-        if self.result.done {
-            drop_socket(cont, self.client_nic, &mut self.client_socket);
-            return PartPoll::detach();
-        }
-        let local = if self.client_socket.is_none() {
+        let local = if self.client_socket.is_none() && !self.result.done {
             cont.ephemeral_port()
         } else {
             0
         };
-        let Some(stack) = cont
+        let stack = cont
             .nic_by_link(self.client_nic)
-            .and_then(|n| n.stack.as_mut())
-        else {
+            .and_then(|n| n.stack.as_deref_mut());
+        self.client_on(stack, local, ctx.now)
+    }
+
+    /// The sending side on whatever stack runs it (a container's
+    /// interface, or a node of the internet).
+    pub(crate) fn client_on(
+        &mut self,
+        stack: Option<&mut Stack>,
+        local: u16,
+        now: Instant,
+    ) -> PartPoll {
+        if self.result.done {
+            if let (Some(stack), Some(h)) = (stack, self.client_socket.take()) {
+                stack.sockets.remove(h);
+            }
+            return PartPoll::detach();
+        }
+        let Some(stack) = stack else {
             self.result.error = Some("the interface was removed".into());
             self.result.done = true;
             return PartPoll::detach();
@@ -551,7 +570,9 @@ impl UdpApp {
             if self.server_failed && self.result.echoed == 0 {
                 self.result.error = Some("the server could not listen".into());
             }
-            drop_socket(cont, self.client_nic, &mut self.client_socket);
+            if let Some(h) = self.client_socket.take() {
+                stack.sockets.remove(h);
+            }
             return PartPoll::detach();
         }
         let wake = if self.result.sent < self.count {

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use switchyard_sim::lab::{Lab, RunOptions};
 use switchyard_sim::{
-    compare_runs, EndpointSpec, NetworkSpec, OutsideSpec, Publish, Sim, TcpTransfer,
+    compare_runs, EndpointSpec, NetworkSpec, OutsideSpec, Publish, Sim, TcpTransfer, UdpEcho,
 };
 
 const WEB: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
@@ -291,4 +291,91 @@ fn publishing_one_host_port_twice_is_refused_with_what_to_do() {
     assert!(err.contains("choose another host port"), "{err}");
     // TCP port 53 is another port.
     sim.publish(Publish { udp: false, ..p }).unwrap();
+}
+
+#[test]
+fn a_published_udp_port_echoes_for_an_outside_client_with_its_real_address_inside() {
+    let mut sim = world(8);
+    sim.capture("a/eth0").unwrap();
+    sim.publish(Publish {
+        container: "a".into(),
+        network: String::new(),
+        port: 5353,
+        host_port: 53,
+        udp: true,
+    })
+    .unwrap();
+    // The gateway drops a datagram for a container whose MAC it has not
+    // learned yet (it sends an ARP request instead), so `a` speaks first.
+    let warm = sim.ping("a", WEB, 1).unwrap();
+    sim.run_until(|s| s.is_done(warm), Duration::from_secs(10));
+    let u = sim
+        .start(UdpEcho::new("visitor", "h1", 53).count(4))
+        .unwrap();
+    sim.run_until(|s| s.is_done(u), Duration::from_secs(30));
+    let r = sim.udp_result(u).unwrap();
+    assert_eq!((r.sent, r.echoed), (4, 4), "{r:?}");
+    let a = sim.ip_of("a", "front").unwrap().octets();
+    assert!(
+        carries(sim.pcap("a/eth0").unwrap(), VISITOR.octets(), a),
+        "the datagrams reach a from the visitor's own address"
+    );
+    let c = sim.gateway_counters("h1", "front").unwrap();
+    assert_eq!((c.udp_in, c.udp_out), (4, 4), "{c:?}");
+}
+
+#[test]
+fn lab_mistakes_about_the_outside_point_at_their_line() {
+    let base =
+        "[[host]]\nname = \"h1\"\n\n[[network]]\nname = \"front\"\nsubnet = \"10.0.1.0/24\"\n\n\
+                [[container]]\nname = \"a\"\nnetworks = [\"front\"]\n\n";
+    let bad_address = format!("{base}[[outside]]\nname = \"web\"\naddress = \"198.51.100.7\"\n");
+    let err = Lab::parse("x.toml", &bad_address).unwrap_err().to_string();
+    assert!(err.starts_with("x.toml:14:"), "{err}");
+    assert!(err.contains("hosts' outside addresses"), "{err}");
+
+    let ping_from_outside = format!(
+        "{base}[[outside]]\nname = \"v\"\naddress = \"203.0.113.5\"\n\n\
+         [[step]]\nat = \"1s\"\ndo = \"ping\"\nfrom = \"v\"\nto = \"h1\"\n"
+    );
+    let err = Lab::parse("y.toml", &ping_from_outside)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("y.toml:19:"), "{err}");
+    assert!(err.contains("outside node"), "{err}");
+
+    let publish_nobody = format!("{base}[[publish]]\ncontainer = \"nobody\"\nport = 80\n");
+    let err = Lab::parse("z.toml", &publish_nobody)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("z.toml:13:"), "{err}");
+    assert!(err.contains("no container \"nobody\""), "{err}");
+}
+
+#[test]
+fn lab_show_gateway_lists_each_networks_gateway_with_its_counters() {
+    let sim = nat_lab().run_to(1, Duration::from_secs(10)).unwrap();
+    let t = switchyard_sim::lab::show(&sim, &["gateway".into(), "h1".into()]).unwrap();
+    assert!(t.title.contains("198.51.100.1"), "{}", t.title);
+    let front = t
+        .rows
+        .iter()
+        .find(|r| r[0] == "front")
+        .expect("front has a gateway");
+    assert_eq!(front[1], "10.0.1.1");
+    assert!(front[3].starts_with("1 out, 1 in"), "{front:?}");
+    assert!(
+        t.rows.iter().all(|r| r[0] != "vault"),
+        "the internal network has no gateway: {:?}",
+        t.rows
+    );
+    let served = switchyard_sim::lab::show(&sim, &["outside".into()]).unwrap();
+    assert!(
+        served
+            .rows
+            .iter()
+            .any(|r| r[1] == "web:80" && r[2].starts_with("198.51.100.1:")),
+        "{:?}",
+        served.rows
+    );
 }

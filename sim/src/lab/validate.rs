@@ -1272,10 +1272,10 @@ fn validate_step(
     }
     let from = need(p, &def.from, "from", action, here.clone())?;
     let external = names.outside.contains_key(from.get_ref());
-    if external && !matches!(action, "send" | "fetch") {
+    if external && !matches!(action, "send" | "fetch" | "udp") {
         p.at(
             from.span(),
-            format!("{:?} is an outside node: it can only send or fetch (over TCP, to a host's published port)", from.get_ref()),
+            format!("{:?} is an outside node: it can only send, fetch (TCP) or udp, to a host's published port", from.get_ref()),
         );
         return None;
     }
