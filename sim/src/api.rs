@@ -95,7 +95,7 @@ impl Sim {
         raw: bool,
     ) -> Result<(), SimError> {
         let h = self.host_id(host)?;
-        if self.container_names.contains_key(name) {
+        if self.container_names.contains_key(name) || self.internet_names.contains_key(name) {
             return Err(SimError::DuplicateName {
                 what: "container",
                 name: name.to_string(),

@@ -20,7 +20,7 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::IpAddress;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use switchyard_gateway::{Gateway, GatewayConfig, GatewayCounters, Readiness};
+use switchyard_gateway::{Gateway, GatewayConfig, GatewayCounters};
 use switchyard_switch::driver::BackendPlan;
 use switchyard_switch::wire::vnet_hdr::Repr as Offload;
 use switchyard_switch::PortId;
@@ -289,14 +289,16 @@ impl Sim {
                 }
             }
         }
-        let mut ready: Vec<(crate::outside::FlowKey, Readiness)> = Vec::new();
+        let mut ready = std::mem::take(&mut self.gw_ready);
         host.outside.readiness(stack, &mut ready);
-        for ((g, flow), r) in ready {
+        for &((g, flow), r) in &ready {
             if let Some(gp) = host.gateways.get_mut(g as usize).and_then(Option::as_mut) {
                 gp.gateway.ready(flow, r);
             }
         }
-        let mut to_switch: Vec<(PortId, Vec<u8>)> = Vec::new();
+        self.gw_ready = ready;
+        let mut to_switch = std::mem::take(&mut self.gw_frames);
+        to_switch.clear();
         let mut wake = None;
         for (i, gp) in host.gateways.iter_mut().enumerate() {
             let Some(gp) = gp.as_mut() else { continue };
@@ -326,7 +328,7 @@ impl Sim {
         if let Some(t) = wake {
             self.schedule_node(node, t.max(now + Duration::from_micros(1)));
         }
-        for (port, bytes) in to_switch {
+        for (port, bytes) in to_switch.drain(..) {
             self.schedule(
                 now + GATEWAY_DELAY,
                 Event::GatewayOut {
@@ -337,6 +339,7 @@ impl Sim {
                 },
             );
         }
+        self.gw_frames = to_switch;
         for bytes in out {
             self.internet_send(node, bytes);
         }

@@ -151,7 +151,7 @@ impl Sim {
     /// Adds a host: a fresh controller (with Docker's predefined networks),
     /// an empty switch and a resolver.
     pub fn add_host(&mut self, name: &str) -> Result<(), SimError> {
-        if self.host_names.contains_key(name) {
+        if self.host_names.contains_key(name) || self.internet_names.contains_key(name) {
             return Err(SimError::DuplicateName {
                 what: "host",
                 name: name.to_string(),

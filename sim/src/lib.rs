@@ -22,6 +22,12 @@
 //!   duplication, reordering, corruption, a rate limit with a queue and an
 //!   MTU; **faults** (partitions, heals, crashes, restarts, connects) apply
 //!   now or at a time.
+//! * **Gateways**: every bridge network that is not `--internal` gets the
+//!   real `switchyard-gateway` on its host's switch, relaying containers'
+//!   TCP, UDP and ping to the host's **outside**: an uplink on a simulated
+//!   **internet** (hosts at 198.51.100.N) where [`OutsideSpec`] servers
+//!   answer `GET /N`, UDP echo and ping, and outside clients reach ports
+//!   the containers [publish](Sim::publish), seen with their own address.
 //! * Every delivered frame feeds a [`Digest`]; any port or link can be
 //!   captured to pcap with virtual timestamps; [`check_determinism`] runs a
 //!   scenario twice and names the first differing frame.

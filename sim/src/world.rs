@@ -140,6 +140,9 @@ pub struct Sim {
     pub(crate) internet_names: BTreeMap<String, u32>,
     pub(crate) outside_specs: Vec<OutsideSpec>,
     pub(crate) served: Vec<ServedRequest>,
+    /// Reused by every run of a host's outside, so it allocates no lists.
+    pub(crate) gw_ready: Vec<(crate::outside::FlowKey, switchyard_gateway::Readiness)>,
+    pub(crate) gw_frames: Vec<(PortId, Vec<u8>)>,
     egress: Egress,
     scratch: Vec<PortUse>,
     pub(crate) effects: Vec<Effect>,
@@ -189,6 +192,8 @@ impl Sim {
             internet_names: BTreeMap::new(),
             outside_specs: Vec::new(),
             served: Vec::new(),
+            gw_ready: Vec::new(),
+            gw_frames: Vec::new(),
             egress: Egress::with_capacity(64),
             scratch: Vec::new(),
             effects: Vec::new(),

@@ -379,3 +379,27 @@ fn lab_show_gateway_lists_each_networks_gateway_with_its_counters() {
         served.rows
     );
 }
+
+#[test]
+fn removing_a_network_removes_its_gateway_port() {
+    let mut sim = world(9);
+    sim.create_network("h1", net("spare", "10.0.9.0/24", false))
+        .unwrap();
+    assert!(sim.gateway_counters("h1", "spare").is_ok());
+    assert!(sim
+        .ports("h1")
+        .unwrap()
+        .iter()
+        .any(|p| p.label == "spare/gateway"));
+    sim.remove_network("h1", "spare").unwrap();
+    assert!(sim.gateway_counters("h1", "spare").is_err());
+    assert!(sim
+        .ports("h1")
+        .unwrap()
+        .iter()
+        .all(|p| p.label != "spare/gateway"));
+    // The others still work.
+    let p = sim.ping("a", WEB, 1).unwrap();
+    sim.run_until(|s| s.is_done(p), Duration::from_secs(10));
+    assert_eq!(sim.ping_result(p).unwrap().received, 1);
+}
