@@ -283,16 +283,24 @@ impl App {
     pub(crate) fn poll_on_node(
         &mut self,
         stack: &mut Stack,
-        local: u16,
+        ephemeral: impl FnOnce() -> u16,
         ctx: &mut AppCtx<'_>,
     ) -> PartPoll {
         match &mut self.kind {
             AppKind::Tcp(a) => {
-                let local = if a.client_socket.is_none() { local } else { 0 };
+                let local = if a.client_socket.is_none() && !a.result.done {
+                    ephemeral()
+                } else {
+                    0
+                };
                 a.client_on(Some(stack), local, ctx.now)
             }
             AppKind::Udp(a) => {
-                let local = if a.client_socket.is_none() { local } else { 0 };
+                let local = if a.client_socket.is_none() && !a.result.done {
+                    ephemeral()
+                } else {
+                    0
+                };
                 a.client_on(Some(stack), local, ctx.now)
             }
             _ => {

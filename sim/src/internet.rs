@@ -168,13 +168,6 @@ impl InternetNode {
         }
     }
 
-    /// A fresh local port for a client connection.
-    pub(crate) fn ephemeral_port(&mut self) -> u16 {
-        let p = self.next_ephemeral;
-        self.next_ephemeral = if p >= 60_000 { 40_000 } else { p + 1 };
-        p
-    }
-
     /// Forgets every socket (a host crash takes its sockets).
     pub(crate) fn reset(&mut self, seed: u64, now: Instant) {
         *self.stack = new_stack(self.ip, self.mac, seed, now);
@@ -509,14 +502,19 @@ impl Sim {
             let ids = std::mem::take(&mut n.apps);
             let mut keep = Vec::with_capacity(ids.len());
             for id in ids {
-                let local = n.ephemeral_port();
+                let next = &mut n.next_ephemeral;
+                let ephemeral = || {
+                    let p = *next;
+                    *next = if p >= 60_000 { 40_000 } else { p + 1 };
+                    p
+                };
                 let mut ctx = AppCtx {
                     now,
                     id,
                     container: u32::MAX,
                     effects,
                 };
-                let r = apps[id as usize].poll_on_node(&mut n.stack, local, &mut ctx);
+                let r = apps[id as usize].poll_on_node(&mut n.stack, ephemeral, &mut ctx);
                 if !r.detach {
                     keep.push(id);
                     wake = crate::apps::earliest(wake, r.wake);
