@@ -95,7 +95,7 @@ impl Sim {
         raw: bool,
     ) -> Result<(), SimError> {
         let h = self.host_id(host)?;
-        if self.container_names.contains_key(name) {
+        if self.container_names.contains_key(name) || self.internet_names.contains_key(name) {
             return Err(SimError::DuplicateName {
                 what: "container",
                 name: name.to_string(),
@@ -523,7 +523,9 @@ impl Sim {
     /// Starts a pcap capture (from now on) at a capture point: a host name
     /// (every frame its switch receives), a link (`a/eth0`: what the
     /// container's interface sends and receives; a cable: what arrives at
-    /// either end), or `a/lo` (the container's DNS exchanges). Interfaces
+    /// either end), `a/lo` (the container's DNS exchanges), `h1/outside`
+    /// (what host `h1` sends and receives on the internet, as its
+    /// gateways' flows look after NAT) or an outside node's name. Interfaces
     /// that do not exist yet are captured once they appear.
     pub fn capture(&mut self, point: &str) -> Result<(), SimError> {
         if self.capture_names.contains_key(point) {
@@ -533,7 +535,8 @@ impl Sim {
         let is_link = self.link_names.contains_key(point);
         let (owner, rest) = point.split_once('/').unwrap_or((point, ""));
         let is_container_point = !rest.is_empty() && self.container_names.contains_key(owner);
-        if !(is_host || is_link || is_container_point) {
+        let node = self.internet_names.get(point).copied();
+        if !(is_host || is_link || is_container_point || node.is_some()) {
             return Err(SimError::NoSuchCapturePoint {
                 name: point.to_string(),
             });
@@ -545,6 +548,9 @@ impl Sim {
         self.capture_names.insert(point.to_string(), id);
         if let Some(&h) = self.host_names.get(point) {
             self.hosts[h as usize].capture = Some(id);
+        }
+        if let Some(n) = node {
+            self.internet[n as usize].capture = Some(id);
         }
         if let Some(&l) = self.link_names.get(point) {
             self.links[l as usize].capture = Some(id);
@@ -562,6 +568,7 @@ impl Sim {
         let mut points: Vec<String> = self.host_names.keys().cloned().collect();
         points.extend(self.link_names.keys().cloned());
         points.extend(self.container_names.keys().map(|c| format!("{c}/lo")));
+        points.extend(self.internet_names.keys().cloned());
         for p in points {
             let _ = self.capture(&p);
         }

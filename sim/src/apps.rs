@@ -5,14 +5,14 @@
 //! Sockets are created when an application first runs and removed when it
 //! ends, so idle containers hold no socket buffers.
 
-use crate::container::{Container, Role};
+use crate::container::{Container, Role, Stack};
 use crate::link::LinkId;
 use serde::Serialize;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::{icmp, tcp, udp};
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, IpEndpoint};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use switchyard_switch::Instant;
 
@@ -118,6 +118,9 @@ pub struct TcpResult {
     pub done: bool,
     /// Why it failed (refused, reset, timed out, data corrupted).
     pub error: Option<String>,
+    /// The client's address and port as the server container saw them:
+    /// through a published port, the external client's own address.
+    pub peer_seen: Option<SocketAddr>,
 }
 
 /// What a DNS lookup observed.
@@ -274,6 +277,38 @@ impl App {
             (AppKind::Dns(a), _) => a.poll(ctx),
         }
     }
+
+    /// Runs the client role on a node of the internet (an external client
+    /// of a published port): TCP transfers and UDP echoes.
+    pub(crate) fn poll_on_node(
+        &mut self,
+        stack: &mut Stack,
+        ephemeral: impl FnOnce() -> u16,
+        ctx: &mut AppCtx<'_>,
+    ) -> PartPoll {
+        match &mut self.kind {
+            AppKind::Tcp(a) => {
+                let local = if a.client_socket.is_none() && !a.result.done {
+                    ephemeral()
+                } else {
+                    0
+                };
+                a.client_on(Some(stack), local, ctx.now)
+            }
+            AppKind::Udp(a) => {
+                let local = if a.client_socket.is_none() && !a.result.done {
+                    ephemeral()
+                } else {
+                    0
+                };
+                a.client_on(Some(stack), local, ctx.now)
+            }
+            _ => {
+                self.fail("only TCP transfers and UDP echoes run on outside nodes");
+                PartPoll::detach()
+            }
+        }
+    }
 }
 
 /// Removes a socket if the interface still exists.
@@ -411,6 +446,9 @@ fn udp_payload(seq: u32, size: usize) -> Vec<u8> {
 pub(crate) struct UdpApp {
     pub dst: Ipv4Addr,
     pub port: u16,
+    /// The port the echoing container binds: `port`, except behind a
+    /// published port.
+    pub server_port: u16,
     pub count: u32,
     pub size: usize,
     pub interval: Duration,
@@ -447,7 +485,7 @@ impl UdpApp {
         };
         if self.server_socket.is_none() {
             let mut s = udp_socket(16, 16 * (self.size + 64));
-            if s.bind(self.port).is_err() {
+            if s.bind(self.server_port).is_err() {
                 self.server_failed = true;
                 return PartPoll::detach();
             }
@@ -468,20 +506,32 @@ impl UdpApp {
     }
 
     fn poll_client(&mut self, cont: &mut Container, ctx: &mut AppCtx<'_>) -> PartPoll {
-        let now = ctx.now;
-        if self.result.done {
-            drop_socket(cont, self.client_nic, &mut self.client_socket);
-            return PartPoll::detach();
-        }
-        let local = if self.client_socket.is_none() {
+        let local = if self.client_socket.is_none() && !self.result.done {
             cont.ephemeral_port()
         } else {
             0
         };
-        let Some(stack) = cont
+        let stack = cont
             .nic_by_link(self.client_nic)
-            .and_then(|n| n.stack.as_mut())
-        else {
+            .and_then(|n| n.stack.as_deref_mut());
+        self.client_on(stack, local, ctx.now)
+    }
+
+    /// The sending side on whatever stack runs it (a container's
+    /// interface, or a node of the internet).
+    pub(crate) fn client_on(
+        &mut self,
+        stack: Option<&mut Stack>,
+        local: u16,
+        now: Instant,
+    ) -> PartPoll {
+        if self.result.done {
+            if let (Some(stack), Some(h)) = (stack, self.client_socket.take()) {
+                stack.sockets.remove(h);
+            }
+            return PartPoll::detach();
+        }
+        let Some(stack) = stack else {
             self.result.error = Some("the interface was removed".into());
             self.result.done = true;
             return PartPoll::detach();
@@ -528,7 +578,9 @@ impl UdpApp {
             if self.server_failed && self.result.echoed == 0 {
                 self.result.error = Some("the server could not listen".into());
             }
-            drop_socket(cont, self.client_nic, &mut self.client_socket);
+            if let Some(h) = self.client_socket.take() {
+                stack.sockets.remove(h);
+            }
             return PartPoll::detach();
         }
         let wake = if self.result.sent < self.count {
@@ -573,6 +625,9 @@ const TCP_BUFFER: usize = 64 * 1024;
 pub(crate) struct TcpApp {
     pub dst: Ipv4Addr,
     pub port: u16,
+    /// The port the server container listens on: `port`, except behind a
+    /// published port, where the client connects to the host's port.
+    pub server_port: u16,
     pub deadline: Instant,
     pub client_nic: LinkId,
     pub server_nic: LinkId,
@@ -584,6 +639,10 @@ pub(crate) struct TcpApp {
     pub sender_closed: bool,
     /// When the receiver finished, for lingering until the FIN exchange ends.
     pub finished_at: Option<Instant>,
+    /// What the client sends before it reads (a fetch from an outside
+    /// server asks `GET /N`); empty for a container server.
+    pub request: Vec<u8>,
+    pub request_sent: usize,
     pub result: TcpResult,
 }
 
@@ -698,16 +757,26 @@ impl TcpApp {
     }
 
     fn poll_client(&mut self, cont: &mut Container, ctx: &mut AppCtx<'_>) -> PartPoll {
-        let now = ctx.now;
         let local = if self.client_socket.is_none() && !self.result.done {
             cont.ephemeral_port()
         } else {
             0
         };
-        let Some(stack) = cont
+        let stack = cont
             .nic_by_link(self.client_nic)
-            .and_then(|n| n.stack.as_mut())
-        else {
+            .and_then(|n| n.stack.as_deref_mut());
+        self.client_on(stack, local, ctx.now)
+    }
+
+    /// The client's side on whatever stack runs it (a container's
+    /// interface, or a node of the internet).
+    pub(crate) fn client_on(
+        &mut self,
+        stack: Option<&mut Stack>,
+        local: u16,
+        now: Instant,
+    ) -> PartPoll {
+        let Some(stack) = stack else {
             if !self.result.done {
                 self.result.error = Some("the interface was removed".into());
                 self.result.done = true;
@@ -737,7 +806,14 @@ impl TcpApp {
             }
             match self.result.direction {
                 TcpDirection::Send => self.pump_send(sock),
-                TcpDirection::Fetch => self.pump_recv(sock, now),
+                TcpDirection::Fetch => {
+                    if self.request_sent < self.request.len() && sock.may_send() {
+                        if let Ok(n) = sock.send_slice(&self.request[self.request_sent..]) {
+                            self.request_sent += n;
+                        }
+                    }
+                    self.pump_recv(sock, now)
+                }
             }
             if !self.result.done && sock.state() == tcp::State::Closed {
                 self.result.error = Some(if self.result.connected_at.is_none() {
@@ -779,10 +855,10 @@ impl TcpApp {
                 return PartPoll::detach();
             }
             let mut s = tcp_socket();
-            if let Err(e) = s.listen(self.port) {
+            if let Err(e) = s.listen(self.server_port) {
                 self.result.error = Some(format!(
                     "the server cannot listen on port {}: {e}",
-                    self.port
+                    self.server_port
                 ));
                 self.result.done = true;
                 return PartPoll::detach();
@@ -793,6 +869,15 @@ impl TcpApp {
             return PartPoll::detach();
         };
         let sock = stack.sockets.get_mut::<tcp::Socket>(handle);
+        if self.result.peer_seen.is_none() {
+            if let Some(ep) = sock.remote_endpoint() {
+                let ip = match ep.addr {
+                    IpAddress::Ipv4(a) => IpAddr::V4(a),
+                    IpAddress::Ipv6(a) => IpAddr::V6(a),
+                };
+                self.result.peer_seen = Some(SocketAddr::new(ip, ep.port));
+            }
+        }
         if !self.result.done {
             match self.result.direction {
                 TcpDirection::Send => self.pump_recv(sock, now),

@@ -9,11 +9,15 @@
 use crate::container::{Nic, Stack};
 use crate::error::SimError;
 use crate::fault::Node;
+use crate::gateways::{GatewayPort, Publish};
+use crate::internet::{NodeRole, UPLINK_LATENCY};
 use crate::link::{Direction, End, Link, LinkId, LinkKind};
+use crate::outside::HostOutside;
 use crate::world::Sim;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use switchyard_dns::{EndpointRecord, NetworkPolicy, Resolver, Scope};
 use switchyard_switch::controller::model::{Endpoint, Network};
 use switchyard_switch::driver::{BackendPlan, PeerHost, PeerVia};
@@ -22,11 +26,12 @@ use switchyard_switch::{
     MemoryStore, PortId,
 };
 
-/// What a switch port is plugged into: a link, sending on one direction.
+/// What a switch port is plugged into: a link (sending on one of its
+/// directions) or one of the host's gateways.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct PortUse {
-    pub link: LinkId,
-    pub dir: usize,
+pub(crate) enum PortUse {
+    Link { link: LinkId, dir: usize },
+    Gateway(u32),
 }
 
 /// A simulated host.
@@ -47,6 +52,12 @@ pub(crate) struct Host {
     pub life: u32,
     pub next_expire: Instant,
     pub capture: Option<u32>,
+    /// Gateways by index (flows are keyed by it); `None` once removed.
+    pub gateways: Vec<Option<GatewayPort>>,
+    /// The host's sockets on the internet.
+    pub outside: HostOutside,
+    /// Ports its containers publish.
+    pub published: Vec<Publish>,
 }
 
 impl Host {
@@ -63,7 +74,7 @@ impl Host {
             .ok_or(SimError::HostDown { host: name })
     }
 
-    fn set_port(&mut self, port: PortId, use_: Option<PortUse>) {
+    pub(crate) fn set_port(&mut self, port: PortId, use_: Option<PortUse>) {
         let i = port.0 as usize;
         if self.ports.len() <= i {
             self.ports.resize(i + 1, None);
@@ -140,7 +151,7 @@ impl Sim {
     /// Adds a host: a fresh controller (with Docker's predefined networks),
     /// an empty switch and a resolver.
     pub fn add_host(&mut self, name: &str) -> Result<(), SimError> {
-        if self.host_names.contains_key(name) {
+        if self.host_names.contains_key(name) || self.internet_names.contains_key(name) {
             return Err(SimError::DuplicateName {
                 what: "host",
                 name: name.to_string(),
@@ -151,6 +162,18 @@ impl Sim {
         let bridge = self.new_bridge();
         let id = self.hosts.len() as u32;
         let resolver = self.new_resolver();
+        let Some(uplink) = self.next_uplink_address() else {
+            return Err(SimError::Invalid {
+                what: "host",
+                detail: "198.51.100.0/24 has no outside address left for another host".into(),
+            });
+        };
+        let node = self.add_node(
+            &format!("{name}/outside"),
+            uplink,
+            UPLINK_LATENCY,
+            NodeRole::Uplink { host: id },
+        );
         self.hosts.push(Host {
             name: name.to_string(),
             store,
@@ -165,6 +188,9 @@ impl Sim {
             life: 0,
             next_expire: Instant::ZERO,
             capture: self.capture_names.get(name).copied(),
+            gateways: Vec::new(),
+            outside: HostOutside::new(node),
+            published: Vec::new(),
         });
         self.host_names.insert(name.to_string(), id);
         self.sync_host(id);
@@ -186,10 +212,14 @@ impl Sim {
         for net in &networks {
             host.resolver.set_network(&net.id, policy_of(net));
         }
+        for net in &networks {
+            self.plug_network_ports(h, &net.id);
+        }
         for id in endpoints {
             self.plug_endpoint(h, &id);
         }
         self.plug_cables(h);
+        self.realise_published(h);
     }
 
     /// Drains the controller's changes and applies them, as the daemon does
@@ -210,10 +240,12 @@ impl Sim {
                     {
                         host.resolver.set_network(&network_id, policy_of(net));
                     }
+                    self.plug_network_ports(h, &network_id);
                     self.plug_cables(h);
                 }
                 Change::NetworkRemoved { network } => {
                     self.hosts[h as usize].resolver.remove_network(&network.id);
+                    self.unplug_network_ports(h, &network.id);
                     self.unplug_cables(h, &network.name);
                 }
                 Change::SandboxCreated { .. } => {}
@@ -225,6 +257,7 @@ impl Sim {
                 Change::EndpointUpdated { endpoint_id } => self.update_endpoint(h, &endpoint_id),
             }
         }
+        self.realise_published(h);
     }
 
     /// The container whose sandbox is `sandbox_id` on host `h`.
@@ -306,7 +339,7 @@ impl Sim {
                 },
             ],
         );
-        self.hosts[h as usize].set_port(port, Some(PortUse { link, dir: 1 }));
+        self.hosts[h as usize].set_port(port, Some(PortUse::Link { link, dir: 1 }));
         let seed = self.rng.next_u64();
         let cont = &mut self.containers[c as usize];
         if let Some(nic) = cont.nics.iter_mut().find(|n| n.endpoint_id == ep.id) {
@@ -330,6 +363,15 @@ impl Sim {
     /// Removes an endpoint's port, interface and DNS record.
     fn unplug_endpoint(&mut self, h: u32, ep: &Endpoint) {
         let now = self.now;
+        for ip in [
+            ep.ipv4.map(|n| IpAddr::V4(n.ip())),
+            ep.ipv6.map(|n| IpAddr::V6(n.ip())),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.gateway_forget(h, &ep.network_id, ip);
+        }
         let host = &mut self.hosts[h as usize];
         host.resolver.remove_endpoint(&ep.id);
         if let Some(scope) = host.scopes.get_mut(&ep.sandbox_id) {
@@ -416,7 +458,7 @@ impl Sim {
                 let port = hst.bridge.add_port(plan.port);
                 hst.set_port(
                     port,
-                    Some(PortUse {
+                    Some(PortUse::Link {
                         link: link as LinkId,
                         dir: side,
                     }),
@@ -480,6 +522,12 @@ impl Sim {
         host.resolver = resolver;
         host.scopes.clear();
         host.dns_timer = None;
+        host.gateways.clear();
+        host.outside = HostOutside::new(host.outside.node);
+        let node = host.outside.node as usize;
+        let seed = self.nat_rng.next_u64();
+        self.internet[node].reset(seed, self.now);
+        self.internet[node].up = false;
         for l in &mut self.links {
             for end in &mut l.ends {
                 if let End::Port { host, port } = end {
@@ -509,6 +557,8 @@ impl Sim {
         host.controller = Some(controller);
         host.up = true;
         host.next_expire = self.now;
+        let node = host.outside.node as usize;
+        self.internet[node].up = true;
         self.sync_host(h);
         Ok(())
     }

@@ -8,7 +8,7 @@ use crate::container::Role;
 use crate::error::SimError;
 use crate::world::Sim;
 use rand_chacha::rand_core::RngCore;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// Where an application sends: a container (its address on a network the
@@ -279,6 +279,21 @@ impl Sim {
             .map(|n| n.network_name.as_str())
             .collect();
         match to {
+            Target::Container(name) if !self.container_names.contains_key(name) => {
+                // An outside node by name, or a host's outside address.
+                if let Some(n) = self.node_id(name) {
+                    return Ok((self.internet[n as usize].ip, None));
+                }
+                if self.host_names.contains_key(name) {
+                    return Ok((self.outside_address(name)?, None));
+                }
+                Err(self
+                    .container_id(name)
+                    .err()
+                    .unwrap_or(SimError::BadTarget {
+                        target: name.clone(),
+                    }))
+            }
             Target::Container(name) => {
                 let c = self.container_id(name)?;
                 let cont = &self.containers[c as usize];
@@ -407,6 +422,7 @@ impl Sim {
                     }),
                 }))
             }
+            AppSpec::Udp(u) if self.node_id(&u.from).is_some() => self.start_external_udp(u),
             AppSpec::Udp(u) => {
                 let Peers {
                     client: c,
@@ -422,6 +438,7 @@ impl Sim {
                     kind: AppKind::Udp(UdpApp {
                         dst,
                         port: u.port,
+                        server_port: u.port,
                         count: u.count,
                         size: u.size.max(4),
                         interval: u.interval,
@@ -443,6 +460,7 @@ impl Sim {
                     }),
                 }))
             }
+            AppSpec::Tcp(t) if self.node_id(&t.from).is_some() => self.start_external_tcp(t),
             AppSpec::Tcp(t) => {
                 let Peers {
                     client: c,
@@ -465,6 +483,12 @@ impl Sim {
                     kind: AppKind::Tcp(TcpApp {
                         dst,
                         port: t.port,
+                        server_port: t.port,
+                        request: match (t.direction, self.outside_server_at(dst)) {
+                            (TcpDirection::Fetch, true) => crate::internet::request_for(t.bytes),
+                            _ => Vec::new(),
+                        },
+                        request_sent: 0,
                         deadline: now + t.timeout,
                         client_nic: nic,
                         server_nic,
@@ -618,6 +642,182 @@ impl Sim {
     pub fn run_app(&mut self, app: AppHandle, limit: Duration) -> AppResult {
         self.run_until(|s| s.is_done(app), limit);
         self.result(app)
+    }
+}
+
+impl Sim {
+    /// True when `ip` is an outside server's address (a fetch from it
+    /// sends `GET /N` first).
+    fn outside_server_at(&self, ip: Ipv4Addr) -> bool {
+        self.node_at(ip).is_some_and(|n| {
+            matches!(
+                self.internet[n as usize].role,
+                crate::internet::NodeRole::Outside
+            )
+        })
+    }
+
+    /// The internet node an external application runs on.
+    fn external_node(&self, name: &str) -> Result<u32, SimError> {
+        self.node_id(name).ok_or_else(|| SimError::NoSuchContainer {
+            name: name.to_string(),
+            known: String::new(),
+        })
+    }
+
+    /// Where an external client sends: a host by name (its outside
+    /// address), an outside node, or an address.
+    fn external_dst(&self, to: &Target) -> Result<Ipv4Addr, SimError> {
+        match to {
+            Target::Ip(ip) => Ok(*ip),
+            Target::Container(name) if self.host_names.contains_key(name) => {
+                self.outside_address(name)
+            }
+            Target::Container(name) => match self.node_id(name) {
+                Some(n) => Ok(self.internet[n as usize].ip),
+                None => Err(SimError::BadTarget {
+                    target: format!(
+                        "{name} (an outside client reaches hosts by name, outside nodes or addresses)"
+                    ),
+                }),
+            },
+        }
+    }
+
+    /// The container behind a host's published port at `dst:port`: its
+    /// index, address and own port.
+    fn published_behind(
+        &self,
+        dst: Ipv4Addr,
+        port: u16,
+        udp: bool,
+    ) -> Option<(u32, Ipv4Addr, u16)> {
+        let target = self
+            .hosts
+            .iter()
+            .find(|h| self.internet[h.outside.node as usize].ip == dst)
+            .and_then(|h| {
+                h.outside
+                    .listeners
+                    .iter()
+                    .find(|l| l.udp == udp && l.host_port == port)
+                    .map(|l| l.target)
+            })?;
+        let IpAddr::V4(ip) = target.ip() else {
+            return None;
+        };
+        self.containers
+            .iter()
+            .position(|c| {
+                c.up && !c.raw
+                    && c.nics
+                        .iter()
+                        .any(|n| n.plan.ipv4.is_some_and(|v| v.ip() == ip))
+            })
+            .map(|c| (c as u32, ip, target.port()))
+    }
+
+    /// An external client sends UDP datagrams to a host's published UDP
+    /// port; the container behind it echoes them on its own port.
+    fn start_external_udp(&mut self, u: UdpEcho) -> Result<AppHandle, SimError> {
+        let now = self.now;
+        let node = self.external_node(&u.from)?;
+        let dst = self.external_dst(&u.to)?;
+        let server = self.published_behind(dst, u.port, true);
+        let server_nic = server
+            .and_then(|(c, ip, _)| self.nic_with_ip(c, ip))
+            .unwrap_or(u32::MAX);
+        let id = self.apps.len() as u32;
+        self.apps.push(App {
+            label: format!("{} (outside) sends UDP to {}:{}", u.from, u.to, u.port),
+            client: server.map_or(u32::MAX, |s| s.0),
+            server: server.map(|s| s.0),
+            kind: AppKind::Udp(UdpApp {
+                dst,
+                port: u.port,
+                server_port: server.map_or(u.port, |s| s.2),
+                count: u.count,
+                size: u.size.max(4),
+                interval: u.interval,
+                timeout: u.timeout,
+                client_nic: u32::MAX,
+                server_nic,
+                client_socket: None,
+                server_socket: None,
+                server_failed: false,
+                next_send: now,
+                last_sent: None,
+                seen: Vec::new(),
+                result: UdpResult {
+                    target: Some(dst),
+                    port: u.port,
+                    done: u.count == 0,
+                    ..UdpResult::default()
+                },
+            }),
+        });
+        if let Some((s, _, _)) = server {
+            self.containers[s as usize].apps.push((id, Role::Server));
+            self.schedule_step(s, now);
+        }
+        self.internet[node as usize].apps.push(id);
+        self.schedule_node(node, now);
+        Ok(AppHandle(id))
+    }
+
+    /// An external client (a node of the internet) connects to a host's
+    /// outside address and port: the container that port is published to
+    /// (if any) runs the server side, listening on its own port.
+    fn start_external_tcp(&mut self, t: TcpTransfer) -> Result<AppHandle, SimError> {
+        let now = self.now;
+        let node = self.external_node(&t.from)?;
+        let dst = self.external_dst(&t.to)?;
+        let server = self.published_behind(dst, t.port, false);
+        let server_nic = server
+            .and_then(|(c, ip, _)| self.nic_with_ip(c, ip))
+            .unwrap_or(u32::MAX);
+        let verb = match t.direction {
+            TcpDirection::Send => "sends",
+            TcpDirection::Fetch => "fetches",
+        };
+        let id = self.apps.len() as u32;
+        self.apps.push(App {
+            label: format!(
+                "{} (outside) {verb} {} bytes over TCP with {}:{}",
+                t.from, t.bytes, t.to, t.port
+            ),
+            client: server.map_or(u32::MAX, |s| s.0),
+            server: server.map(|s| s.0),
+            kind: AppKind::Tcp(TcpApp {
+                dst,
+                port: t.port,
+                server_port: server.map_or(t.port, |s| s.2),
+                deadline: now + t.timeout,
+                client_nic: u32::MAX,
+                server_nic,
+                client_socket: None,
+                server_socket: None,
+                queued: 0,
+                sender_closed: false,
+                finished_at: None,
+                request: Vec::new(),
+                request_sent: 0,
+                result: TcpResult {
+                    target: Some(dst),
+                    port: t.port,
+                    direction: t.direction,
+                    bytes: t.bytes,
+                    ..TcpResult::default()
+                },
+            }),
+        });
+        if let Some((s, _, _)) = server {
+            self.containers[s as usize].apps.push((id, Role::Server));
+            self.schedule_step(s, now);
+        }
+        self.internet[node as usize].apps.push(id);
+        self.schedule_node(node, now);
+        Ok(AppHandle(id))
     }
 }
 

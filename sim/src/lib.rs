@@ -22,6 +22,12 @@
 //!   duplication, reordering, corruption, a rate limit with a queue and an
 //!   MTU; **faults** (partitions, heals, crashes, restarts, connects) apply
 //!   now or at a time.
+//! * **Gateways**: every bridge network that is not `--internal` gets the
+//!   real `switchyard-gateway` on its host's switch, relaying containers'
+//!   TCP, UDP and ping to the host's **outside**: an uplink on a simulated
+//!   **internet** (hosts at 198.51.100.N) where [`OutsideSpec`] servers
+//!   answer `GET /N`, UDP echo and ping, and outside clients reach ports
+//!   the containers [publish](Sim::publish), seen with their own address.
 //! * Every delivered frame feeds a [`Digest`]; any port or link can be
 //!   captured to pcap with virtual timestamps; [`check_determinism`] runs a
 //!   scenario twice and names the first differing frame.
@@ -77,11 +83,14 @@ mod dns;
 mod error;
 mod fault;
 mod frame;
+mod gateways;
 mod host;
 mod inspect;
+mod internet;
 pub mod lab;
 mod launch;
 mod link;
+mod outside;
 pub mod pcap;
 mod queue;
 mod world;
@@ -94,9 +103,12 @@ pub use dns::{UpstreamZone, RESOLVER_ADDR};
 pub use error::SimError;
 pub use fault::{Fault, LinkDirection};
 pub use frame::describe as describe_frame;
+pub use gateways::{GatewayRow, Publish};
 pub use inspect::{ArpRow, FdbRow, InterfaceRow, IpamRow, PortRow};
+pub use internet::{OutsideSpec, ServedRequest, HOST_OUTSIDE_NET};
 pub use launch::{AppSpec, DnsLookup, Ping, Target, TcpTransfer, UdpEcho};
 pub use link::{LinkConfig, LinkStats, Loss};
+pub use switchyard_gateway::GatewayCounters;
 pub use world::{AppliedFault, Explained, Sim};
 
 pub use switchyard_switch::controller::model::{EndpointSpec, NetworkSpec};

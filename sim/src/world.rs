@@ -9,10 +9,13 @@ use crate::digest::{Delivery, Digest};
 use crate::dns::{loopback_frame, UpstreamZone, LOOPBACK_DELAY};
 use crate::fault::{Fault, Located, Node, Partitions};
 use crate::frame::Frame;
-use crate::host::Host;
+use crate::gateways::GATEWAY_DELAY;
+use crate::host::{Host, PortUse};
+use crate::internet::{InternetNode, OutsideSpec, ServedRequest};
 use crate::link::{corrupt, End, Link, LinkId, LinkKind};
 use crate::pcap::PcapWriter;
 use crate::queue::EventQueue;
+use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -57,6 +60,24 @@ pub(crate) enum Event {
     DnsTimeouts { host: u32 },
     /// A scheduled fault.
     Fault(u32),
+    /// A frame reaches a node of the internet.
+    NodeArrive { node: u32, frame: Frame },
+    /// An internet node (or a host's outside) runs (if still due).
+    NodeStep { node: u32 },
+    /// A frame from the switch reaches one of the host's gateways.
+    GatewayIn {
+        host: u32,
+        life: u32,
+        gateway: u32,
+        frame: Frame,
+    },
+    /// A gateway's frame reaches its switch port.
+    GatewayOut {
+        host: u32,
+        life: u32,
+        port: PortId,
+        frame: Frame,
+    },
 }
 
 /// One line of `--explain`: why the switch sent a frame where it went.
@@ -91,6 +112,10 @@ pub struct Sim {
     pub(crate) now: Instant,
     pub(crate) seed: u64,
     pub(crate) rng: ChaCha8Rng,
+    /// Seeds of the gateways and the internet's stacks: a generator of
+    /// their own (derived from the seed), so adding them does not shift
+    /// the draws everything else makes.
+    pub(crate) nat_rng: ChaCha8Rng,
     queue: EventQueue<Event>,
     pub(crate) config: SimConfig,
     pub(crate) hosts: Vec<Host>,
@@ -110,10 +135,21 @@ pub struct Sim {
     pub(crate) scheduled_faults: Vec<Option<Fault>>,
     pub(crate) fault_log: Vec<AppliedFault>,
     pub(crate) events: u64,
+    /// The simulated internet's nodes: hosts' uplinks, servers, clients.
+    pub(crate) internet: Vec<InternetNode>,
+    pub(crate) internet_names: BTreeMap<String, u32>,
+    pub(crate) outside_specs: Vec<OutsideSpec>,
+    pub(crate) served: Vec<ServedRequest>,
+    /// Reused by every run of a host's outside, so it allocates no lists.
+    pub(crate) gw_ready: Vec<(crate::outside::FlowKey, switchyard_gateway::Readiness)>,
+    pub(crate) gw_frames: Vec<(PortId, Vec<u8>)>,
     egress: Egress,
-    scratch: Vec<(LinkId, usize)>,
-    effects: Vec<Effect>,
+    scratch: Vec<PortUse>,
+    pub(crate) effects: Vec<Effect>,
 }
+
+/// Separates the gateways' and internet's generator from the world's.
+const NAT_SEED_SALT: u64 = 0x6e61_745f_6761_7465;
 
 /// Digest place codes: a switch port, a container interface, a loopback.
 fn place_port(host: u32, port: PortId) -> u64 {
@@ -132,6 +168,7 @@ impl Sim {
             now: Instant::ZERO,
             seed,
             rng,
+            nat_rng: ChaCha8Rng::seed_from_u64(seed ^ NAT_SEED_SALT),
             queue: EventQueue::default(),
             log: config.record_deliveries.then(Vec::new),
             explain: config.explain.then(Vec::new),
@@ -151,6 +188,12 @@ impl Sim {
             scheduled_faults: Vec::new(),
             fault_log: Vec::new(),
             events: 0,
+            internet: Vec::new(),
+            internet_names: BTreeMap::new(),
+            outside_specs: Vec::new(),
+            served: Vec::new(),
+            gw_ready: Vec::new(),
+            gw_frames: Vec::new(),
             egress: Egress::with_capacity(64),
             scratch: Vec::new(),
             effects: Vec::new(),
@@ -334,6 +377,29 @@ impl Sim {
                     self.arm_dns_timer(host);
                 }
             }
+            Event::NodeArrive { node, frame } => self.node_arrive(node, frame),
+            Event::NodeStep { node } => {
+                if self.internet[node as usize].next_step == Some(self.now) {
+                    self.step_node(node);
+                }
+            }
+            Event::GatewayIn {
+                host,
+                life,
+                gateway,
+                frame,
+            } => {
+                let h = &self.hosts[host as usize];
+                if h.up && h.life == life {
+                    self.gateway_in(host, gateway, frame);
+                }
+            }
+            Event::GatewayOut {
+                host,
+                life,
+                port,
+                frame,
+            } => self.gateway_out(host, life, port, frame),
             Event::Fault(i) => {
                 if let Some(fault) = self
                     .scheduled_faults
@@ -445,7 +511,7 @@ impl Sim {
         }
     }
 
-    fn switch_ingress(&mut self, h: u32, port: PortId, frame: Frame, origin: Located) {
+    pub(crate) fn switch_ingress(&mut self, h: u32, port: PortId, frame: Frame, origin: Located) {
         let now = self.now;
         let host = &mut self.hosts[h as usize];
         self.digest
@@ -484,11 +550,23 @@ impl Sim {
         out.clear();
         for p in self.egress.ports() {
             if let Some(Some(u)) = host.ports.get(p.0 as usize) {
-                out.push((u.link, u.dir));
+                out.push(*u);
             }
         }
-        for &(link, dir) in &out {
-            self.send_on_link(link, dir, frame.clone(), origin);
+        let life = host.life;
+        for &u in &out {
+            match u {
+                PortUse::Link { link, dir } => self.send_on_link(link, dir, frame.clone(), origin),
+                PortUse::Gateway(gateway) => self.schedule(
+                    now + GATEWAY_DELAY,
+                    Event::GatewayIn {
+                        host: h,
+                        life,
+                        gateway,
+                        frame: frame.clone(),
+                    },
+                ),
+            }
         }
         self.scratch = out;
     }

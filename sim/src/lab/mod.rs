@@ -26,6 +26,22 @@
 //! ip = "10.0.1.10"
 //! aliases = ["db"]
 //!
+//! [[outside]]               # a server on the simulated internet
+//! name = "web"
+//! address = "203.0.113.10"
+//! tcp = [80]                # GET /N answers N bytes
+//! udp = [7]                 # echo
+//! latency = "10ms"          # its access link, one way
+//!
+//! [[outside]]               # a client (no ports) for published ports
+//! name = "visitor"
+//! address = "203.0.113.50"
+//!
+//! [[publish]]               # -p 80:8080 on b's host
+//! container = "b"
+//! port = 8080
+//! host_port = 80
+//!
 //! [[link]]                  # impairments: a container, CONTAINER/ethN or a cable
 //! link = "a"
 //! latency = "2ms"
@@ -38,7 +54,8 @@
 //!
 //! [[step]]
 //! at = "1s"
-//! do = "ping"               # ping udp send fetch lookup
+//! do = "ping"               # ping udp send fetch lookup (from may be an
+//!                           # outside node for send/fetch, to = a host)
 //! from = "a"
 //! to = "b"
 //! expect = "ok"             # ok fail some | nxdomain servfail nodata (lookup)
@@ -59,6 +76,8 @@ pub use show::{show, Table, SHOW_WHAT};
 
 use crate::dns::UpstreamZone;
 use crate::fault::{Fault, LinkDirection};
+use crate::gateways::Publish;
+use crate::internet::OutsideSpec;
 use crate::link::LinkConfig;
 use crate::TcpDirection;
 use serde::Serialize;
@@ -235,6 +254,8 @@ pub struct Lab {
     pub(crate) cables: Vec<CableDecl>,
     pub(crate) links: Vec<LinkDecl>,
     pub(crate) upstreams: Vec<UpstreamZone>,
+    pub(crate) outside: Vec<OutsideSpec>,
+    pub(crate) publish: Vec<(usize, Publish)>,
     pub(crate) faults: Vec<FaultDecl>,
     pub(crate) steps: Vec<StepDecl>,
 }

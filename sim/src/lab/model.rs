@@ -25,6 +25,10 @@ pub(crate) struct LabFile {
     #[serde(default)]
     pub upstream: Vec<Spanned<UpstreamDef>>,
     #[serde(default)]
+    pub outside: Vec<Spanned<OutsideDef>>,
+    #[serde(default)]
+    pub publish: Vec<Spanned<PublishDef>>,
+    #[serde(default)]
     pub fault: Vec<Spanned<FaultDef>>,
     #[serde(default)]
     pub step: Vec<Spanned<StepDef>>,
@@ -139,6 +143,30 @@ pub(crate) struct UpstreamDef {
     pub latency: Option<Spanned<String>>,
     #[serde(default)]
     pub records: BTreeMap<String, Vec<Spanned<String>>>,
+}
+
+/// `[[outside]]`: a server or client on the simulated internet.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutsideDef {
+    pub name: Spanned<String>,
+    pub address: Spanned<String>,
+    #[serde(default)]
+    pub tcp: Vec<u16>,
+    #[serde(default)]
+    pub udp: Vec<u16>,
+    pub latency: Option<Spanned<String>>,
+}
+
+/// `[[publish]]`: `-p HOST_PORT:PORT[/udp]` for a container.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PublishDef {
+    pub container: Spanned<String>,
+    pub network: Option<Spanned<String>>,
+    pub port: Spanned<u16>,
+    pub host_port: Option<Spanned<u16>>,
+    pub protocol: Option<Spanned<String>>,
 }
 
 /// `[[fault]]`: a change at a time.

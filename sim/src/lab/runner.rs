@@ -331,10 +331,20 @@ impl Lab {
         for z in &self.upstreams {
             sim.add_upstream_zone(z.clone());
         }
+        for o in &self.outside {
+            sim.add_outside(o.clone())
+                .map_err(|e| build_problem(self, 1, e))?;
+        }
         if options.capture {
             // Interfaces that appear later (connect faults) are captured too.
             for h in &self.hosts {
                 sim.capture(h).map_err(|e| build_problem(self, 1, e))?;
+                sim.capture(&format!("{h}/outside"))
+                    .map_err(|e| build_problem(self, 1, e))?;
+            }
+            for o in &self.outside {
+                sim.capture(&o.name)
+                    .map_err(|e| build_problem(self, 1, e))?;
             }
         }
         for n in &self.networks {
@@ -366,6 +376,10 @@ impl Lab {
             if options.capture {
                 let _ = sim.capture(&c.name);
             }
+        }
+        for (line, pb) in &self.publish {
+            sim.publish(pb.clone())
+                .map_err(|e| build_problem(self, *line, e))?;
         }
         for l in &self.links {
             sim.set_link(&l.selector, l.direction, l.config.clone())

@@ -27,7 +27,7 @@ fn table(title: String, headers: &[&str], rows: Vec<Vec<String>>) -> Table {
 
 /// What `lab show` knows how to show.
 pub const SHOW_WHAT: &str =
-    "mac HOST, counters HOST, ipam HOST, links, addr CONTAINER, arp CONTAINER";
+    "mac HOST, counters HOST, ipam HOST, gateway HOST, outside, links, addr CONTAINER, arp CONTAINER";
 
 /// Builds the table `what` asks for (`["mac", "h1"]`, `["arp", "a"]`, ...).
 pub fn show(sim: &Sim, what: &[String]) -> Result<Table, SimError> {
@@ -154,6 +154,56 @@ pub fn show(sim: &Sim, what: &[String]) -> Result<Table, SimError> {
             Ok(table(
                 format!("ARP cache of container {c} at {now}"),
                 &["IFACE", "ADDRESS", "MAC", "EXPIRES IN"],
+                rows,
+            ))
+        }
+        "gateway" | "nat" => {
+            let host = need("host")?;
+            let outside = sim.outside_address(host)?;
+            let rows = sim
+                .gateways(host)?
+                .into_iter()
+                .map(|g| {
+                    let c = g.counters;
+                    vec![
+                        g.network,
+                        g.address.map_or("-".into(), |a| a.to_string()),
+                        g.flows.to_string(),
+                        format!("{} out, {} in", c.tcp_outbound, c.tcp_inbound),
+                        format!("{} out, {} in", c.udp_out, c.udp_in),
+                        format!("{} out, {} in", c.ping_out, c.ping_in),
+                        format!("{} out, {} in", c.bytes_out, c.bytes_in),
+                        format!(
+                            "{} isolation, {} limit, {} connect",
+                            c.refused_isolation, c.refused_limit, c.tcp_connect_failed
+                        ),
+                    ]
+                })
+                .collect();
+            Ok(table(
+                format!("gateways of host {host} (outside address {outside}) at {now}"),
+                &[
+                    "NETWORK", "GATEWAY", "FLOWS", "TCP", "UDP", "PING", "BYTES", "REFUSED",
+                ],
+                rows,
+            ))
+        }
+        "outside" | "served" => {
+            let rows = sim
+                .served_requests()
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.time.to_string(),
+                        format!("{}:{}", r.server, r.port),
+                        r.client.to_string(),
+                        r.bytes.to_string(),
+                    ]
+                })
+                .collect();
+            Ok(table(
+                format!("requests the outside servers answered, up to {now}"),
+                &["TIME", "SERVER", "CLIENT AS SEEN", "BYTES"],
                 rows,
             ))
         }

@@ -12,6 +12,8 @@ use super::{
 use crate::apps::{ping_count_problem, MAX_PING_COUNT};
 use crate::dns::UpstreamZone;
 use crate::fault::{Fault, LinkDirection};
+use crate::gateways::Publish;
+use crate::internet::OutsideSpec;
 use crate::link::{LinkConfig, Loss};
 use crate::TcpDirection;
 use ipnetwork::IpNetwork;
@@ -157,6 +159,8 @@ struct Names {
     networks: BTreeMap<(String, String), usize>,
     containers: BTreeMap<String, (String, usize)>,
     cables: BTreeSet<String>,
+    /// Outside nodes: name → whether it has ports (a server).
+    outside: BTreeMap<String, bool>,
 }
 
 impl Lab {
@@ -186,6 +190,7 @@ impl Lab {
             networks: BTreeMap::new(),
             containers: BTreeMap::new(),
             cables: BTreeSet::new(),
+            outside: BTreeMap::new(),
         };
         let mut hosts = Vec::new();
         for h in &parsed.host {
@@ -360,6 +365,79 @@ impl Lab {
             upstreams.push(zone);
         }
 
+        // The internet: outside nodes, published ports.
+        let mut outside = Vec::new();
+        for o in &parsed.outside {
+            if let Some(spec) = validate_outside(&mut p, &names, o.get_ref()) {
+                names.outside.insert(
+                    spec.name.clone(),
+                    !spec.tcp.is_empty() || !spec.udp.is_empty(),
+                );
+                outside.push(spec);
+            }
+        }
+        let mut publish = Vec::new();
+        let mut host_ports = BTreeSet::new();
+        for pb in &parsed.publish {
+            let line = p.line_of(&pb.span());
+            let def = pb.get_ref();
+            if !check_container(&mut p, &names, &def.container) {
+                continue;
+            }
+            let udp = match def
+                .protocol
+                .as_ref()
+                .map(|s| (s.get_ref().as_str(), s.span()))
+            {
+                None | Some(("tcp", _)) => false,
+                Some(("udp", _)) => true,
+                Some((other, span)) => {
+                    p.at(
+                        span,
+                        format!("protocol = {other:?}: write \"tcp\" or \"udp\""),
+                    );
+                    continue;
+                }
+            };
+            let (host, _) = names.containers[def.container.get_ref()].clone();
+            let network = match &def.network {
+                Some(n)
+                    if !names
+                        .networks
+                        .contains_key(&(host.clone(), n.get_ref().clone())) =>
+                {
+                    p.at(
+                        n.span(),
+                        format!("host {host} has no network {:?}", n.get_ref()),
+                    );
+                    continue;
+                }
+                Some(n) => n.get_ref().clone(),
+                None => String::new(),
+            };
+            let port = *def.port.get_ref();
+            let host_port = def.host_port.as_ref().map_or(port, |h| *h.get_ref());
+            if !host_ports.insert((host.clone(), host_port, udp)) {
+                p.at(
+                    def.host_port.as_ref().map_or(def.port.span(), |h| h.span()),
+                    format!(
+                        "host {host} already publishes port {host_port}; choose another host_port"
+                    ),
+                );
+                continue;
+            }
+            publish.push((
+                line,
+                Publish {
+                    container: def.container.get_ref().clone(),
+                    network,
+                    port,
+                    host_port,
+                    udp,
+                },
+            ));
+        }
+
         // Faults.
         let mut faults = Vec::new();
         for f in &parsed.fault {
@@ -391,6 +469,8 @@ impl Lab {
             cables,
             links,
             upstreams,
+            outside,
+            publish,
             faults,
             steps,
         })
@@ -904,6 +984,55 @@ fn need<'b>(
     v.as_ref()
 }
 
+/// An outside node's declaration, checked.
+fn validate_outside(
+    p: &mut Problems<'_>,
+    names: &Names,
+    def: &super::model::OutsideDef,
+) -> Option<OutsideSpec> {
+    let name = def.name.get_ref();
+    if !valid_name(name) {
+        p.at(
+            def.name.span(),
+            format!(
+                "outside node name {name:?} is not valid: use letters, digits, '-', '_' or '.'"
+            ),
+        );
+        return None;
+    }
+    if names.outside.contains_key(name)
+        || names.hosts.contains(name)
+        || names.containers.contains_key(name)
+    {
+        p.at(
+            def.name.span(),
+            format!("the name {name:?} is already used; give the outside node its own name"),
+        );
+        return None;
+    }
+    let Ok(address) = def.address.get_ref().parse::<Ipv4Addr>() else {
+        p.at(
+            def.address.span(),
+            format!(
+                "{:?} is not an IPv4 address; write e.g. \"203.0.113.10\"",
+                def.address.get_ref()
+            ),
+        );
+        return None;
+    };
+    if address.octets()[..3] == [198, 51, 100] {
+        p.at(def.address.span(), format!("{address} is in 198.51.100.0/24, where the hosts' outside addresses live; use e.g. 203.0.113.10"));
+        return None;
+    }
+    let mut spec = OutsideSpec::new(name, address);
+    spec.tcp = def.tcp.clone();
+    spec.udp = def.udp.clone();
+    if let Some(l) = &def.latency {
+        spec.latency = duration(p, l)?;
+    }
+    Some(spec)
+}
+
 fn check_container(p: &mut Problems<'_>, names: &Names, v: &Spanned<String>) -> bool {
     if names.containers.contains_key(v.get_ref()) {
         return true;
@@ -1142,7 +1271,15 @@ fn validate_step(
         return None;
     }
     let from = need(p, &def.from, "from", action, here.clone())?;
-    if !check_container(p, names, from) {
+    let external = names.outside.contains_key(from.get_ref());
+    if external && !matches!(action, "send" | "fetch" | "udp") {
+        p.at(
+            from.span(),
+            format!("{:?} is an outside node: it can only send, fetch (TCP) or udp, to a host's published port", from.get_ref()),
+        );
+        return None;
+    }
+    if !external && !check_container(p, names, from) {
         return None;
     }
     let from = from.get_ref().clone();
@@ -1152,7 +1289,9 @@ fn validate_step(
     };
     let target = |p: &mut Problems<'_>| -> Option<String> {
         let to = need(p, &def.to, "to", action, here.clone())?;
-        if to.get_ref().parse::<Ipv4Addr>().is_err() && !check_container(p, names, to) {
+        let named = names.outside.contains_key(to.get_ref())
+            || (external && names.hosts.contains(to.get_ref()));
+        if to.get_ref().parse::<Ipv4Addr>().is_err() && !named && !check_container(p, names, to) {
             return None;
         }
         Some(to.get_ref().clone())
