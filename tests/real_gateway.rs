@@ -141,6 +141,19 @@ impl Topology {
             ]));
             run_ok(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
         }
+        let v6 = |host: u8| format!("fd00:198:{third:x}:{n:x}::{host}");
+        for (ns, dev, host) in [(&t.daemon_ns, &vd, 1), (&t.outside_ns, &vo, 2)] {
+            run_ok(Command::new("ip").args([
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{}/64", v6(host)),
+                "dev",
+                dev,
+                "nodad",
+            ]));
+        }
         for (name, text) in [
             ("udp_echo.py", UDP_ECHO),
             ("udp_ask.py", UDP_ASK),
@@ -152,6 +165,14 @@ impl Topology {
         // The scripts must be readable by a rootless daemon's containers.
         run_ok(Command::new("chmod").args(["-R", "a+rX"]).arg(t.dir.path()));
         t
+    }
+
+    /// The outside's IPv6 address (on the same veth).
+    fn outside_addr6(&self) -> String {
+        let mut parts = self.outside_addr.split('.').skip(2);
+        let third: u8 = parts.next().unwrap().parse().unwrap();
+        let last: u8 = parts.next().unwrap().parse().unwrap();
+        format!("fd00:198:{third:x}:{:x}::2", (last - 2) / 4)
     }
 
     fn script(&self, name: &str) -> String {
@@ -177,7 +198,7 @@ impl Topology {
 
     /// An HTTP server in the outside namespace on `port`, logging clients.
     fn outside_http(&mut self, port: u16) -> PathBuf {
-        let (ns, addr) = (self.outside_ns.clone(), self.outside_addr.clone());
+        let ns = self.outside_ns.clone();
         let dir = self.dir.path().display().to_string();
         let log = self.serve(
             &ns,
@@ -329,6 +350,20 @@ fn outbound_checks(t: &mut Topology, d: &TestDaemon) {
         "UDP out, answered to the daemon's address (NAT)"
     );
     assert!(d.ping("out1", &outside, 2), "ping out:\n{}", d.log());
+
+    // IPv6 on an --ipv6 network: TCP and ping.
+    let outside6 = t.outside_addr6();
+    d.ok(&["network", "create", "--ipv6", "six"]);
+    d.container("out6", &["--network", "six"]);
+    assert_eq!(
+        curl(d, "out6", &format!("http://[{outside6}]:8000/")),
+        "200",
+        "TCP over IPv6"
+    );
+    assert!(
+        d.exec_ok("out6", &["ping", "-6", "-c", "1", "-W", "2", &outside6]),
+        "ping over IPv6"
+    );
 
     // --internal: no way out at all.
     d.ok(&["network", "create", "--internal", "sealed"]);

@@ -143,7 +143,12 @@ fn a_host_restart_restores_networks_and_endpoints_from_the_store() {
     let endpoints_after: Vec<String> = ctrl.endpoints().map(|e| e.id.clone()).collect();
     assert_eq!(endpoints_after, endpoints_before);
     assert!(sim.fdb("h1").unwrap().is_empty(), "the FDB starts empty");
-    assert_eq!(sim.ports("h1").unwrap().len(), 2, "both ports re-planned");
+    // Two endpoints, plus the gateways of `front` and `bridge`.
+    assert_eq!(
+        sim.ports("h1").unwrap().len(),
+        4,
+        "both endpoint ports and both gateways re-planned"
+    );
     assert_eq!(ping_received(&mut sim, "a", "b", 2), 2, "traffic resumes");
 }
 

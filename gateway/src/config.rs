@@ -150,7 +150,8 @@ pub struct GatewayCounters {
     pub tcp_connect_failed: u64,
     /// UDP mappings made.
     pub udp_mappings: u64,
-    /// UDP datagrams relayed out and in.
+    /// UDP datagrams relayed out (a container's replies on a published
+    /// port included).
     pub udp_out: u64,
     /// UDP datagrams relayed in (replies and published ports).
     pub udp_in: u64,

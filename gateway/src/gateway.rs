@@ -9,6 +9,7 @@ use hashbrown::{HashMap, HashSet};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use switchyard_switch::time::Instant;
 use switchyard_switch::wire::vnet_hdr::Repr as Offload;
@@ -128,7 +129,9 @@ pub struct Gateway {
     sockets: SocketSet<'static>,
     device: GatewayDevice,
     next_flow: u64,
-    flows: HashMap<FlowId, Flow>,
+    /// Ordered, so a pass over the flows (and the frames it makes) is the
+    /// same in every run: the simulator's bytes repeat.
+    flows: BTreeMap<FlowId, Flow>,
     tcp_index: HashMap<(SocketAddr, SocketAddr), FlowId>,
     udp_index: HashMap<SocketAddr, FlowId>,
     ping_index: HashMap<(IpAddr, u16), FlowId>,
@@ -198,7 +201,7 @@ impl Gateway {
             sockets: SocketSet::new(Vec::new()),
             device,
             next_flow: 1,
-            flows: HashMap::new(),
+            flows: BTreeMap::new(),
             tcp_index: HashMap::new(),
             udp_index: HashMap::new(),
             ping_index: HashMap::new(),
@@ -613,7 +616,7 @@ impl Gateway {
         if let Some(&(flow, client)) = self.published_seen.get(&(c, r)) {
             if outside.udp_send(flow, client, payload).is_ok() {
                 self.counters.udp_out += 1;
-                self.counters.bytes_in += payload.len() as u64;
+                self.counters.bytes_out += payload.len() as u64;
             }
             return true;
         }

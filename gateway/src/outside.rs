@@ -88,7 +88,10 @@ pub trait Outside {
     /// Reads from a connected TCP flow into `buf`.
     fn tcp_read(&mut self, flow: FlowId, buf: &mut [u8]) -> ReadOutcome;
 
-    /// Writes to a connected TCP flow.
+    /// Writes to a connected TCP flow. A flow whose connection is not
+    /// established yet (an accepted one still finishing its handshake)
+    /// gives [`WriteOutcome::WouldBlock`]; [`WriteOutcome::Failed`] resets
+    /// the flow.
     fn tcp_write(&mut self, flow: FlowId, data: &[u8]) -> WriteOutcome;
 
     /// Ends the sending side of a TCP flow (the container sent its FIN).

@@ -309,7 +309,8 @@ impl Sim {
             };
             gp.gateway.poll(now, &mut view);
             let port = gp.port;
-            gp.gateway.drain(|f, _| to_switch.push((port, f.to_vec())));
+            gp.gateway
+                .drain(usize::MAX, |f, _| to_switch.push((port, f.to_vec())));
             wake = crate::apps::earliest(wake, gp.gateway.poll_at(now));
         }
         stack
