@@ -210,7 +210,7 @@ impl Topology {
                 "http.server",
                 &port.to_string(),
                 "--bind",
-                &addr,
+                "::",
                 "--directory",
                 &dir,
             ],
