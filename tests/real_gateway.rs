@@ -293,12 +293,9 @@ fn wait_listening(ns: &str, port: u16) {
     );
 }
 
-/// `curl` from a container: the HTTP status, or `000` when it failed.
-fn curl(d: &TestDaemon, container: &str, url: &str) -> String {
-    let out = d.cli(&[
-        "exec",
-        container,
-        "--",
+/// `curl` arguments that print only the HTTP status (`000` on failure).
+fn curl_status(url: &str) -> [&str; 9] {
+    [
         "curl",
         "-s",
         "-m",
@@ -308,7 +305,14 @@ fn curl(d: &TestDaemon, container: &str, url: &str) -> String {
         "-w",
         "%{http_code}",
         url,
-    ]);
+    ]
+}
+
+/// `curl` from a container: the HTTP status, or `000` when it failed.
+fn curl(d: &TestDaemon, container: &str, url: &str) -> String {
+    let mut args = vec!["exec", container, "--"];
+    args.extend(curl_status(url));
+    let out = d.cli(&args);
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -527,17 +531,7 @@ fn published_ports_carry_clients_with_their_addresses_and_go_with_the_container(
     // From the outside namespace: the server sees the outside's address.
     let (ok, status) = t.in_ns(
         &t.outside_ns,
-        &[
-            "curl",
-            "-s",
-            "-m",
-            "5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &format!("http://{daemon_addr}:8080/"),
-        ],
+        &curl_status(&format!("http://{daemon_addr}:8080/")),
     );
     assert!(
         ok && status == "200",
@@ -545,20 +539,7 @@ fn published_ports_carry_clients_with_their_addresses_and_go_with_the_container(
         d.log()
     );
     // From the daemon's loopback: seen as the gateway address.
-    let (ok, status) = t.in_ns(
-        &t.daemon_ns,
-        &[
-            "curl",
-            "-s",
-            "-m",
-            "5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "http://127.0.0.1:8080/",
-        ],
-    );
+    let (ok, status) = t.in_ns(&t.daemon_ns, &curl_status("http://127.0.0.1:8080/"));
     assert!(ok && status == "200", "loopback → -p 8080: {status}");
     let log = String::from_utf8_lossy(&d.cli(&["exec", "web", "--", "cat", &web_log]).stdout)
         .into_owned();
@@ -627,17 +608,7 @@ fn published_ports_carry_clients_with_their_addresses_and_go_with_the_container(
     wait_until("-p 8080 after a restart", Duration::from_secs(10), || {
         let (ok, status) = t.in_ns(
             &t.outside_ns,
-            &[
-                "curl",
-                "-s",
-                "-m",
-                "3",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &format!("http://{daemon_addr}:8080/"),
-            ],
+            &curl_status(&format!("http://{daemon_addr}:8080/")),
         );
         if ok && status == "200" {
             Ok(())

@@ -471,6 +471,42 @@ fn udp_socket(packets: usize, bytes: usize) -> udp::Socket<'static> {
 }
 
 impl UdpApp {
+    /// A UDP echo exchange as `u` asks for, to `dst`, with the server's
+    /// bound port and the links each side uses (`LinkId::MAX` for a side
+    /// that is not a container's NIC).
+    pub(crate) fn new(
+        u: &crate::UdpEcho,
+        dst: Ipv4Addr,
+        server_port: u16,
+        client_nic: LinkId,
+        server_nic: LinkId,
+        now: Instant,
+    ) -> UdpApp {
+        UdpApp {
+            dst,
+            port: u.port,
+            server_port,
+            count: u.count,
+            size: u.size.max(4),
+            interval: u.interval,
+            timeout: u.timeout,
+            client_nic,
+            server_nic,
+            client_socket: None,
+            server_socket: None,
+            server_failed: false,
+            next_send: now,
+            last_sent: None,
+            seen: Vec::new(),
+            result: UdpResult {
+                target: Some(dst),
+                port: u.port,
+                done: u.count == 0,
+                ..UdpResult::default()
+            },
+        }
+    }
+
     fn poll_server(&mut self, cont: &mut Container, _ctx: &mut AppCtx<'_>) -> PartPoll {
         if self.result.done {
             drop_socket(cont, self.server_nic, &mut self.server_socket);

@@ -435,29 +435,7 @@ impl Sim {
                     label: format!("{} sends UDP to {}:{}", u.from, u.to, u.port),
                     client: c,
                     server,
-                    kind: AppKind::Udp(UdpApp {
-                        dst,
-                        port: u.port,
-                        server_port: u.port,
-                        count: u.count,
-                        size: u.size.max(4),
-                        interval: u.interval,
-                        timeout: u.timeout,
-                        client_nic: nic,
-                        server_nic,
-                        client_socket: None,
-                        server_socket: None,
-                        server_failed: false,
-                        next_send: now,
-                        last_sent: None,
-                        seen: Vec::new(),
-                        result: UdpResult {
-                            target: Some(dst),
-                            port: u.port,
-                            done: u.count == 0,
-                            ..UdpResult::default()
-                        },
-                    }),
+                    kind: AppKind::Udp(UdpApp::new(&u, dst, u.port, nic, server_nic, now)),
                 }))
             }
             AppSpec::Tcp(t) if self.node_id(&t.from).is_some() => self.start_external_tcp(t),
@@ -732,29 +710,14 @@ impl Sim {
             label: format!("{} (outside) sends UDP to {}:{}", u.from, u.to, u.port),
             client: server.map_or(u32::MAX, |s| s.0),
             server: server.map(|s| s.0),
-            kind: AppKind::Udp(UdpApp {
+            kind: AppKind::Udp(UdpApp::new(
+                &u,
                 dst,
-                port: u.port,
-                server_port: server.map_or(u.port, |s| s.2),
-                count: u.count,
-                size: u.size.max(4),
-                interval: u.interval,
-                timeout: u.timeout,
-                client_nic: u32::MAX,
+                server.map_or(u.port, |s| s.2),
+                u32::MAX,
                 server_nic,
-                client_socket: None,
-                server_socket: None,
-                server_failed: false,
-                next_send: now,
-                last_sent: None,
-                seen: Vec::new(),
-                result: UdpResult {
-                    target: Some(dst),
-                    port: u.port,
-                    done: u.count == 0,
-                    ..UdpResult::default()
-                },
-            }),
+                now,
+            )),
         });
         if let Some((s, _, _)) = server {
             self.containers[s as usize].apps.push((id, Role::Server));
