@@ -48,6 +48,16 @@ use switchyard_switch::controller::publish::{
 use switchyard_switch::driver::BackendPlan;
 use switchyard_switch::{Change, Controller, ControllerError, PortCounters, PortId};
 
+/// Bytes of each relayed TCP connection's receive and send ring in real
+/// mode: the kernel's own autotuning limit (`tcp_rmem` max 6 MiB, `tcp_wmem`
+/// 4 MiB) rather than the gateway's 256 KiB default. A 256 KiB window held
+/// a single stream at ~9 Gbit/s between namespaces (the round trip through
+/// two stacks and the relay is long); 4 MiB let it reach 18–22 Gbit/s
+/// (benches/nat_compare.sh). The pages are touched only as a window fills
+/// (see `large_allocations_map_fresh_pages` in the daemon), so idle and
+/// short connections stay small; the flow limits bound the worst case.
+pub const RELAY_TCP_BUFFER: usize = 4 * 1024 * 1024;
+
 const LABEL_HOLDER: &str = "switchyard.holder";
 const LABEL_NETNS: &str = "switchyard.netns";
 const LABEL_PROCESS: &str = "switchyard.process";
@@ -854,6 +864,7 @@ impl Runtime {
                         .map_or(network_id.to_string(), |n| n.name.clone());
                     let mut config = GatewayConfig::new(&name, g.mac, g.ipv4, g.ipv6, g.mtu);
                     config.offload = self.opts.offload;
+                    config.tcp_buffer = RELAY_TCP_BUFFER;
                     config.isolated = isolated_subnets(controller, network_id);
                     let seed = {
                         use rand_chacha::rand_core::{RngCore, SeedableRng};
