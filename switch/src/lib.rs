@@ -12,6 +12,7 @@ pub mod fdb;
 pub mod mac;
 pub mod port;
 pub mod time;
+pub mod vxlan;
 pub mod wire;
 
 pub use bridge::{

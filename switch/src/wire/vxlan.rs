@@ -4,8 +4,9 @@
 //! flags(1) reserved(3) VNI(3) reserved(1) | inner Ethernet frame
 //! ```
 //! Only the I flag (0x08) is defined; a header without it carries no valid
-//! VNI, so it is malformed. Reserved bits are ignored on receipt and written
-//! as zero, as the RFC asks.
+//! VNI, so it is malformed. This view ignores the reserved bits, as the RFC
+//! asks of receivers, and writes them as zero; the tunnel's receive policy
+//! (`crate::vxlan`) is stricter, as the Linux kernel is, and says why.
 
 use super::{Field, Rest, Result, WireError};
 
@@ -71,6 +72,13 @@ impl<T: AsRef<[u8]>> Header<T> {
     /// The flags byte.
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[field::FLAGS]
+    }
+
+    /// True when both reserved fields are zero, as senders must write
+    /// them (the receive policy in `crate::vxlan` refuses anything else).
+    pub fn reserved_clear(&self) -> bool {
+        let data = self.buffer.as_ref();
+        data[field::RESERVED0].iter().all(|&b| b == 0) && data[field::RESERVED1] == 0
     }
 
     /// The VXLAN network identifier.
