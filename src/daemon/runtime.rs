@@ -844,10 +844,9 @@ impl Runtime {
     }
 
     /// Realises the ports a network has as a whole, as its driver plans
-    /// them. No built-in driver plans one yet (the gateway of a bridge
-    /// network will be the first, as a `BackendPlan` kind of its own, made
-    /// here); a plan of a kind real mode cannot make is refused clearly,
-    /// never half made.
+    /// them: today the gateway of a bridge network that is not
+    /// `--internal` (`BackendPlan::Gateway`); a plan of a kind real mode
+    /// cannot make is refused clearly, never half made.
     fn attach_network_ports(
         &mut self,
         controller: &Controller,
