@@ -8,10 +8,11 @@
 mod common;
 
 use common::{
-    as_test_user, ensure_test_user, process_alive, require_root, run_ok, unique, wait_until,
-    TestDaemon, EXE,
+    as_test_user, copy_executable, ensure_test_user, process_alive, require_root, run_ok, unique,
+    wait_until, TestDaemon, EXE,
 };
 use serde_json::Value;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -642,7 +643,7 @@ fn rootless_daemon_runs_containers_that_ping_and_resolve_each_other() {
     );
     run_ok(Command::new("chmod").arg("0755").arg(dir.path()));
     let bin = dir.path().join("switchyard");
-    std::fs::copy(EXE, &bin).unwrap();
+    copy_executable(Path::new(EXE), &bin);
     let script = format!(
         r#"set -eu
 D={dir}

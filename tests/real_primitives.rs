@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{ensure_test_user, euid, require_root, run_ok as run, unique};
+use common::{copy_executable, ensure_test_user, euid, require_root, run_ok as run, unique};
 use serde_json::json;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -702,8 +702,8 @@ fn rootless_sandboxes_get_taps_netlink_config_dns_sockets_and_ping_each_other() 
     run(Command::new("chmod").arg("0755").arg(dir.path()));
     let bin = dir.path().join("switchyard");
     let test_bin = dir.path().join("real_primitives");
-    std::fs::copy(EXE, &bin).unwrap();
-    std::fs::copy(std::env::current_exe().unwrap(), &test_bin).unwrap();
+    copy_executable(Path::new(EXE), &bin);
+    copy_executable(&std::env::current_exe().unwrap(), &test_bin);
 
     // A namespace root made, which the rootless user must be refused.
     let root_ns = IpNetns(unique("swy-root-"));

@@ -96,9 +96,32 @@ fn ioctl_value(
     Ok(())
 }
 
+/// How long a re-attach waits for a TAP the kernel reports busy. A copy of
+/// the last holder's descriptor can outlive its `close` by milliseconds: a
+/// child forked by any thread of that process holds every descriptor until
+/// it `exec`s (close-on-exec acts only then), and an exiting daemon closes
+/// its files after it has stopped answering. A second daemon really holding
+/// the device still gets [`RealError::TapBusy`], after this long.
+const BUSY_GRACE: std::time::Duration = std::time::Duration::from_millis(750);
+
 /// Attaches to the TAP `name` in the calling thread's network namespace,
-/// creating it if it does not exist.
+/// creating it if it does not exist; a busy device is retried for
+/// [`BUSY_GRACE`].
 fn attach(name: &str, vnet_hdr: bool, exclusive: bool) -> Result<std::fs::File> {
+    let deadline = std::time::Instant::now() + BUSY_GRACE;
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match attach_once(name, vnet_hdr, exclusive) {
+            Err(RealError::TapBusy { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn attach_once(name: &str, vnet_hdr: bool, exclusive: bool) -> Result<std::fs::File> {
     validate_ifname(name)?;
     let file = open_tun_device()?;
     let mut req = IfReqFlags {

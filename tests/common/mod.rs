@@ -75,6 +75,15 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Copies an executable to `to` for another user to run, in a `cp` child
+/// process. Not `std::fs::copy`: while this process holds the copy's write
+/// descriptor, a child forked meanwhile by any other test thread holds it
+/// too until it `exec`s, and running the copy then fails with "Text file
+/// busy" (ETXTBSY), a flake CI saw.
+pub fn copy_executable(from: &Path, to: &Path) {
+    run_ok(Command::new("cp").arg("--").arg(from).arg(to));
+}
+
 /// Polls `probe` until it returns `Ok` or `timeout` has passed, and returns
 /// that value. On timeout the test fails naming `what` and the last `Err`
 /// the probe gave (what it saw), instead of sleeping a fixed time and
