@@ -14,11 +14,11 @@
 
 mod common;
 
-use common::{holders_mentioning, require_root, run_ok, unique, wait_until, TestDaemon};
+use common::{holders_mentioning, require_root, run_ok, unique, wait_until, TestDaemon, EXE};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Restarts `d` with `SWITCHYARD_FAILPOINT=point`, runs `args` (which the
 /// crash makes fail), waits for the daemon to die there and starts it
@@ -226,6 +226,98 @@ fn a_crash_right_after_a_tap_is_created_keeps_the_connection_after_restart() {
         assert!(d.ping("a", "10.86.0.20", 2), "the committed connect works");
     }
     assert_holders_accounted_for(&d, "after the restart");
+}
+
+/// Runs the daemon over `d`'s state directory until it exits on its own
+/// and returns (exit code, stderr); fails the test if it keeps running.
+fn daemon_start_that_must_fail(d: &TestDaemon, extra: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(EXE)
+        .arg("daemon")
+        .arg("--state-dir")
+        .arg(d.state_dir())
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["--dns-upstream", "127.0.0.1:9"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start daemon");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon started although its state file is missing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("collect");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Finding 3: with `state.json` gone and `state.json.prev` present, the
+/// daemon refuses to start empty (exit 1, advice naming the flag), leaves
+/// the copy untouched, and `--recover-from-prev` brings back the networks
+/// and the live container, which still works.
+#[test]
+fn a_missing_state_file_with_a_previous_copy_is_refused_with_advice_and_recovered_on_request() {
+    if !require_root("a_missing_state_file_with_a_previous_copy") {
+        return;
+    }
+    let mut d = TestDaemon::start();
+    let net = unique("keep");
+    d.ok(&["network", "create", &net]);
+    d.container("c", &["--network", &net]);
+    // One more commit, so the previous copy holds the container.
+    d.ok(&["network", "create", &unique("later")]);
+    d.kill9();
+    let state = d.state_dir().join("state.json");
+    let prev = d.state_dir().join("state.json.prev");
+    std::fs::remove_file(&state).expect("remove state.json");
+    let prev_bytes = std::fs::read(&prev).expect("state.json.prev exists");
+
+    let (code, stderr) = daemon_start_that_must_fail(&d, &[]);
+    assert_eq!(
+        code,
+        Some(1),
+        "exit 1 for a state problem; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("state.json is missing")
+            && stderr.contains("state.json.prev exists")
+            && stderr.contains("--recover-from-prev"),
+        "the refusal names the problem, the copy and the way out: {stderr}"
+    );
+    assert!(!state.exists(), "no empty state was written");
+    assert_eq!(
+        std::fs::read(&prev).expect("copy kept"),
+        prev_bytes,
+        "the last good copy is untouched"
+    );
+
+    d.restart_with(&["--recover-from-prev"]);
+    assert!(state.exists(), "the recovered state is the current one");
+    let networks = d.ok(&["network", "ls", "--format", "json"]);
+    assert!(networks.contains(&net), "{networks}");
+    let names: Vec<String> = d
+        .containers()
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "c"),
+        "container c recovered: {names:?}\n{}",
+        d.log()
+    );
+    assert!(
+        d.exec_ok("c", &["true"]),
+        "the recovered container still runs commands"
+    );
 }
 
 #[test]

@@ -96,26 +96,32 @@ fn ioctl_value(
     Ok(())
 }
 
-/// How long a re-attach waits for a TAP the kernel reports busy. A copy of
-/// the last holder's descriptor can outlive its `close` by milliseconds: a
-/// child forked by any thread of that process holds every descriptor until
-/// it `exec`s (close-on-exec acts only then), and an exiting daemon closes
-/// its files after it has stopped answering. A second daemon really holding
-/// the device still gets [`RealError::TapBusy`], after this long.
-const BUSY_GRACE: std::time::Duration = std::time::Duration::from_millis(750);
+/// How long a re-attach waits for a TAP the kernel reports busy: pauses of
+/// 2, 4, … 32 ms, then 50 ms, about 750 ms in all. A copy of the last
+/// holder's descriptor can outlive its `close` by milliseconds: a child
+/// forked by any thread of that process holds every descriptor until it
+/// `exec`s (close-on-exec acts only then), and an exiting daemon closes its
+/// files after it has stopped answering. A second daemon really holding the
+/// device still gets [`RealError::TapBusy`], after this long.
+const BUSY_PAUSES_MS: [u64; 19] = [
+    2, 4, 8, 16, 32, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50,
+];
 
 /// Attaches to the TAP `name` in the calling thread's network namespace,
-/// creating it if it does not exist; a busy device is retried for
-/// [`BUSY_GRACE`].
+/// creating it if it does not exist; a busy device is retried for a while
+/// ([`BUSY_PAUSES_MS`]).
 fn attach(name: &str, vnet_hdr: bool, exclusive: bool) -> Result<std::fs::File> {
-    let deadline = std::time::Instant::now() + BUSY_GRACE;
-    let mut pause = std::time::Duration::from_millis(2);
+    let mut pauses = BUSY_PAUSES_MS.iter();
     loop {
         match attach_once(name, vnet_hdr, exclusive) {
-            Err(RealError::TapBusy { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_millis(50));
-            }
+            Err(RealError::TapBusy { .. }) => match pauses.next() {
+                Some(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
+                None => {
+                    return Err(RealError::TapBusy {
+                        name: name.to_string(),
+                    })
+                }
+            },
             other => return other,
         }
     }
