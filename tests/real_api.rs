@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{require_root, unique, TestDaemon, EXE};
+use common::{require_root, unique, wait_until, TestDaemon, EXE};
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -353,12 +353,27 @@ fn idle_connections_beyond_the_cap_get_503_and_network_ls_still_answers() {
     );
     let fds_before = open_fds(d.pid());
     let mut conns = idle_connections(&d.socket, cap + extra);
-    std::thread::sleep(Duration::from_millis(500));
+    // The oldest `extra` connections give way to the newer ones: wait
+    // until each has heard its answer.
+    let mut answers: Vec<Option<(u16, Value)>> = vec![None; extra];
+    wait_until(
+        "an answer on every connection beyond the cap",
+        Duration::from_secs(10),
+        || {
+            for (answer, c) in answers.iter_mut().zip(conns.iter_mut()) {
+                if answer.is_none() {
+                    *answer = heard(c);
+                }
+            }
+            match answers.iter().position(Option::is_none) {
+                None => Ok(()),
+                Some(i) => Err(format!("connection {i} heard nothing yet")),
+            }
+        },
+    );
     let held = open_fds(d.pid()) - fds_before;
     eprintln!("cap {cap}: the daemon holds {held} idle connections");
-    for (i, c) in conns.iter_mut().enumerate().take(extra) {
-        let answer =
-            heard(c).unwrap_or_else(|| panic!("connection {i} beyond the cap heard nothing"));
+    for answer in answers.into_iter().flatten() {
         assert_eq!(answer.0, 503, "{answer:?}");
         let message = answer.1["message"].as_str().unwrap();
         assert!(
