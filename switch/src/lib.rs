@@ -9,6 +9,7 @@
 
 pub mod bridge;
 pub mod fdb;
+pub mod gso;
 pub mod mac;
 pub mod port;
 pub mod time;
