@@ -5,11 +5,18 @@
 //!   and the port table belong to the thread. The control plane talks to it
 //!   through a channel and an eventfd, handled between batches, so it never
 //!   stalls forwarding and forwarding never waits for it.
-//! - Ports are [`PortBackend`]s (a TAP today; tunnels, the gateway and
-//!   uplinks later): the loop reads a batch from a ready port, lets the
-//!   core decide each frame, and hands it to each egress backend with its
-//!   [`Offload`] state. Framing (the virtio-net header) and any conversion
-//!   belong to the backends, not to this loop.
+//! - Ports are [`PortBackend`]s (a TAP, the gateway): the loop reads a
+//!   batch from a ready port, lets the core decide each frame, and hands it
+//!   to each egress backend with its [`Offload`] state. Framing (the
+//!   virtio-net header) and any conversion belong to the backends, not to
+//!   this loop.
+//! - Tunnel ports share one backend, the data plane's [`TunnelEndpoint`]
+//!   (one UDP socket for every (VNI, remote VTEP)): a tunnel port's entry
+//!   has no backend of its own. A batch read from the endpoint carries each
+//!   frame's ingress port (decided by the tunnel table), and a frame to a
+//!   tunnel port is `send_to(port, ..)` on the endpoint, which is flushed
+//!   once per batch like any batching backend. No lock, no allocation, no
+//!   dynamic dispatch per frame beyond what ports already had.
 //! - Batches: the [`EventLoop`] reports ready ports; each is read until it
 //!   has no more frames or a batch is full ([`BATCH`] frames, or the batch
 //!   arena's bytes: one 64 KiB GSO frame), then the next port gets its
@@ -40,10 +47,14 @@
 //!   has the measurements).
 
 use crate::event_loop::{EventLoop, Interest, Waker};
-use crate::port::{IoCounters, Offload, PortBackend, RxBatch, MAX_FRAME};
+use crate::port::{
+    IoCounters, PortBackend, RxBatch, TunnelEndpoint, TunnelPortError, TunnelReport,
+    MAX_FRAME,
+};
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -64,6 +75,8 @@ const BATCH_BYTES: usize = 2 * MAX_FRAME;
 const EXPIRE_EVERY: Duration = Duration::from_secs(5);
 /// Event-loop token of the command waker.
 const WAKE_TOKEN: u64 = u64::MAX;
+/// Event-loop token of the tunnel endpoint's socket.
+const TUNNEL_TOKEN: u64 = u64::MAX - 1;
 
 /// How the data plane is set up.
 #[derive(Clone, Debug, Default)]
@@ -103,6 +116,9 @@ pub struct DataplaneReport {
     /// The data plane's clock ([`crate::clock::now`], the FDB's time base)
     /// in nanoseconds.
     pub now_nanos: u64,
+    /// The tunnel endpoint, if one is set: its tunnels, decapsulation
+    /// drops by reason and send counters.
+    pub tunnel: Option<TunnelReport>,
 }
 
 enum Command {
@@ -114,6 +130,19 @@ enum Command {
     RemovePort {
         port: PortId,
         reply: Sender<bool>,
+    },
+    SetTunnelEndpoint {
+        endpoint: Box<TunnelEndpoint>,
+        reply: Sender<Result<(), DataplaneError>>,
+    },
+    RemoveTunnelEndpoint {
+        reply: Sender<bool>,
+    },
+    AddTunnelPort {
+        config: PortConfig,
+        vni: u32,
+        remote: IpAddr,
+        reply: Sender<Result<PortId, DataplaneError>>,
     },
     Report {
         reply: Sender<DataplaneReport>,
@@ -141,6 +170,16 @@ pub enum DataplaneError {
     /// The event loop refused the port's descriptor.
     #[error("cannot watch the port's descriptor: {0}")]
     Register(#[source] io::Error),
+    /// A tunnel port needs the tunnel endpoint to be set first.
+    #[error("no tunnel endpoint: set the data plane's VXLAN socket before adding tunnel ports")]
+    NoTunnelEndpoint,
+    /// The data plane has a tunnel endpoint already (one per data plane).
+    #[error("the data plane has a tunnel endpoint already; remove it first")]
+    TunnelEndpointExists,
+    /// The tunnel was refused (a duplicate (VNI, VTEP), a wide VNI, a
+    /// remote of the other address family).
+    #[error(transparent)]
+    Tunnel(#[from] TunnelPortError),
 }
 
 impl Dataplane {
@@ -200,6 +239,44 @@ impl Dataplane {
         rx.recv().map_err(|_| DataplaneError::Stopped)
     }
 
+    /// Hands the data plane its VXLAN socket: one endpoint serves every
+    /// tunnel port. Refused if it has one.
+    pub fn set_tunnel_endpoint(&self, endpoint: TunnelEndpoint) -> Result<(), DataplaneError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::SetTunnelEndpoint {
+            endpoint: Box::new(endpoint),
+            reply,
+        })?;
+        rx.recv().map_err(|_| DataplaneError::Stopped)?
+    }
+
+    /// Removes the tunnel endpoint and every tunnel port with it (closing
+    /// the socket). False if there was none.
+    pub fn remove_tunnel_endpoint(&self) -> Result<bool, DataplaneError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::RemoveTunnelEndpoint { reply })?;
+        rx.recv().map_err(|_| DataplaneError::Stopped)
+    }
+
+    /// Adds a tunnel port: frames of `vni` from `remote` enter the switch
+    /// on it, frames forwarded to it go to `remote` in `vni`. Removed with
+    /// [`Dataplane::remove_port`] like any port.
+    pub fn add_tunnel_port(
+        &self,
+        config: PortConfig,
+        vni: u32,
+        remote: IpAddr,
+    ) -> Result<PortId, DataplaneError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::AddTunnelPort {
+            config,
+            vni,
+            remote,
+            reply,
+        })?;
+        rx.recv().map_err(|_| DataplaneError::Stopped)?
+    }
+
     /// A copy of ports, counters and the FDB.
     pub fn report(&self) -> Result<DataplaneReport, DataplaneError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
@@ -227,9 +304,21 @@ impl Drop for Dataplane {
     }
 }
 
+/// What is behind a port: its own backend, or a tunnel of the shared
+/// endpoint.
+enum PortKind {
+    Own(Box<dyn PortBackend>),
+    Tunnel,
+}
+
+/// The data plane's tunnel endpoint and what the loop keeps for it.
+struct TunnelSlot {
+    endpoint: Box<TunnelEndpoint>,
+}
+
 /// A port's backend and what the loop counts for it.
 struct PortEntry {
-    backend: Box<dyn PortBackend>,
+    backend: PortKind,
     counters: IoCounters,
     /// The batch in which this port was last sent to, so it is flushed
     /// once per batch.
@@ -251,6 +340,7 @@ struct Worker {
     batch_no: u64,
     egress: Egress,
     batch: RxBatch,
+    tunnel: Option<TunnelSlot>,
     next_expire: Instant,
     /// Keep polling (without sleeping) this long after the last event;
     /// zero (the default) never spins.
@@ -276,6 +366,7 @@ impl Worker {
             batch_no: 0,
             egress: Egress::with_capacity(64),
             batch: RxBatch::new(BATCH, BATCH_BYTES),
+            tunnel: None,
             next_expire: crate::clock::now() + EXPIRE_EVERY,
             busy_poll,
         }
@@ -289,7 +380,10 @@ impl Worker {
     fn next_deadline(&self) -> Instant {
         let mut due = self.next_expire;
         for id in &self.timed {
-            if let Some(d) = self.ports.get(id).and_then(|p| p.backend.next_deadline()) {
+            if let Some(d) = self.ports.get(id).and_then(|p| match &p.backend {
+                PortKind::Own(b) => b.next_deadline(),
+                PortKind::Tunnel => None,
+            }) {
                 due = due.min(d);
             }
         }
@@ -325,6 +419,8 @@ impl Worker {
                     if !self.handle_commands() {
                         return;
                     }
+                } else if token == TUNNEL_TOKEN {
+                    self.drain_tunnel(now);
                 } else {
                     self.drain_port(now, token as u32);
                 }
@@ -339,9 +435,14 @@ impl Worker {
             self.next_expire = now + EXPIRE_EVERY;
         }
         for id in &self.timed {
-            if let Some(p) = self.ports.get_mut(id) {
-                if p.backend.next_deadline().is_some_and(|d| d <= now) {
-                    p.backend.on_deadline(now, &mut p.counters);
+            if let Some(PortEntry {
+                backend: PortKind::Own(b),
+                counters,
+                ..
+            }) = self.ports.get_mut(id)
+            {
+                if b.next_deadline().is_some_and(|d| d <= now) {
+                    b.on_deadline(now, counters);
                 }
             }
         }
@@ -359,15 +460,31 @@ impl Worker {
                     let _ = reply.send(self.add_port(config, backend));
                 }
                 Command::RemovePort { port, reply } => {
-                    let existed = self.bridge.remove_port(port).is_some();
-                    if let Some(entry) = self.ports.remove(&port.0) {
-                        if let Some(fd) = entry.backend.readiness_fd() {
-                            self.events.remove(fd);
+                    let _ = reply.send(self.remove_port(port));
+                }
+                Command::SetTunnelEndpoint { endpoint, reply } => {
+                    let _ = reply.send(self.set_tunnel_endpoint(endpoint));
+                }
+                Command::RemoveTunnelEndpoint { reply } => {
+                    let existed = match self.tunnel.take() {
+                        Some(slot) => {
+                            self.events.remove(slot.endpoint.readiness_fd());
+                            for port in slot.endpoint.ports().collect::<Vec<_>>() {
+                                self.remove_port(port);
+                            }
+                            true
                         }
-                        self.timed.retain(|&id| id != port.0);
-                        // Dropping the entry drops the backend.
-                    }
+                        None => false,
+                    };
                     let _ = reply.send(existed);
+                }
+                Command::AddTunnelPort {
+                    config,
+                    vni,
+                    remote,
+                    reply,
+                } => {
+                    let _ = reply.send(self.add_tunnel_port(config, vni, remote));
                 }
                 Command::Report { reply } => {
                     let _ = reply.send(self.report());
@@ -376,6 +493,65 @@ impl Worker {
             }
         }
         true
+    }
+
+    fn remove_port(&mut self, port: PortId) -> bool {
+        let existed = self.bridge.remove_port(port).is_some();
+        if let Some(entry) = self.ports.remove(&port.0) {
+            match entry.backend {
+                PortKind::Own(backend) => {
+                    if let Some(fd) = backend.readiness_fd() {
+                        self.events.remove(fd);
+                    }
+                    // Dropping the backend closes it.
+                }
+                PortKind::Tunnel => {
+                    if let Some(t) = self.tunnel.as_mut() {
+                        t.endpoint.remove_tunnel(port);
+                    }
+                }
+            }
+            self.timed.retain(|&id| id != port.0);
+        }
+        self.egress = self.bridge.egress();
+        existed
+    }
+
+    fn set_tunnel_endpoint(&mut self, endpoint: Box<TunnelEndpoint>) -> Result<(), DataplaneError> {
+        if self.tunnel.is_some() {
+            return Err(DataplaneError::TunnelEndpointExists);
+        }
+        self.events
+            .add(endpoint.readiness_fd(), TUNNEL_TOKEN, Interest::Readable)
+            .map_err(DataplaneError::Register)?;
+        self.tunnel = Some(TunnelSlot { endpoint });
+        Ok(())
+    }
+
+    fn add_tunnel_port(
+        &mut self,
+        config: PortConfig,
+        vni: u32,
+        remote: IpAddr,
+    ) -> Result<PortId, DataplaneError> {
+        let Some(slot) = self.tunnel.as_mut() else {
+            return Err(DataplaneError::NoTunnelEndpoint);
+        };
+        let id = self.bridge.add_port(config);
+        if let Err(e) = slot.endpoint.add_tunnel(id, vni, remote) {
+            self.bridge.remove_port(id);
+            return Err(e.into());
+        }
+        self.ports.insert(
+            id.0,
+            PortEntry {
+                backend: PortKind::Tunnel,
+                counters: IoCounters::default(),
+                sent_in: 0,
+            },
+        );
+        self.egress = self.bridge.egress();
+        Ok(id)
     }
 
     fn add_port(
@@ -396,7 +572,7 @@ impl Worker {
         self.ports.insert(
             id.0,
             PortEntry {
-                backend,
+                backend: PortKind::Own(backend),
                 counters: IoCounters::default(),
                 sent_in: 0,
             },
@@ -414,7 +590,12 @@ impl Worker {
                 PortReport {
                     id,
                     config: config.clone(),
-                    kind: entry.map_or("", |e| e.backend.kind()).to_string(),
+                    kind: entry
+                        .map_or("", |e| match &e.backend {
+                            PortKind::Own(b) => b.kind(),
+                            PortKind::Tunnel => "vxlan",
+                        })
+                        .to_string(),
                     counters: self.bridge.counters(id).cloned().unwrap_or_default(),
                     io: entry.map(|e| e.counters.clone()).unwrap_or_default(),
                 }
@@ -425,6 +606,7 @@ impl Worker {
             fdb: self.bridge.fdb_entries(),
             stats: self.bridge.stats().clone(),
             now_nanos: self.now().as_nanos(),
+            tunnel: self.tunnel.as_ref().map(|t| t.endpoint.report()),
         }
     }
 
@@ -434,16 +616,38 @@ impl Worker {
         let Some(entry) = self.ports.get_mut(&port) else {
             return;
         };
+        let PortKind::Own(backend) = &mut entry.backend else {
+            return;
+        };
         self.batch.clear();
-        if let Err(e) = entry
-            .backend
-            .recv_batch(&mut self.batch, &mut entry.counters)
-        {
+        if let Err(e) = backend.recv_batch(&mut self.batch, &mut entry.counters) {
             entry.counters.rx_errors += 1;
             tracing::debug!(port = %ingress, error = %e, "read failed");
         }
+        self.forward_batch(now, ingress);
+    }
+
+    /// Reads one batch from the tunnel endpoint (frames of many tunnel
+    /// ports) and forwards every frame of it.
+    fn drain_tunnel(&mut self, now: Instant) {
+        let Some(slot) = self.tunnel.as_mut() else {
+            return;
+        };
+        self.batch.clear();
+        if let Err(e) = slot.endpoint.recv_batch(&mut self.batch) {
+            tracing::debug!(error = %e, "tunnel read failed");
+        }
+        // Every frame carries its own ingress port; the default is unused.
+        self.forward_batch(now, PortId(u32::MAX));
+    }
+
+    /// Lets the core decide every frame of the batch and sends each to its
+    /// egress ports, then flushes the ports that batch their writes.
+    fn forward_batch(&mut self, now: Instant, default_ingress: PortId) {
         self.batch_no += 1;
+        let mut tunnel_sent = false;
         for i in 0..self.batch.len() {
+            let ingress = self.batch.ingress(i).unwrap_or(default_ingress);
             let (frame, offload) = self.batch.frame(i);
             // A GSO super-frame is segmented by whoever receives it, so it
             // skips the per-port MTU check (the core's `FrameMeta`).
@@ -460,25 +664,45 @@ impl Worker {
                 let Some(out) = self.ports.get_mut(&dst.0) else {
                     continue;
                 };
-                send(out, frame, offload);
-                if out.sent_in != self.batch_no {
-                    out.sent_in = self.batch_no;
-                    self.to_flush.push(dst.0);
+                let result = match &mut out.backend {
+                    PortKind::Own(backend) => {
+                        if out.sent_in != self.batch_no {
+                            out.sent_in = self.batch_no;
+                            self.to_flush.push(dst.0);
+                        }
+                        backend.send(frame, offload, &mut out.counters)
+                    }
+                    PortKind::Tunnel => match self.tunnel.as_mut() {
+                        Some(t) => {
+                            tunnel_sent = true;
+                            t.endpoint.send_to(dst, frame, offload, &mut out.counters)
+                        }
+                        None => continue,
+                    },
+                };
+                if let Err(e) = result {
+                    out.counters.tx_errors += 1;
+                    tracing::trace!(port = %dst, error = %e, "send failed");
                 }
             }
         }
         for id in self.to_flush.drain(..) {
-            if let Some(out) = self.ports.get_mut(&id) {
-                out.backend.flush(&mut out.counters);
+            if let Some(PortEntry {
+                backend: PortKind::Own(b),
+                counters,
+                ..
+            }) = self.ports.get_mut(&id)
+            {
+                b.flush(counters);
             }
         }
-    }
-}
-
-fn send(out: &mut PortEntry, frame: &[u8], offload: &Offload) {
-    if let Err(e) = out.backend.send(frame, offload, &mut out.counters) {
-        out.counters.tx_errors += 1;
-        tracing::trace!(error = %e, "send failed");
+        // Queued tunnel datagrams point into the batch: send them before
+        // the batch is reused.
+        if tunnel_sent {
+            if let Some(t) = self.tunnel.as_mut() {
+                t.endpoint.flush();
+            }
+        }
     }
 }
 
@@ -488,7 +712,7 @@ pub const MAX_BUSY_POLL: Duration = Duration::from_secs(1);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::{TapFraming, TapPort};
+    use crate::port::{Offload, TapFraming, TapPort};
     use std::os::fd::OwnedFd;
     use std::os::unix::net::UnixDatagram;
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -67,7 +67,10 @@ pub use iface::{configure_interface, remove_default_routes, SANDBOX_TXQUEUELEN};
 pub use netlink::{DefaultRoute, IpFamily, LinkInfo, Netlink};
 pub use ns::{open_network_namespace, NsKind};
 pub use nsenter::{NsSession, SESSION_READY_TIMEOUT_SECS};
-pub use port::{IoCounters, Offload, PortBackend, RxBatch, TapFraming, TapPort};
+pub use port::{
+    IoCounters, Offload, PortBackend, RxBatch, TapFraming, TapPort, TunnelEndpoint,
+    TunnelEndpointConfig, TunnelPortError, TunnelReport, TunnelStats,
+};
 pub use tap::{TapOptions, VNET_HDR_LEN};
 
 use serde::{Deserialize, Serialize};

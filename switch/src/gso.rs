@@ -160,6 +160,12 @@ impl TcpSegments {
         self.count
     }
 
+    /// Offset of the IP header (after the Ethernet header and any VLAN
+    /// tag): a segment's length past it is what an MTU limits.
+    pub fn network_offset(&self) -> usize {
+        self.l3
+    }
+
     /// Bytes of headers copied into each segment.
     pub fn header_len(&self) -> usize {
         self.headers

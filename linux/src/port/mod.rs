@@ -15,15 +15,19 @@
 mod gateway;
 mod host_sockets;
 mod tap;
+mod vxlan;
 
 pub use gateway::{
     GatewayControl, GatewayControlError, GatewayPort, GatewayReport, PublishedSocket,
 };
 pub use tap::{TapFraming, TapPort};
+pub use vxlan::{TunnelEndpoint, TunnelEndpointConfig, TunnelPortError, TunnelReport, TunnelStats};
 
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::RawFd;
+use switchyard_switch::gso::GsoError;
+use switchyard_switch::port::PortId;
 use switchyard_switch::time::Instant;
 use switchyard_switch::wire::vnet_hdr;
 
@@ -43,6 +47,9 @@ struct RxSlot {
     start: usize,
     len: usize,
     offload: Offload,
+    /// The port the frame entered on, when the backend serves many ports
+    /// (a tunnel endpoint); `None`: the port that was read.
+    ingress: Option<PortId>,
 }
 
 /// Frames read from one port in one turn: a byte arena they are read into
@@ -93,13 +100,30 @@ impl RxBatch {
     /// `offset..offset + len` of that space (the framing before it is
     /// dropped). The arena advances past all of `offset + len`.
     pub fn push(&mut self, offset: usize, len: usize, offload: Offload) {
-        debug_assert!(offset + len <= MAX_FRAME + offset);
+        self.push_from(None, offset, len, offload);
+    }
+
+    /// Like [`RxBatch::push`], for a backend that serves many switch ports
+    /// and decides per frame which one it entered on (a tunnel endpoint:
+    /// the (VNI, VTEP) of the datagram). `offset` counts from the start of
+    /// [`RxBatch::free_space`].
+    pub fn push_from(&mut self, ingress: Option<PortId>, offset: usize, len: usize, offload: Offload) {
+        debug_assert!(self.used + offset + len <= self.arena.len());
         self.slots.push(RxSlot {
             start: self.used + offset,
             len,
             offload,
+            ingress,
         });
         self.used += offset + len;
+    }
+
+    /// All of the arena not used yet, and how many more frames the batch
+    /// takes, for a backend that reads many frames with one call
+    /// (`recvmmsg`) and then [`RxBatch::push_from`]es them in order.
+    pub fn free_space(&mut self) -> (&mut [u8], usize) {
+        let frames = self.max_frames - self.slots.len();
+        (&mut self.arena[self.used..], frames)
     }
 
     /// How many more maximal frames the batch can take (by count and by
@@ -126,6 +150,12 @@ impl RxBatch {
         let s = &self.slots[i];
         (&self.arena[s.start..s.start + s.len], &s.offload)
     }
+
+    /// The port the `i`-th frame entered on, if its backend said
+    /// ([`RxBatch::push_from`]).
+    pub fn ingress(&self, i: usize) -> Option<PortId> {
+        self.slots[i].ingress
+    }
 }
 
 /// Why a backend could not send a frame. Each is counted on the port; a
@@ -141,6 +171,13 @@ pub enum TxError {
     /// checksum offset past its end).
     #[error("offload header does not fit the frame")]
     BadOffload,
+    /// A GSO super-frame that software segmentation could not cut (its
+    /// headers contradict its GSO type, or it is not TCP).
+    #[error("cannot segment the GSO frame: {0}")]
+    Segmentation(#[source] GsoError),
+    /// The frame was for a port this backend does not serve (any more).
+    #[error("no such tunnel port")]
+    NoSuchPort,
     /// The kernel refused the write (queue full, device gone).
     #[error("write failed: {0}")]
     Io(#[source] io::Error),
