@@ -962,4 +962,229 @@ mod tests {
         let report = dp.report().unwrap();
         assert_eq!(report.ports[1].counters.tx_mtu_exceeded, 1);
     }
+
+    // ------------------------------------------------------------ tunnels
+
+    use crate::port::{TunnelEndpointConfig, TunnelPortError};
+    use std::net::{Ipv4Addr, UdpSocket};
+    use switchyard_switch::vxlan::{DecapDrop, TunnelError};
+
+    const VNI: u32 = 4242;
+
+    /// A data plane with a TAP-like port (with virtio-net headers) and a
+    /// tunnel port of VNI 4242 to a "remote VTEP" that is a plain UDP
+    /// socket on loopback; returns the test's ends.
+    fn tap_and_tunnel(udp_gso: bool) -> (Dataplane, UnixDatagram, UdpSocket, PortId) {
+        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
+        let (fa, a) = port_pair();
+        dp.add_port(trunk(1), tap(fa, true)).unwrap();
+        let remote = UdpSocket::bind("127.0.0.1:0").unwrap();
+        remote
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let endpoint = TunnelEndpoint::new(
+            OwnedFd::from(ours),
+            TunnelEndpointConfig {
+                underlay_mtu: 1500,
+                remote_port: remote.local_addr().unwrap().port(),
+                udp_gso,
+            },
+        )
+        .unwrap();
+        dp.set_tunnel_endpoint(endpoint).unwrap();
+        let mut config = trunk(1);
+        config.mtu = 1450;
+        let t = dp
+            .add_tunnel_port(config, VNI, IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .unwrap();
+        (dp, a, remote, t)
+    }
+
+    fn with_vnet(hdr: [u8; VNET_HDR_LEN], f: &[u8]) -> Vec<u8> {
+        let mut v = hdr.to_vec();
+        v.extend_from_slice(f);
+        v
+    }
+
+    fn our_endpoint(dp: &Dataplane) -> std::net::SocketAddr {
+        dp.report().unwrap().tunnel.unwrap().local.unwrap()
+    }
+
+    #[test]
+    fn frames_cross_a_tunnel_port_both_ways_with_the_vni_header() {
+        let (dp, a, remote, t) = tap_and_tunnel(true);
+        let ma = MacAddr([2, 0, 0, 0, 0, 0xa]);
+        let mr = MacAddr([2, 0, 0, 0, 0, 0xe]);
+        a.send(&with_vnet([0; VNET_HDR_LEN], &frame(MacAddr::BROADCAST, ma)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, from) = remote.recv_from(&mut buf).expect("flooded into the tunnel");
+        assert_eq!(from, our_endpoint(&dp));
+        assert_eq!(&buf[..8], &switchyard_switch::vxlan::header(VNI));
+        assert_eq!(&buf[8..n], &frame(MacAddr::BROADCAST, ma)[..]);
+        // And back: the remote's reply reaches the TAP on the learned MAC.
+        let mut reply = switchyard_switch::vxlan::header(VNI).to_vec();
+        reply.extend_from_slice(&frame(ma, mr));
+        remote.send_to(&reply, our_endpoint(&dp)).unwrap();
+        assert_eq!(
+            recv_timeout(&a).unwrap(),
+            with_vnet([0; VNET_HDR_LEN], &frame(ma, mr))
+        );
+        let report = dp.report().unwrap();
+        let tunnel = report.tunnel.unwrap();
+        assert_eq!(tunnel.decap.delivered, 1);
+        assert_eq!(tunnel.stats.tx_datagrams, 1);
+        let port = report.ports.iter().find(|p| p.id == t).unwrap();
+        assert_eq!(port.kind, "vxlan");
+        assert_eq!(port.counters.rx_frames, 1);
+        assert!(report.fdb.iter().any(|e| e.mac == mr && e.port == t));
+    }
+
+    #[test]
+    fn foreign_vnis_strangers_and_garbage_are_dropped_and_counted_by_reason() {
+        let (dp, a, remote, _t) = tap_and_tunnel(true);
+        let to = our_endpoint(&dp);
+        let f = frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 0xe]));
+        let mut foreign = switchyard_switch::vxlan::header(VNI + 1).to_vec();
+        foreign.extend_from_slice(&f);
+        remote.send_to(&foreign, to).unwrap();
+        let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+        let mut ours = switchyard_switch::vxlan::header(VNI).to_vec();
+        ours.extend_from_slice(&f);
+        stranger.send_to(&ours, to).unwrap();
+        remote.send_to(&[0x08, 0, 0], to).unwrap();
+        let mut flags = ours.clone();
+        flags[0] = 0x0c;
+        remote.send_to(&flags, to).unwrap();
+        let mut reserved = ours.clone();
+        reserved[7] = 1;
+        remote.send_to(&reserved, to).unwrap();
+        remote.send_to(&[], to).unwrap();
+        assert!(recv_timeout(&a).is_none(), "nothing reaches the TAP");
+        let decap = dp.report().unwrap().tunnel.unwrap().decap;
+        assert_eq!(decap.delivered, 0);
+        assert_eq!(decap.drops_for(DecapDrop::ForeignVni), 1);
+        assert_eq!(decap.drops_for(DecapDrop::UnknownVtep), 1);
+        assert_eq!(decap.drops_for(DecapDrop::Truncated), 2);
+        assert_eq!(decap.drops_for(DecapDrop::BadFlags), 1);
+        assert_eq!(decap.drops_for(DecapDrop::ReservedBits), 1);
+        // The tunnel still works afterwards.
+        remote.send_to(&ours, to).unwrap();
+        assert!(recv_timeout(&a).is_some());
+    }
+
+    /// A TCP/IPv4 GSO super-frame of `payload` bytes as a TAP with TSO
+    /// hands it over: virtio-net header, one header set, partial checksum.
+    fn tso_frame(payload: usize, mss: u16) -> Vec<u8> {
+        let mut f = frame(MacAddr([2, 0, 0, 0, 0, 0xe]), MacAddr([2, 0, 0, 0, 0, 0xa]));
+        f.truncate(12);
+        f.extend_from_slice(&[0x08, 0x00]);
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((40 + payload) as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 9, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 9, 0, 2]);
+        f.extend_from_slice(&ip);
+        let mut tcp = [0u8; 20];
+        tcp[12] = 0x50;
+        tcp[13] = 0x18;
+        f.extend_from_slice(&tcp);
+        f.extend((0..payload).map(|i| i as u8));
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        hdr[0] = 1; // NEEDS_CSUM
+        hdr[1] = 1; // TCPv4
+        hdr[4..6].copy_from_slice(&mss.to_le_bytes());
+        hdr[6..8].copy_from_slice(&34u16.to_le_bytes());
+        hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
+        with_vnet(hdr, &f)
+    }
+
+    fn gso_frames_are_cut_to_the_inner_mtu(udp_gso: bool) {
+        let (dp, a, remote, t) = tap_and_tunnel(udp_gso);
+        // Teach the switch where the destination MAC is: behind the tunnel.
+        let mut learn = switchyard_switch::vxlan::header(VNI).to_vec();
+        learn.extend_from_slice(&frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 0xe])));
+        remote.send_to(&learn, our_endpoint(&dp)).unwrap();
+        recv_timeout(&a).expect("learning frame flooded to the TAP");
+        // MSS 8000 from the sender: the tunnel's 1450 inner MTU wins.
+        let payload = 30_000;
+        a.send(&tso_frame(payload, 8000)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 70_000];
+        while let Ok((n, _)) = remote.recv_from(&mut buf) {
+            assert!(n - 8 - 14 <= 1450, "datagram of {n} bytes exceeds the inner MTU");
+            assert_eq!(&buf[..8], &switchyard_switch::vxlan::header(VNI));
+            got.extend_from_slice(&buf[8 + 54..n]);
+        }
+        let want: Vec<u8> = (0..payload).map(|i| i as u8).collect();
+        assert_eq!(got.len(), want.len(), "all of the payload arrived");
+        assert_eq!(got, want, "in order");
+        let report = dp.report().unwrap();
+        let tunnel = report.tunnel.unwrap();
+        assert_eq!(tunnel.stats.segmented, 1);
+        assert_eq!(tunnel.stats.tx_datagrams, 30_000u64.div_ceil(1450 - 40));
+        if udp_gso {
+            assert_eq!(tunnel.stats.tx_messages, 1, "one UDP_SEGMENT message");
+        } else {
+            assert_eq!(tunnel.stats.tx_messages, tunnel.stats.tx_datagrams);
+        }
+        let port = report.ports.iter().find(|p| p.id == t).unwrap();
+        assert_eq!(port.io.converted, 1);
+    }
+
+    #[test]
+    fn a_gso_frame_is_segmented_to_the_inner_mtu_and_sent_with_udp_gso() {
+        gso_frames_are_cut_to_the_inner_mtu(true);
+    }
+
+    #[test]
+    fn a_gso_frame_is_segmented_to_the_inner_mtu_without_udp_gso() {
+        gso_frames_are_cut_to_the_inner_mtu(false);
+    }
+
+    #[test]
+    fn tunnel_ports_need_the_endpoint_and_are_unique_per_vni_and_vtep() {
+        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert!(matches!(
+            dp.add_tunnel_port(trunk(1), VNI, local),
+            Err(DataplaneError::NoTunnelEndpoint)
+        ));
+        let sock = || {
+            TunnelEndpoint::new(
+                OwnedFd::from(UdpSocket::bind("127.0.0.1:0").unwrap()),
+                TunnelEndpointConfig::default(),
+            )
+            .unwrap()
+        };
+        dp.set_tunnel_endpoint(sock()).unwrap();
+        assert!(matches!(
+            dp.set_tunnel_endpoint(sock()),
+            Err(DataplaneError::TunnelEndpointExists)
+        ));
+        let t = dp.add_tunnel_port(trunk(1), VNI, local).unwrap();
+        assert!(matches!(
+            dp.add_tunnel_port(trunk(1), VNI, local),
+            Err(DataplaneError::Tunnel(TunnelPortError::Table(
+                TunnelError::Duplicate { .. }
+            )))
+        ));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(matches!(
+            dp.add_tunnel_port(trunk(1), VNI, v6),
+            Err(DataplaneError::Tunnel(TunnelPortError::Family(_)))
+        ));
+        assert_eq!(dp.report().unwrap().ports.len(), 1, "refused ports are not kept");
+        assert!(dp.remove_port(t).unwrap());
+        assert!(dp.report().unwrap().tunnel.unwrap().tunnels.is_empty());
+        let again = dp.add_tunnel_port(trunk(1), VNI, local).unwrap();
+        assert!(dp.remove_tunnel_endpoint().unwrap());
+        let report = dp.report().unwrap();
+        assert!(report.tunnel.is_none());
+        assert!(report.ports.iter().all(|p| p.id != again), "its ports went with it");
+        dp.stop();
+    }
 }
