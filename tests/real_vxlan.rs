@@ -171,11 +171,32 @@ impl Overlay {
         );
         disable_tx_checksum(&probe, &vk);
         kernel.ip(&[
-            "link", "add", "vx0", "type", "vxlan", "id", &VNI.to_string(), "dstport", "4789",
-            "remote", OURS, "local", KERNEL, "dev", &vk,
+            "link",
+            "add",
+            "vx0",
+            "type",
+            "vxlan",
+            "id",
+            &VNI.to_string(),
+            "dstport",
+            "4789",
+            "remote",
+            OURS,
+            "local",
+            KERNEL,
+            "dev",
+            &vk,
         ]);
         kernel.ip(&["addr", "add", &format!("{K4}/24"), "dev", "vx0"]);
-        kernel.ip(&["-6", "addr", "add", &format!("{K6}/64"), "dev", "vx0", "nodad"]);
+        kernel.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{K6}/64"),
+            "dev",
+            "vx0",
+            "nodad",
+        ]);
         kernel.ip(&["link", "set", "vx0", "up"]);
 
         let cs = container.session();
@@ -252,7 +273,11 @@ impl Overlay {
     }
 
     fn decap_drops(&self, reason: DecapDrop) -> u64 {
-        self.report().tunnel.expect("endpoint").decap.drops_for(reason)
+        self.report()
+            .tunnel
+            .expect("endpoint")
+            .decap
+            .drops_for(reason)
     }
 
     fn ping(&self, from: &Netns, to: &str) -> Result<(), String> {
@@ -290,7 +315,10 @@ impl Overlay {
             if out.status.success() {
                 Ok(out)
             } else {
-                Err(String::from_utf8_lossy(&out.stdout).chars().take(400).collect())
+                Err(String::from_utf8_lossy(&out.stdout)
+                    .chars()
+                    .take(400)
+                    .collect())
             }
         });
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
@@ -315,14 +343,19 @@ fn ping_crosses_to_the_kernels_vxlan_and_back_both_ways() {
         o.ping(&o.container, K4)
     });
     o.ping(&o.kernel, C4).expect("kernel -> container ping");
-    wait_until("IPv6 ping", Duration::from_secs(10), || o.ping(&o.container, K6));
+    wait_until("IPv6 ping", Duration::from_secs(10), || {
+        o.ping(&o.container, K6)
+    });
     let r = o.report();
     let t = r.tunnel.as_ref().expect("endpoint");
     assert!(t.decap.delivered >= 4, "{t:?}");
     assert_eq!(t.decap.dropped(), 0, "{t:?}");
     let tp = r.ports.iter().find(|p| p.id == o.tunnel).unwrap();
     assert_eq!(tp.kind, "vxlan");
-    assert!(tp.counters.rx_frames >= 4 && tp.counters.tx_frames >= 4, "{tp:?}");
+    assert!(
+        tp.counters.rx_frames >= 4 && tp.counters.tx_frames >= 4,
+        "{tp:?}"
+    );
 }
 
 fn iperf_both_ways(udp_gso: bool) {
@@ -343,10 +376,16 @@ fn iperf_both_ways(udp_gso: bool) {
          segmented {} super-frames into {} datagrams in {} messages, {} dropped",
         t.stats.segmented, t.stats.tx_datagrams, t.stats.tx_messages, t.stats.tx_dropped
     );
-    assert!(into > 0.05 && out > 0.05 && out6 > 0.05, "TCP flows both ways");
+    assert!(
+        into > 0.05 && out > 0.05 && out6 > 0.05,
+        "TCP flows both ways"
+    );
     assert!(t.stats.segmented > 0, "the container's GSO frames were cut");
     if udp_gso {
-        assert!(t.stats.tx_messages < t.stats.tx_datagrams, "UDP_SEGMENT batched");
+        assert!(
+            t.stats.tx_messages < t.stats.tx_datagrams,
+            "UDP_SEGMENT batched"
+        );
     }
     assert_eq!(t.decap.dropped(), 0, "{t:?}");
 }

@@ -48,8 +48,7 @@
 
 use crate::event_loop::{EventLoop, Interest, Waker};
 use crate::port::{
-    IoCounters, PortBackend, RxBatch, TunnelEndpoint, TunnelPortError, TunnelReport,
-    MAX_FRAME,
+    IoCounters, PortBackend, RxBatch, TunnelEndpoint, TunnelPortError, TunnelReport, MAX_FRAME,
 };
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
@@ -1016,8 +1015,11 @@ mod tests {
         let (dp, a, remote, t) = tap_and_tunnel(true);
         let ma = MacAddr([2, 0, 0, 0, 0, 0xa]);
         let mr = MacAddr([2, 0, 0, 0, 0, 0xe]);
-        a.send(&with_vnet([0; VNET_HDR_LEN], &frame(MacAddr::BROADCAST, ma)))
-            .unwrap();
+        a.send(&with_vnet(
+            [0; VNET_HDR_LEN],
+            &frame(MacAddr::BROADCAST, ma),
+        ))
+        .unwrap();
         let mut buf = [0u8; 2048];
         let (n, from) = remote.recv_from(&mut buf).expect("flooded into the tunnel");
         assert_eq!(from, our_endpoint(&dp));
@@ -1115,7 +1117,10 @@ mod tests {
         let mut got = Vec::new();
         let mut buf = [0u8; 70_000];
         while let Ok((n, _)) = remote.recv_from(&mut buf) {
-            assert!(n - 8 - 14 <= 1450, "datagram of {n} bytes exceeds the inner MTU");
+            assert!(
+                n - 8 - 14 <= 1450,
+                "datagram of {n} bytes exceeds the inner MTU"
+            );
             assert_eq!(&buf[..8], &switchyard_switch::vxlan::header(VNI));
             got.extend_from_slice(&buf[8 + 54..n]);
         }
@@ -1177,14 +1182,21 @@ mod tests {
             dp.add_tunnel_port(trunk(1), VNI, v6),
             Err(DataplaneError::Tunnel(TunnelPortError::Family(_)))
         ));
-        assert_eq!(dp.report().unwrap().ports.len(), 1, "refused ports are not kept");
+        assert_eq!(
+            dp.report().unwrap().ports.len(),
+            1,
+            "refused ports are not kept"
+        );
         assert!(dp.remove_port(t).unwrap());
         assert!(dp.report().unwrap().tunnel.unwrap().tunnels.is_empty());
         let again = dp.add_tunnel_port(trunk(1), VNI, local).unwrap();
         assert!(dp.remove_tunnel_endpoint().unwrap());
         let report = dp.report().unwrap();
         assert!(report.tunnel.is_none());
-        assert!(report.ports.iter().all(|p| p.id != again), "its ports went with it");
+        assert!(
+            report.ports.iter().all(|p| p.id != again),
+            "its ports went with it"
+        );
         dp.stop();
     }
 }

@@ -361,7 +361,11 @@ mod tests {
             }
             Some(etherparse::NetSlice::Ipv6(ip)) => {
                 let h = ip.header();
-                assert_eq!(usize::from(h.payload_length()), seg.len() - 54, "IPv6 length");
+                assert_eq!(
+                    usize::from(h.payload_length()),
+                    seg.len() - 54,
+                    "IPv6 length"
+                );
                 let pseudo = checksum::pseudo_header_v6(
                     h.source_addr(),
                     h.destination_addr(),
@@ -398,7 +402,11 @@ mod tests {
         let seen: Vec<Seen> = segs.iter().map(|s| verify(s)).collect();
         assert_eq!(
             seen.iter().map(|s| s.seq).collect::<Vec<_>>(),
-            [0xffff_fc00, 0xffff_fc00u32.wrapping_add(1400), 0xffff_fc00u32.wrapping_add(2800)],
+            [
+                0xffff_fc00,
+                0xffff_fc00u32.wrapping_add(1400),
+                0xffff_fc00u32.wrapping_add(2800)
+            ],
             "sequence numbers wrap like TCP's"
         );
         assert_eq!(
@@ -407,9 +415,17 @@ mod tests {
         );
         assert_eq!(seen[0].flags, TCP_CWR | 0x10, "CWR on the first only");
         assert_eq!(seen[1].flags, 0x10);
-        assert_eq!(seen[2].flags, TCP_FIN | TCP_PSH | 0x10, "FIN and PSH on the last");
+        assert_eq!(
+            seen[2].flags,
+            TCP_FIN | TCP_PSH | 0x10,
+            "FIN and PSH on the last"
+        );
         assert_eq!(seen[2].payload.len(), 200);
-        assert_eq!(&segs[1][14 + 20 + 20..14 + 20 + 32], &f[54..66], "options copied");
+        assert_eq!(
+            &segs[1][14 + 20 + 20..14 + 20 + 32],
+            &f[54..66],
+            "options copied"
+        );
     }
 
     #[test]
@@ -434,16 +450,28 @@ mod tests {
         assert_eq!(plan(&good[..10], TcpGso::V4), Err(GsoError::Truncated));
         let mut frag = good.clone();
         frag[14 + 6] = 0x20; // MF
-        assert!(matches!(plan(&frag, TcpGso::V4), Err(GsoError::Unsupported(_))));
+        assert!(matches!(
+            plan(&frag, TcpGso::V4),
+            Err(GsoError::Unsupported(_))
+        ));
         let mut udp = good.clone();
         udp[14 + 9] = 17;
-        assert!(matches!(plan(&udp, TcpGso::V4), Err(GsoError::Malformed(_))));
+        assert!(matches!(
+            plan(&udp, TcpGso::V4),
+            Err(GsoError::Malformed(_))
+        ));
         let mut doff = good.clone();
         doff[14 + 20 + 12] = 0x40;
-        assert!(matches!(plan(&doff, TcpGso::V4), Err(GsoError::Malformed(_))));
+        assert!(matches!(
+            plan(&doff, TcpGso::V4),
+            Err(GsoError::Malformed(_))
+        ));
         let mut ext = superframe(TcpGso::V6, 0, 0x10, 1, 0, &[0u8; 100]);
         ext[14 + 6] = 0; // hop-by-hop options first
-        assert!(matches!(plan(&ext, TcpGso::V6), Err(GsoError::Unsupported(_))));
+        assert!(matches!(
+            plan(&ext, TcpGso::V6),
+            Err(GsoError::Unsupported(_))
+        ));
         assert!(matches!(
             TcpSegments::plan(&good, TcpGso::V4, 0),
             Err(GsoError::Malformed(_))

@@ -107,7 +107,13 @@ impl RxBatch {
     /// and decides per frame which one it entered on (a tunnel endpoint:
     /// the (VNI, VTEP) of the datagram). `offset` counts from the start of
     /// [`RxBatch::free_space`].
-    pub fn push_from(&mut self, ingress: Option<PortId>, offset: usize, len: usize, offload: Offload) {
+    pub fn push_from(
+        &mut self,
+        ingress: Option<PortId>,
+        offset: usize,
+        len: usize,
+        offload: Offload,
+    ) {
         debug_assert!(self.used + offset + len <= self.arena.len());
         self.slots.push(RxSlot {
             start: self.used + offset,

@@ -616,7 +616,12 @@ impl TunnelEndpoint {
     }
 }
 
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: setsockopt reads an int of the given size.
     let r = unsafe {
         libc::setsockopt(
@@ -637,14 +642,24 @@ fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
     // SAFETY: getsockname writes at most `len` bytes into the storage.
     let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let r = unsafe { libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) };
+    let r = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
     let port = match i32::from(ss.ss_family) {
         // SAFETY: the family says which struct the storage holds.
-        libc::AF_INET => u16::from_be(unsafe { *(&ss as *const _ as *const libc::sockaddr_in) }.sin_port),
-        libc::AF_INET6 => u16::from_be(unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) }.sin6_port),
+        libc::AF_INET => {
+            u16::from_be(unsafe { *(&ss as *const _ as *const libc::sockaddr_in) }.sin_port)
+        }
+        libc::AF_INET6 => {
+            u16::from_be(unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) }.sin6_port)
+        }
         _ => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -661,8 +676,11 @@ fn peer_ip(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
     match i32::from(ss.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin = unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+            let sin =
+                unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
@@ -680,15 +698,17 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
     let len = match addr {
         SocketAddr::V4(a) => {
-            let sin = unsafe { &mut *(&mut ss as *mut libc::sockaddr_storage as *mut libc::sockaddr_in) };
+            let sin =
+                unsafe { &mut *(&mut ss as *mut libc::sockaddr_storage as *mut libc::sockaddr_in) };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
             sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
             size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(a) => {
-            let sin6 =
-                unsafe { &mut *(&mut ss as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6) };
+            let sin6 = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6)
+            };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
             sin6.sin6_addr.s6_addr = a.ip().octets();
