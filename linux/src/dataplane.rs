@@ -988,6 +988,7 @@ mod tests {
                 underlay_mtu: 1500,
                 remote_port: remote.local_addr().unwrap().port(),
                 udp_gso,
+                coalesce_tcp: true,
             },
         )
         .unwrap();
