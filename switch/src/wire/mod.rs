@@ -82,9 +82,21 @@ pub mod checksum {
 
     /// One's-complement sum of `data` as big-endian 16-bit words (an odd
     /// trailing byte is padded with zero), not yet folded or inverted.
+    ///
+    /// Eight bytes at a time with an end-around carry (RFC 1071 section 2:
+    /// the sum is independent of the word size), since software
+    /// segmentation and coalescing sum every byte of a TCP flow.
     pub fn sum(data: &[u8]) -> u32 {
         let mut acc: u64 = 0;
-        let mut chunks = data.chunks_exact(2);
+        let mut words = data.chunks_exact(8);
+        for w in &mut words {
+            let v = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            let (s, carry) = acc.overflowing_add(v);
+            acc = s + u64::from(carry);
+        }
+        // Fold to 32 bits so the tail's 16-bit words cannot overflow.
+        let mut acc = (acc >> 32) + (acc & 0xffff_ffff);
+        let mut chunks = words.remainder().chunks_exact(2);
         for c in &mut chunks {
             acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
         }
@@ -148,6 +160,31 @@ pub mod checksum {
         #[test]
         fn odd_length_pads_with_zero() {
             assert_eq!(sum(&[0x12]), 0x1200);
+        }
+
+        /// The sum 16 bits at a time, as RFC 1071 writes it.
+        fn sum16(data: &[u8]) -> u32 {
+            let mut acc: u64 = 0;
+            for c in data.chunks(2) {
+                acc += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            }
+            fold(acc)
+        }
+
+        proptest::proptest! {
+            #[test]
+            fn the_wide_sum_equals_the_16_bit_sum(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000)) {
+                proptest::prop_assert_eq!(sum(&data), sum16(&data));
+            }
+        }
+
+        #[test]
+        fn carries_out_of_64_bits_come_back_in() {
+            let ones = [0xffu8; 64];
+            assert_eq!(sum(&ones), sum16(&ones));
+            let mut mixed = [0xffu8; 67];
+            mixed[5] = 0;
+            assert_eq!(sum(&mixed), sum16(&mixed));
         }
     }
 }
