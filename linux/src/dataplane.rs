@@ -7,7 +7,7 @@
 //!   stalls forwarding and forwarding never waits for it.
 //! - Ports are [`PortBackend`]s (a TAP, the gateway): the loop reads a
 //!   batch from a ready port, lets the core decide each frame, and hands it
-//!   to each egress backend with its [`Offload`] state. Framing (the
+//!   to each egress backend with its [`Offload`](crate::port::Offload) state. Framing (the
 //!   virtio-net header) and any conversion belong to the backends, not to
 //!   this loop.
 //! - Tunnel ports share one backend, the data plane's [`TunnelEndpoint`]
@@ -28,8 +28,9 @@
 //! - Offloads: with virtio-net headers (`IFF_VNET_HDR` + `TUNSETOFFLOAD`),
 //!   a TCP sender's 64 KiB GSO frames and partial checksums cross the
 //!   switch untouched: the receiving kernel segments or checksums only if
-//!   it must. Every port the daemon makes today takes such frames, so
-//!   nothing is segmented in software.
+//!   it must. TAPs and the gateway take such frames whole; a tunnel port
+//!   cuts them in software, once, to its inner MTU (the endpoint's
+//!   business, `switchyard_switch::gso`).
 //! - Where the time goes: on the benchmark machine 97% of this thread's
 //!   time is the kernel's TAP read and write (the write also runs the
 //!   receiving container's network stack), so per-frame work here is kept

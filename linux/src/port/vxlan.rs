@@ -18,7 +18,10 @@
 //!   back to back behind their headers, and (with `udp_gso`) sent as one
 //!   message with `UDP_SEGMENT`, so the kernel makes the datagrams.
 //!   [`TunnelEndpoint::flush`] sends the queue with `sendmmsg`; the data
-//!   plane calls it after each batch, before the batch's arena is reused.
+//!   plane calls it after each batch, before the batch's arena is reused;
+//! - with `coalesce_tcp`, consecutive segments of one TCP flow in a
+//!   received batch are merged in place into one GSO super-frame
+//!   ([`TcpMerge`]), so the TAP behind gets one write for them.
 //!
 //! The socket is made and bound by the caller (inside the underlay's
 //! namespace if need be) and handed over; the endpoint makes it
@@ -637,6 +640,17 @@ impl TunnelEndpoint {
                         self.stats.tx_dropped += u64::from(e.datagrams);
                     }
                     break;
+                }
+                if err.raw_os_error() == Some(libc::EIO) && self.tx[sent].gso_size > 0 {
+                    // The kernel refuses UDP GSO where the route's device
+                    // has no checksum offload: send datagrams one by one
+                    // from now on.
+                    if self.config.udp_gso {
+                        tracing::warn!(
+                            "UDP_SEGMENT refused (EIO): sending one datagram per message"
+                        );
+                        self.config.udp_gso = false;
+                    }
                 }
                 // This message is refused (a route, an MTU): skip it.
                 self.stats.tx_dropped += u64::from(self.tx[sent].datagrams);
