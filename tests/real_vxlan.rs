@@ -228,16 +228,26 @@ impl Overlay {
         let sock = us
             .udp_socket(SocketAddr::new(OURS.parse().unwrap(), 4789))
             .expect("VXLAN socket in the underlay namespace");
-        let endpoint = TunnelEndpoint::new(
+        let mut endpoint = TunnelEndpoint::new(
             sock,
             TunnelEndpointConfig {
                 underlay_mtu: 1500,
                 remote_port: 4789,
                 udp_gso: offloads,
                 coalesce_tcp: offloads,
+                flow_seed: 7,
             },
         )
         .expect("endpoint");
+        // Flows leave from four source ports (the kernel takes any).
+        for _ in 0..4 {
+            let source = us
+                .udp_socket(SocketAddr::new(OURS.parse().unwrap(), 0))
+                .expect("source socket");
+            endpoint
+                .add_source_socket(source)
+                .expect("add source socket");
+        }
         let dp = Dataplane::start(DataplaneConfig::default()).expect("data plane");
         let port = |label: &str, horizon| PortConfig {
             segment: SegmentId(1),

@@ -675,7 +675,10 @@ impl Worker {
                     PortKind::Tunnel => match self.tunnel.as_mut() {
                         Some(t) => {
                             tunnel_sent = true;
-                            t.endpoint.send_to(dst, frame, offload, &mut out.counters)
+                            // SAFETY: `frame` lies in `self.batch`, which
+                            // is neither changed nor cleared before the
+                            // flush at the end of this function.
+                            unsafe { t.endpoint.send_to(dst, frame, offload, &mut out.counters) }
                         }
                         None => continue,
                     },
@@ -990,6 +993,7 @@ mod tests {
                 remote_port: remote.local_addr().unwrap().port(),
                 udp_gso,
                 coalesce_tcp: true,
+                flow_seed: 1,
             },
         )
         .unwrap();

@@ -28,11 +28,14 @@
 //! non-blocking. What the kernel refuses (a full send buffer) is dropped
 //! and counted: TCP inside recovers, as from a loss on a wire.
 //!
-//! The outer UDP source port is the socket's own port for every datagram:
-//! a bound UDP socket cannot pick another per datagram, so the flow hash of
-//! RFC 7348 section 5 ([`FlowHash`](switchyard_switch::vxlan::FlowHash))
-//! would need one socket per source port or a raw socket; the receiving
-//! kernel does not care, only ECMP/RSS spread is lost.
+//! The outer UDP source port: a bound UDP socket cannot pick one per
+//! datagram, so the caller may add send-only *source sockets* on other
+//! ports ([`TunnelEndpoint::add_source_socket`]); each datagram then goes
+//! out of the one the inner flow hashes to ([`FlowHash`], RFC 7348
+//! section 5), so the underlay's ECMP and the receiver's RSS spread flows
+//! while each flow keeps one port and its order. Without them every
+//! datagram leaves from the bound port (the receiving kernel does not
+//! mind; only the spread is lost).
 
 use super::{complete_checksum, IoCounters, Offload, RxBatch, RxError, TxError};
 use serde::{Deserialize, Serialize};
@@ -42,7 +45,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use switchyard_switch::gso::{TcpGso, TcpMerge, TcpSegments};
 use switchyard_switch::port::PortId;
-use switchyard_switch::vxlan::{self, DecapCounters, TunnelError, TunnelTable};
+use switchyard_switch::vxlan::{
+    self, DecapCounters, FlowHash, PortRange, TunnelError, TunnelTable,
+};
 use switchyard_switch::wire::vnet_hdr::GsoType;
 use switchyard_switch::wire::vxlan::HEADER_LEN as VXLAN_HDR_LEN;
 
@@ -84,6 +89,9 @@ pub struct TunnelEndpointConfig {
     /// (TAPs with virtio-net headers, the gateway); off, every datagram is
     /// its own frame.
     pub coalesce_tcp: bool,
+    /// Key of the flow hash that picks a source socket per inner flow
+    /// (from the injected RNG, so remote hosts cannot aim flows at one).
+    pub flow_seed: u64,
 }
 
 impl Default for TunnelEndpointConfig {
@@ -93,6 +101,7 @@ impl Default for TunnelEndpointConfig {
             remote_port: DEFAULT_PORT,
             udp_gso: true,
             coalesce_tcp: true,
+            flow_seed: 0,
         }
     }
 }
@@ -155,6 +164,8 @@ struct Tunnel {
 /// of a `UDP_SEGMENT` message.
 struct TxEntry {
     tunnel: u32,
+    /// 0: the bound socket; n: source socket n - 1.
+    socket: u8,
     own: core::ops::Range<usize>,
     external: Option<(*const u8, usize)>,
     gso_size: u16,
@@ -182,13 +193,19 @@ pub struct TunnelEndpoint {
     tx_iovs: Vec<[libc::iovec; 2]>,
     tx_cmsgs: Vec<[u64; 4]>,
     tx_msgs: Vec<libc::mmsghdr>,
+    /// Which queue entry each message of the group being sent is.
+    tx_order: Vec<usize>,
+    /// Send-only sockets on other source ports ([`TunnelEndpoint::add_source_socket`]).
+    sources: Vec<OwnedFd>,
+    flow: FlowHash,
 }
 
 // SAFETY: the raw pointers in the scratch vectors (iovecs, message headers,
-// queued external frames) are only written and read by the thread that owns
-// the endpoint, inside `recv_batch`, `send_to` and `flush`; between calls
-// the queue points only at the current batch, which `flush` sends before
-// the data plane reuses it. Nothing is shared with another thread.
+// queued external frames) are only written and read by whoever owns the
+// endpoint, inside `recv_batch`, `send_to` and `flush`; between calls the
+// queue points only at frames `send_to`'s caller keeps alive until the
+// next flush (its safety contract). Moving the endpoint to another thread
+// moves none of that memory.
 unsafe impl Send for TunnelEndpoint {}
 
 impl std::fmt::Debug for TunnelEndpoint {
@@ -206,11 +223,7 @@ impl TunnelEndpoint {
     pub fn new(socket: OwnedFd, config: TunnelEndpointConfig) -> io::Result<TunnelEndpoint> {
         let fd = socket.as_raw_fd();
         let local = local_addr(fd)?;
-        // SAFETY: fcntl on a descriptor we own.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_nonblocking(fd)?;
         for (force, plain) in [
             (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
             (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
@@ -232,7 +245,7 @@ impl TunnelEndpoint {
             local,
             inner_mtu,
             rx_slot: max_payload.next_multiple_of(64),
-            config,
+            config: config.clone(),
             table: TunnelTable::new(),
             tunnels: hashbrown::HashMap::new(),
             decap: DecapCounters::default(),
@@ -248,6 +261,9 @@ impl TunnelEndpoint {
             tx_iovs: Vec::with_capacity(TX_MSGS),
             tx_cmsgs: vec![[0u64; 4]; TX_MSGS],
             tx_msgs: Vec::with_capacity(TX_MSGS),
+            tx_order: Vec::with_capacity(TX_MSGS),
+            sources: Vec::new(),
+            flow: FlowHash::new(config.flow_seed, PortRange::default()),
         })
     }
 
@@ -435,9 +451,15 @@ impl TunnelEndpoint {
 
     /// Queues `frame` for the tunnel of `port` (see the module doc for how
     /// each offload state is sent). The queue is sent by
-    /// [`TunnelEndpoint::flush`], which must run before the memory of
-    /// `frame` is reused: the data plane flushes after every batch.
-    pub fn send_to(
+    /// [`TunnelEndpoint::flush`]; a plain frame is not copied but sent
+    /// from where it lies.
+    ///
+    /// # Safety
+    ///
+    /// `frame` must stay allocated and unchanged until the next
+    /// [`TunnelEndpoint::flush`] returns (the data plane flushes after
+    /// every batch, before the batch's arena is reused).
+    pub unsafe fn send_to(
         &mut self,
         port: PortId,
         frame: &[u8],
@@ -447,12 +469,14 @@ impl TunnelEndpoint {
         if !self.tunnels.contains_key(&port.0) {
             return Err(TxError::NoSuchPort);
         }
+        let socket = self.socket_for(frame);
         match offload.gso {
             GsoType::None if !offload.needs_csum => {
                 self.reserve(VXLAN_HDR_LEN, 1);
                 let at = self.put_header(port.0);
                 self.tx.push(TxEntry {
                     tunnel: port.0,
+                    socket,
                     own: at..at + VXLAN_HDR_LEN,
                     external: Some((frame.as_ptr(), frame.len())),
                     gso_size: 0,
@@ -476,6 +500,7 @@ impl TunnelEndpoint {
                 self.tx_used = at + VXLAN_HDR_LEN + frame.len();
                 self.tx.push(TxEntry {
                     tunnel: port.0,
+                    socket,
                     own: at..self.tx_used,
                     external: None,
                     gso_size: 0,
@@ -490,7 +515,7 @@ impl TunnelEndpoint {
                 } else {
                     TcpGso::V6
                 };
-                self.segment(port.0, frame, kind, usize::from(offload.gso_size))?;
+                self.segment(port.0, socket, frame, kind, usize::from(offload.gso_size))?;
                 counters.converted += 1;
                 Ok(())
             }
@@ -504,6 +529,7 @@ impl TunnelEndpoint {
     fn segment(
         &mut self,
         tunnel: u32,
+        socket: u8,
         frame: &[u8],
         kind: TcpGso,
         gso_size: usize,
@@ -533,6 +559,7 @@ impl TunnelEndpoint {
             }
             self.tx.push(TxEntry {
                 tunnel,
+                socket,
                 own: start..self.tx_used,
                 external: None,
                 gso_size: if n > 1 { datagram as u16 } else { 0 },
@@ -587,9 +614,26 @@ impl TunnelEndpoint {
             };
             self.tx_iovs.push([own, ext]);
         }
+        for socket in 0..=self.sources.len() {
+            self.send_group(socket);
+        }
+        self.tx.clear();
+        self.tx_iovs.clear();
+        self.tx_msgs.clear();
+        self.tx_used = 0;
+    }
+
+    /// Sends the queued messages of one socket (0: the bound socket, then
+    /// the source sockets) with `sendmmsg`, in queue order.
+    fn send_group(&mut self, socket: usize) {
+        self.tx_msgs.clear();
+        self.tx_order.clear();
         // SAFETY: CMSG_SPACE is a pure computation.
         let cmsg_space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
         for (i, e) in self.tx.iter().enumerate() {
+            if usize::from(e.socket) != socket {
+                continue;
+            }
             let t = &self.tunnels[&e.tunnel];
             // SAFETY: zeroed msghdr is valid; every pointer set below is
             // into a vector not resized until the send is done.
@@ -613,7 +657,12 @@ impl TunnelEndpoint {
                 }
             }
             self.tx_msgs.push(m);
+            self.tx_order.push(i);
         }
+        let fd = match socket {
+            0 => self.socket.as_raw_fd(),
+            n => self.sources[n - 1].as_raw_fd(),
+        };
         let total = self.tx_msgs.len();
         let mut sent = 0;
         while sent < total {
@@ -621,7 +670,7 @@ impl TunnelEndpoint {
             // point at live buffers (the arena, the batch being flushed).
             let r = unsafe {
                 libc::sendmmsg(
-                    self.socket.as_raw_fd(),
+                    fd,
                     self.tx_msgs[sent..].as_mut_ptr(),
                     (total - sent) as libc::c_uint,
                     libc::MSG_DONTWAIT,
@@ -636,38 +685,115 @@ impl TunnelEndpoint {
                 tracing::trace!(error = %err, "sendmmsg failed");
                 if err.kind() == io::ErrorKind::WouldBlock {
                     // The buffer is full: the rest is dropped.
-                    for e in &self.tx[sent..] {
-                        self.stats.tx_dropped += u64::from(e.datagrams);
+                    for &i in &self.tx_order[sent..] {
+                        self.stats.tx_dropped += u64::from(self.tx[i].datagrams);
                     }
                     break;
                 }
-                if err.raw_os_error() == Some(libc::EIO) && self.tx[sent].gso_size > 0 {
+                let e = &self.tx[self.tx_order[sent]];
+                if err.raw_os_error() == Some(libc::EIO) && e.gso_size > 0 && self.config.udp_gso {
                     // The kernel refuses UDP GSO where the route's device
                     // has no checksum offload: send datagrams one by one
                     // from now on.
-                    if self.config.udp_gso {
-                        tracing::warn!(
-                            "UDP_SEGMENT refused (EIO): sending one datagram per message"
-                        );
-                        self.config.udp_gso = false;
-                    }
+                    tracing::warn!("UDP_SEGMENT refused (EIO): sending one datagram per message");
+                    self.config.udp_gso = false;
                 }
                 // This message is refused (a route, an MTU): skip it.
-                self.stats.tx_dropped += u64::from(self.tx[sent].datagrams);
+                self.stats.tx_dropped += u64::from(e.datagrams);
                 sent += 1;
                 continue;
             }
-            for e in &self.tx[sent..sent + r as usize] {
-                self.stats.tx_datagrams += u64::from(e.datagrams);
+            for &i in &self.tx_order[sent..sent + r as usize] {
+                self.stats.tx_datagrams += u64::from(self.tx[i].datagrams);
             }
             self.stats.tx_messages += r as u64;
             sent += r as usize;
         }
-        self.tx.clear();
-        self.tx_iovs.clear();
-        self.tx_msgs.clear();
-        self.tx_used = 0;
     }
+
+    /// Adds a socket to send from, bound by the caller to the underlay
+    /// address and a port of its own (0: any), and returns that port.
+    /// With source sockets, each datagram goes out of the one
+    /// [`FlowHash`] picks for its inner flow, so the outer UDP source port
+    /// follows the flow (RFC 7348 section 5) and the underlay's ECMP and
+    /// the receiver's RSS spread flows while each keeps its order. They
+    /// never receive: a filter drops whatever is sent to them.
+    pub fn add_source_socket(&mut self, socket: OwnedFd) -> io::Result<u16> {
+        if self.sources.len() >= MAX_SOURCE_SOCKETS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "at most 255 source sockets per tunnel endpoint",
+            ));
+        }
+        let fd = socket.as_raw_fd();
+        let addr = local_addr(fd)?;
+        if addr.ip() != self.local.ip() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "source socket bound to {addr}, not to the endpoint's address {}",
+                    self.local.ip()
+                ),
+            ));
+        }
+        set_nonblocking(fd)?;
+        if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, SOCKET_BUFFER).is_err() {
+            let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SOCKET_BUFFER);
+        }
+        drop_everything_received(fd)?;
+        self.sources.push(socket);
+        Ok(addr.port())
+    }
+
+    /// Which socket sends the datagrams of `frame`: 0 (the bound one)
+    /// without source sockets, else the one its flow hashes to.
+    fn socket_for(&self, frame: &[u8]) -> u8 {
+        match self.sources.len() {
+            0 => 0,
+            n => 1 + ((self.flow.hash(frame) >> 32) % n as u64) as u8,
+        }
+    }
+}
+
+/// Most source sockets (their index is a byte).
+const MAX_SOURCE_SOCKETS: usize = 255;
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Attaches a classic BPF filter that keeps nothing (`ret #0`), so a
+/// send-only socket never queues what strangers send to its port.
+fn drop_everything_received(fd: RawFd) -> io::Result<()> {
+    let mut program = [libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let fprog = libc::sock_fprog {
+        len: 1,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: setsockopt copies the program it points at.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn setsockopt_int(
@@ -864,5 +990,55 @@ mod tests {
             assert_eq!(batch.frame(i).0.len(), 54 + 1000);
         }
         assert_eq!(ep.report().stats.rx_superframes, 0);
+    }
+
+    #[test]
+    fn with_source_sockets_each_flow_keeps_one_source_port_and_flows_spread() {
+        let (mut ep, remote) = endpoint(false);
+        remote
+            .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        let mut ports = std::collections::BTreeSet::new();
+        for _ in 0..8 {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            ports.insert(ep.add_source_socket(OwnedFd::from(s)).unwrap());
+        }
+        let elsewhere = UdpSocket::bind("127.0.0.2:0").unwrap();
+        assert!(ep.add_source_socket(OwnedFd::from(elsewhere)).is_err());
+        let flow = |sport: u16| {
+            let mut f = superframe(10);
+            f[34..36].copy_from_slice(&sport.to_be_bytes());
+            f
+        };
+        let mut counters = IoCounters::default();
+        let mut first: Option<Vec<u16>> = None;
+        let frames: Vec<Vec<u8>> = (0..32u16).map(|p| flow(40000 + p)).collect();
+        for _round in 0..2 {
+            for f in &frames {
+                // SAFETY: `frames` outlives the flush below.
+                unsafe { ep.send_to(PortId(7), f, &Offload::NONE, &mut counters) }.unwrap();
+            }
+            ep.flush();
+            let mut seen = std::collections::BTreeMap::new();
+            let mut buf = [0u8; 2048];
+            for _ in 0..32 {
+                let (n, from) = remote.recv_from(&mut buf).expect("datagram");
+                assert!(ports.contains(&from.port()), "{from} is a source socket");
+                let sport = u16::from_be_bytes([buf[8 + 34], buf[8 + 35]]);
+                assert_eq!(&buf[8..n], &flow(sport)[..]);
+                seen.insert(sport, from.port());
+            }
+            let used: std::collections::BTreeSet<u16> = seen.values().copied().collect();
+            assert!(
+                used.len() >= 4,
+                "32 flows over 8 sockets used only {used:?}"
+            );
+            let by_flow: Vec<u16> = (0..32).map(|p| seen[&(40000 + p)]).collect();
+            match &first {
+                None => first = Some(by_flow),
+                Some(before) => assert_eq!(&by_flow, before, "a flow keeps its port"),
+            }
+        }
+        assert_eq!(ep.report().stats.tx_datagrams, 64);
     }
 }
