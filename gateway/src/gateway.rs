@@ -797,6 +797,8 @@ impl Gateway {
     /// and the outside, until nothing moves.
     pub fn poll(&mut self, now: Instant, outside: &mut dyn Outside) {
         self.unfinished = true;
+        let ms = (now.as_nanos() / 1_000_000) as u32;
+        TCP_TSVAL.with(|t| t.set(ms.wrapping_add(self.config.tcp_timestamp_base_ms)));
         for _ in 0..8 {
             self.iface
                 .poll(smol(now), &mut self.device, &mut self.sockets);
@@ -1118,9 +1120,27 @@ impl Gateway {
     }
 }
 
+thread_local! {
+    /// The TCP timestamp value (RFC 7323, ms) the sockets polled on this
+    /// thread send: smoltcp asks a plain `fn() -> u32`, so the gateway
+    /// stores its clock here before each poll. Per thread, so simulated
+    /// worlds on parallel test threads never see each other's time.
+    static TCP_TSVAL: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn tcp_tsval() -> u32 {
+    TCP_TSVAL.with(std::cell::Cell::get)
+}
+
 /// A relayed connection's smoltcp socket: its buffers (allocated once per
-/// connection), no Nagle (the far side does its own), and a bound on how
-/// long unacknowledged data may wait.
+/// connection), no Nagle (the far side does its own), a bound on how long
+/// unacknowledged data may wait, and TCP timestamps. Timestamps matter for
+/// published ports: the container sees the real client's address and port,
+/// so a client that reuses its port meets the container's TIME_WAIT of
+/// the last connection on that 4-tuple, which Linux reopens only for a
+/// SYN with a newer timestamp (or a higher sequence number than smoltcp's
+/// random one has, half the time); without them every such reuse cost a
+/// challenge ACK, a reset and the SYN's 1 s retransmission.
 fn new_tcp_socket(buffer: usize, timeout: std::time::Duration) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0u8; buffer]),
@@ -1128,6 +1148,7 @@ fn new_tcp_socket(buffer: usize, timeout: std::time::Duration) -> tcp::Socket<'s
     );
     s.set_nagle_enabled(false);
     s.set_timeout(Some(timeout.into()));
+    s.set_tsval_generator(Some(tcp_tsval));
     s
 }
 
