@@ -41,7 +41,7 @@ pub use publish::{
     PortMapping, Protocol, PublishError,
 };
 
-use crate::driver::{DriverRegistry, PeerHost, PortPlan};
+use crate::driver::{DriverRegistry, PeerHost, PeerVia, PortPlan};
 use crate::port::SegmentId;
 use crate::store::{CommitOutcome, Compare, Conflict, Revision, Store, StoreError, Transaction};
 use ipnetwork::Ipv6Network;
@@ -225,6 +225,8 @@ struct Dirty {
     networks: BTreeSet<String>,
     /// Network name keys to write (`Some(id)`) or delete.
     network_names: BTreeMap<String, Option<String>>,
+    /// VNI claim keys to write (`Some(network id)`) or delete.
+    vnis: BTreeMap<u32, Option<String>>,
     endpoints: BTreeSet<String>,
     sandboxes: BTreeSet<String>,
     /// Sandbox name keys to write (`Some(id)`) or delete.
@@ -298,6 +300,8 @@ impl Controller {
         let placeholder = Ipam::new(IpamConfig {
             v4_pools: Vec::new(),
             v6_pools: Vec::new(),
+            global_v4_pools: Vec::new(),
+            global_v6_pools: Vec::new(),
         });
         let mut controller = Controller {
             state: State::new(placeholder),
@@ -530,6 +534,30 @@ impl Controller {
             .unwrap_or_default()
     }
 
+    /// The other hosts that have endpoints on a network and a VTEP, as
+    /// the peers its tunnels go to (one per VTEP address, sorted): what a
+    /// host plans with [`Controller::plan_peer_ports`] for an overlay.
+    /// Empty for a network without endpoints elsewhere, or unknown.
+    pub fn tunnel_peers(&self, network_id: &str) -> Vec<PeerHost> {
+        let mut peers: BTreeMap<IpAddr, String> = BTreeMap::new();
+        for e in self.state.endpoints.values() {
+            if e.network_id != network_id || e.host == self.host {
+                continue;
+            }
+            if let Some(vtep) = e.vtep {
+                peers.entry(vtep).or_insert_with(|| e.host.clone());
+            }
+        }
+        peers
+            .into_iter()
+            .map(|(vtep, host)| PeerHost {
+                name: host,
+                link: vtep.to_string(),
+                via: PeerVia::Underlay(vtep),
+            })
+            .collect()
+    }
+
     /// Records runtime facts on a sandbox (namespace path, holder pid).
     pub fn set_sandbox_labels(
         &mut self,
@@ -751,6 +779,9 @@ impl Controller {
                 id.as_ref().map(|id| json!(id)),
             );
         }
+        for (vni, id) in &dirty.vnis {
+            write(keys::vni_key(*vni), id.as_ref().map(|id| json!(id)));
+        }
         for id in &dirty.endpoints {
             write(
                 keys::endpoint_key(id),
@@ -852,6 +883,8 @@ fn random_ula48(rng: &mut dyn RngCore) -> Ipv6Network {
     Ipv6Network::new(addr, 48).expect("48 is a valid prefix")
 }
 
+#[cfg(test)]
+mod overlay_tests;
 #[cfg(test)]
 mod shared_tests;
 #[cfg(test)]

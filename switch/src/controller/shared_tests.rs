@@ -15,20 +15,20 @@ type Hook = Box<dyn FnOnce() + Send>;
 /// before a commit: the other host's write lands between this controller's
 /// reads and its commit, as it would on a shared etcd.
 #[derive(Clone)]
-struct Interleaved {
+pub(super) struct Interleaved {
     inner: MemoryStore,
     hooks: Arc<Mutex<VecDeque<Hook>>>,
 }
 
 impl Interleaved {
-    fn new(inner: &MemoryStore) -> Interleaved {
+    pub(super) fn new(inner: &MemoryStore) -> Interleaved {
         Interleaved {
             inner: inner.clone(),
             hooks: Arc::new(Mutex::new(VecDeque::new())),
         }
     }
 
-    fn before_next_commit(&self, hook: impl FnOnce() + Send + 'static) {
+    pub(super) fn before_next_commit(&self, hook: impl FnOnce() + Send + 'static) {
         self.hooks.lock().unwrap().push_back(Box::new(hook));
     }
 }
@@ -382,6 +382,8 @@ impl crate::driver::Driver for NoIpamDriver {
             uses_segment: true,
             user_creatable: true,
             exclusive: false,
+            routes_out: true,
+            global_segment: false,
         }
     }
 
