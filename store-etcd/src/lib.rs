@@ -220,10 +220,9 @@ impl EtcdStore {
         // being slow to be scheduled, never a second full timeout.
         match answer.recv_timeout(self.timeout + Duration::from_millis(250)) {
             Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(unreachable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
+            Err(RecvTimeoutError::Timeout) => {
+                Err(unreachable(format!("no answer within {:?}", self.timeout)))
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 Err(unreachable("the etcd client thread has stopped".into()))
             }

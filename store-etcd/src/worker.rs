@@ -197,18 +197,17 @@ pub(crate) fn start(
         .name("etcd-store".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let worker = match Worker::connect(endpoints, prefix, options, thread_shared, wake)
-                    .await
-                {
-                    Ok(w) => {
-                        let _ = ready_tx.send(Ok(()));
-                        w
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
+                let worker =
+                    match Worker::connect(endpoints, prefix, options, thread_shared, wake).await {
+                        Ok(w) => {
+                            let _ = ready_tx.send(Ok(()));
+                            w
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
                 worker.run(inbox).await;
             })
         })
@@ -280,9 +279,7 @@ impl Worker {
             shared,
             wake,
         };
-        let current = worker
-            .until(deadline, || worker.current_revision())
-            .await?;
+        let current = worker.until(deadline, || worker.current_revision()).await?;
         {
             let mut feed = worker.shared.feed();
             feed.start = current;
@@ -356,10 +353,9 @@ impl Worker {
                 Ok(Err(e @ StoreError::Unreachable { .. })) => e,
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
-                    return Err(self.unreachable(format!(
-                        "no answer within {:?}",
-                        self.options.timeout
-                    )))
+                    return Err(
+                        self.unreachable(format!("no answer within {:?}", self.options.timeout))
+                    )
                 }
             };
             if Instant::now() + Duration::from_millis(100) >= deadline {
@@ -383,13 +379,15 @@ impl Worker {
                     self.options.timeout
                 ))),
             },
-            Op::ChangesSince(r) => match timeout(self.options.timeout, self.changes_since(r, deadline)).await {
-                Ok(r) => r.map(Reply::Changes),
-                Err(_) => Err(self.unreachable(format!(
-                    "no answer within {:?}",
-                    self.options.timeout
-                ))),
-            },
+            Op::ChangesSince(r) => {
+                match timeout(self.options.timeout, self.changes_since(r, deadline)).await {
+                    Ok(r) => r.map(Reply::Changes),
+                    Err(_) => {
+                        Err(self
+                            .unreachable(format!("no answer within {:?}", self.options.timeout)))
+                    }
+                }
+            }
             Op::Revoke => {
                 let id = self.shared.lease.swap(0, Ordering::Relaxed);
                 if id != 0 {
@@ -562,7 +560,8 @@ impl Worker {
             Err(etcd_client::Error::GRpcStatus(s))
                 if s.code() == tonic::Code::NotFound && s.message().contains("lease not found") =>
             {
-                self.shared.mark_lost(lease, "etcd no longer knows it".into());
+                self.shared
+                    .mark_lost(lease, "etcd no longer knows it".into());
                 self.shared.lost().take();
                 if let Ok(id) = self.grant().await {
                     self.shared.lease.store(id, Ordering::Relaxed);
