@@ -640,7 +640,12 @@ impl Controller {
     }
 
     /// Records that `txn` committed at `revision`. False when other writers
-    /// committed since this controller's view, which is then stale.
+    /// committed since this controller's view, which is then stale: a
+    /// write transaction takes exactly the revision after the one before
+    /// it, so anything but `self.revision + 1` means someone else wrote in
+    /// between (on etcd possibly outside our prefix, or a lease expiry, or
+    /// nothing at all when every delete hit a missing key; reloading is
+    /// merely redundant then).
     fn advance(&mut self, txn: &Transaction, revision: Revision) -> bool {
         if txn.is_empty() {
             return true;
