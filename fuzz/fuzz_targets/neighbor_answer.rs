@@ -19,9 +19,14 @@ fn table() -> NeighborTable {
     let mut t = NeighborTable::new(5);
     for n in 1..4u8 {
         let mac = MacAddr([0x02, 0x42, 0, 0, 1, n]);
-        t.add(SEG, IpAddr::V4(Ipv4Addr::new(10, 0, 1, n)), mac).unwrap();
-        t.add(SEG, IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, u16::from(n))), mac)
+        t.add(SEG, IpAddr::V4(Ipv4Addr::new(10, 0, 1, n)), mac)
             .unwrap();
+        t.add(
+            SEG,
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, u16::from(n))),
+            mac,
+        )
+        .unwrap();
     }
     t
 }
@@ -47,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(payload.len(), 28);
             assert_eq!(arp.operation, ArpOperation::Reply);
             assert_eq!(arp.source_hardware_addr, src);
-            assert_eq!(table.get(SEG, IpAddr::V4(arp.source_protocol_addr)), Some(src));
+            assert_eq!(
+                table.get(SEG, IpAddr::V4(arp.source_protocol_addr)),
+                Some(src)
+            );
         }
         EtherType::IPV6 => {
             let ip = Ipv6Packet::new_checked(payload).unwrap();
@@ -56,8 +64,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(40 + usize::from(ip.payload_len()), payload.len());
             let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
             assert!(icmp.verify_checksum(ip.src_addr(), ip.dst_addr()));
-            let Icmpv6Repr::NeighborAdvert { flags, target, lladdr } =
-                Icmpv6Repr::parse(&icmp).unwrap()
+            let Icmpv6Repr::NeighborAdvert {
+                flags,
+                target,
+                lladdr,
+            } = Icmpv6Repr::parse(&icmp).unwrap()
             else {
                 panic!("a reply that is not an advertisement");
             };

@@ -415,8 +415,12 @@ fn neighbor(c: &mut Criterion) {
     let mut table = NeighborTable::new(rng.next_u64());
     for s in 0..SEGMENTS {
         for n in 1..=STATIONS {
-            table.add(SegmentId(s), IpAddr::V4(ip(s, n)), mac(s, n)).unwrap();
-            table.add(SegmentId(s), IpAddr::V6(ip6(s, n)), mac(s, n)).unwrap();
+            table
+                .add(SegmentId(s), IpAddr::V4(ip(s, n)), mac(s, n))
+                .unwrap();
+            table
+                .add(SegmentId(s), IpAddr::V6(ip6(s, n)), mac(s, n))
+                .unwrap();
         }
     }
     let mut batch = |ns: bool, hit: bool| -> Vec<(SegmentId, Vec<u8>)> {

@@ -447,7 +447,9 @@ impl NeighborTable {
             target_hardware_addr: sha,
             target_protocol_addr: spa,
         }
-        .emit(&mut ArpPacket::new_unchecked(&mut out[header.header_len()..]));
+        .emit(&mut ArpPacket::new_unchecked(
+            &mut out[header.header_len()..],
+        ));
         Outcome::Arp(len)
     }
 

@@ -93,7 +93,8 @@ fn an_arp_request_for_an_unknown_target_passes() {
 #[test]
 fn an_arp_request_for_an_address_known_only_in_another_segment_passes() {
     let mut t = NeighborTable::new(0);
-    t.add(OTHER_SEG, IpAddr::V4(target().1), target().0).unwrap();
+    t.add(OTHER_SEG, IpAddr::V4(target().1), target().0)
+        .unwrap();
     assert_eq!(run(&t, &who_has_target()).0, Answer::Pass);
 }
 
@@ -368,7 +369,10 @@ fn a_solicitation_with_a_nonzero_code_is_malformed() {
 fn a_solicitation_for_a_multicast_target_is_malformed() {
     let (am, _, a6) = asker();
     let group: Ipv6Addr = "ff02::1".parse().unwrap();
-    assert_eq!(run(&table(), &ns(am, a6, group, Some(am))).0, Answer::Malformed);
+    assert_eq!(
+        run(&table(), &ns(am, a6, group, Some(am))).0,
+        Answer::Malformed
+    );
 }
 
 #[test]
@@ -480,7 +484,12 @@ fn advertisements_and_other_icmpv6_messages_pass() {
         &[],
     );
     assert_eq!(run(&table(), &na).0, Answer::Pass);
-    let rs = ndp(asker().0, asker().2, &Icmpv6Repr::RouterSolicit { lladdr: None }, &[]);
+    let rs = ndp(
+        asker().0,
+        asker().2,
+        &Icmpv6Repr::RouterSolicit { lladdr: None },
+        &[],
+    );
     assert_eq!(run(&table(), &rs).0, Answer::Pass);
     let echo = router_message(asker().0, asker().2, Icmpv6Message::ECHO_REQUEST);
     assert_eq!(run(&table(), &echo).0, Answer::Pass);
@@ -568,7 +577,10 @@ fn a_request_from_a_group_source_mac_passes_to_the_bridge() {
 fn other_frames_and_runts_pass() {
     let t = table();
     let (am, a4, _) = asker();
-    assert_eq!(run(&t, &ipv4(mac(1, 9), am, a4, target().1)).0, Answer::Pass);
+    assert_eq!(
+        run(&t, &ipv4(mac(1, 9), am, a4, target().1)).0,
+        Answer::Pass
+    );
     assert_eq!(run(&t, &raw(MacAddr::BROADCAST, am)).0, Answer::Pass);
     assert_eq!(run(&t, &who_has_target()[..13]).0, Answer::Pass);
     assert_eq!(run(&t, &[]).0, Answer::Pass);
@@ -705,10 +717,18 @@ fn entries_are_listed_in_order_whatever_the_seed() {
     for seed in [0, 1, u64::MAX] {
         let mut t = NeighborTable::new(seed);
         for n in (1..40).rev() {
-            t.add(SegmentId(u32::from(n % 3)), IpAddr::V6(ip6(1, n)), mac(1, n))
-                .unwrap();
-            t.add(SegmentId(u32::from(n % 3)), IpAddr::V4(ip4(1, n)), mac(1, n))
-                .unwrap();
+            t.add(
+                SegmentId(u32::from(n % 3)),
+                IpAddr::V6(ip6(1, n)),
+                mac(1, n),
+            )
+            .unwrap();
+            t.add(
+                SegmentId(u32::from(n % 3)),
+                IpAddr::V4(ip4(1, n)),
+                mac(1, n),
+            )
+            .unwrap();
         }
         let list = t.entries();
         let mut sorted = list.clone();
