@@ -484,5 +484,5 @@ fn neighbor(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, known_unicast, flood, overlay, garbage, neighbor);
+criterion_group!(benches, known_unicast, flood, neighbor, overlay, garbage);
 criterion_main!(benches);
