@@ -217,6 +217,10 @@ fn bump(c: &Cell<u64>) {
 /// lookup per request, deterministic for a seed, and a remote asker cannot
 /// precompute colliding addresses without the seed. Listings are sorted;
 /// nothing iterates the table to answer a frame.
+///
+/// `Send` but not `Sync`: the counters are plain cells, so the table
+/// belongs to the one data-plane thread that answers with it, and the
+/// controller's changes reach it between batches as the bridge's do.
 #[derive(Debug)]
 pub struct NeighborTable {
     entries: HashTable<Entry>,

@@ -738,3 +738,12 @@ fn entries_are_listed_in_order_whatever_the_seed() {
     }
     assert!(lists.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[test]
+fn the_table_can_be_handed_to_the_data_plane_thread() {
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+    let t = std::thread::spawn(move || send(table())).join().unwrap();
+    assert!(matches!(run(&t, &who_has_target()).0, Answer::Reply(_)));
+}
