@@ -10,6 +10,7 @@
 pub mod bridge;
 pub mod fdb;
 pub mod mac;
+pub mod neighbor;
 pub mod port;
 pub mod time;
 pub mod vxlan;
@@ -21,6 +22,7 @@ pub use bridge::{
 };
 pub use fdb::FdbEntry;
 pub use mac::MacAddr;
+pub use neighbor::{Answer, NeighborCounters, NeighborError, NeighborTable};
 pub use port::{
     DropReason, HorizonGroup, PortBinding, PortConfig, PortCounters, PortId, SegmentId,
 };
