@@ -289,7 +289,9 @@ fn overlay(c: &mut Criterion) {
     for k in 0..BATCH as u32 {
         let r = 1000 + k % 64;
         // From the tunnel its static entry names, as the peer database says.
-        from_tunnels.ingress.push(tunnels[((r - 1000) % 16) as usize]);
+        from_tunnels
+            .ingress
+            .push(tunnels[((r - 1000) % 16) as usize]);
         from_tunnels.frames.push(ipv4_frame(
             MacAddr::BROADCAST,
             mac(1, r),

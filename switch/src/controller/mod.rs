@@ -97,6 +97,20 @@ pub enum Change {
 /// other writers of a shared store.
 pub const MAX_ATTEMPTS: u32 = 5;
 
+/// A station of a network on another host, as [`Controller::remote_stations`]
+/// lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteStation {
+    /// Its endpoint.
+    pub endpoint_id: String,
+    /// Its MAC address.
+    pub mac: crate::mac::MacAddr,
+    /// The VTEP of the host that holds it.
+    pub vtep: IpAddr,
+    /// Its IPv4 and IPv6 addresses.
+    pub addresses: Vec<IpAddr>,
+}
+
 /// The host id of a controller not told otherwise: a single host.
 pub const DEFAULT_HOST: &str = "local";
 
@@ -554,6 +568,32 @@ impl Controller {
                 name: host,
                 link: vtep.to_string(),
                 via: PeerVia::Underlay(vtep),
+            })
+            .collect()
+    }
+
+    /// The stations of a network that other hosts hold, with where they
+    /// are: what a host programs for an overlay instead of learning it by
+    /// flooding across the underlay — a static FDB entry per MAC on the
+    /// tunnel to its VTEP, and a neighbour entry per address so ARP and
+    /// neighbour solicitations for it are answered locally. Sorted by
+    /// endpoint name; endpoints without a MAC or a VTEP are left out.
+    pub fn remote_stations(&self, network_id: &str) -> Vec<RemoteStation> {
+        self.endpoints_of_network(network_id)
+            .into_iter()
+            .filter(|e| e.host != self.host)
+            .filter_map(|e| {
+                Some(RemoteStation {
+                    endpoint_id: e.id.clone(),
+                    mac: e.mac?,
+                    vtep: e.vtep?,
+                    addresses: e
+                        .ipv4
+                        .map(|n| IpAddr::V4(n.ip()))
+                        .into_iter()
+                        .chain(e.ipv6.map(|n| IpAddr::V6(n.ip())))
+                        .collect(),
+                })
             })
             .collect()
     }

@@ -236,6 +236,11 @@ fn each_host_plans_one_tunnel_per_other_vtep_with_endpoints_on_the_network() {
     let segment = a.segment_of(&net.id).unwrap();
     assert_eq!(plan.port.segment, segment);
     assert_eq!(plan.port.horizon, Some(HorizonGroup(segment.0)));
+    let remote = a.remote_stations(&net.id);
+    assert_eq!(remote.len(), 3, "wb, wc1, wc2, not a's own: {remote:?}");
+    assert!(remote.iter().all(|s| s.addresses.len() == 1));
+    assert_eq!(remote[0].vtep, vtep(2));
+    assert_eq!(remote[1].vtep, vtep(3));
     // A bridge network has no tunnels, whoever is on it.
     let bridge = a.network("bridge").unwrap().id.clone();
     assert!(a.plan_peer_ports(&bridge, &peers[0]).is_empty());
