@@ -181,6 +181,11 @@ pub struct GatewayCounters {
     pub bytes_out: u64,
     /// Bytes relayed from the outside to containers.
     pub bytes_in: u64,
+    /// Datagrams and echo replies for a container whose MAC was still
+    /// being resolved, dropped because too many were waiting or the
+    /// container never answered within two sweeps (1–2 s).
+    #[serde(default)]
+    pub unresolved_dropped: u64,
 }
 
 /// One container's flows through a gateway.
