@@ -271,7 +271,7 @@ fn an_operation_that_keeps_conflicting_gives_up_and_changes_nothing() {
     assert_eq!(
         err.to_string(),
         "the state changed concurrently (ipam/local/10.1.0.0/24 was changed by another host or \
-         process in each of 5 attempts); nothing was changed, try again"
+         process in each of 16 attempts); nothing was changed, try again"
     );
     assert!(!err.is_user_error());
     assert_eq!(a.conflicts(), u64::from(MAX_ATTEMPTS));
