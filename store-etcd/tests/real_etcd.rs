@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use switchyard_store_etcd::{EtcdOptions, EtcdStore};
 use switchyard_switch::controller::model::{EndpointSpec, NetnsMode, NetworkSpec, SandboxSpec};
 use switchyard_switch::store::{CommitOutcome, Compare, EventKind, Store, StoreError, Transaction};
-use switchyard_switch::{Controller, ControllerError, ControllerOptions, DriverRegistry};
+use switchyard_switch::{Controller, ControllerOptions, DriverRegistry};
 
 /// A running etcd, killed (by pid) and its data directory removed on drop.
 struct Etcd {
