@@ -4,8 +4,8 @@
 //! switch is a direct cable (the simulator's), planned as a trunk port.
 
 use super::{
-    mtu_option, sandbox_interface_port, BackendPlan, Driver, DriverCapabilities, GatewayPlan,
-    PeerHost, PeerVia, PortOwner, PortPlan, MTU_OPTION,
+    mtu_option, peer_trunk_port, sandbox_interface_port, BackendPlan, Driver, DriverCapabilities,
+    GatewayPlan, PeerHost, PeerVia, PortOwner, PortPlan, MTU_OPTION,
 };
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::{shown, ControllerError};
@@ -149,22 +149,15 @@ impl Driver for BridgeDriver {
         let (Some(segment), PeerVia::Cable) = (segment, &peer.via) else {
             return Vec::new();
         };
-        vec![PortPlan {
-            owner: PortOwner::Peer {
-                network_id: network.id.clone(),
-                peer: peer.name.clone(),
-                link: peer.link.clone(),
-            },
-            port: PortConfig {
-                segment,
-                binding: PortBinding::Trunk,
-                label: format!("cable:{}", peer.link),
-                mtu: network.mtu,
-                horizon: None,
-            },
-            backend: BackendPlan::PeerLink {
+        vec![peer_trunk_port(
+            network,
+            segment,
+            peer,
+            format!("cable:{}", peer.link),
+            None,
+            BackendPlan::PeerLink {
                 peer: peer.name.clone(),
             },
-        }]
+        )]
     }
 }

@@ -361,6 +361,33 @@ pub(crate) fn sandbox_interface_port(
     })
 }
 
+/// The trunk port that joins a network's segment to a peer host, many
+/// stations behind it: a cable for `bridge`, a tunnel for `overlay`.
+pub(crate) fn peer_trunk_port(
+    network: &Network,
+    segment: SegmentId,
+    peer: &PeerHost,
+    label: String,
+    horizon: Option<crate::port::HorizonGroup>,
+    backend: BackendPlan,
+) -> PortPlan {
+    PortPlan {
+        owner: PortOwner::Peer {
+            network_id: network.id.clone(),
+            peer: peer.name.clone(),
+            link: peer.link.clone(),
+        },
+        port: PortConfig {
+            segment,
+            binding: crate::port::PortBinding::Trunk,
+            label,
+            mtu: network.mtu,
+            horizon,
+        },
+        backend,
+    }
+}
+
 /// Options every driver accepts (labels of intent Docker tools pass).
 pub(crate) const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 

@@ -21,12 +21,12 @@
 //! there is no IPsec in this data plane.
 
 use super::{
-    mtu_option, sandbox_interface_port, BackendPlan, Driver, DriverCapabilities, PeerHost, PeerVia,
-    PortOwner, PortPlan, MTU_OPTION,
+    mtu_option, peer_trunk_port, sandbox_interface_port, BackendPlan, Driver, DriverCapabilities,
+    PeerHost, PeerVia, PortPlan, MTU_OPTION,
 };
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::{shown, ControllerError};
-use crate::port::{HorizonGroup, PortBinding, PortConfig, SegmentId};
+use crate::port::{HorizonGroup, SegmentId};
 use crate::vxlan;
 
 /// The lowest VNI the controller hands out by itself (Docker's overlay
@@ -162,23 +162,16 @@ impl Driver for OverlayDriver {
         else {
             return Vec::new();
         };
-        vec![PortPlan {
-            owner: PortOwner::Peer {
-                network_id: network.id.clone(),
-                peer: peer.name.clone(),
-                link: peer.link.clone(),
-            },
-            port: PortConfig {
-                segment,
-                binding: PortBinding::Trunk,
-                label: format!("vxlan:{vni}:{remote}"),
-                mtu: network.mtu,
-                horizon: Some(HorizonGroup(segment.0)),
-            },
-            backend: BackendPlan::Tunnel {
+        vec![peer_trunk_port(
+            network,
+            segment,
+            peer,
+            format!("vxlan:{vni}:{remote}"),
+            Some(HorizonGroup(segment.0)),
+            BackendPlan::Tunnel {
                 vni,
                 remote: *remote,
             },
-        }]
+        )]
     }
 }
