@@ -538,6 +538,41 @@ fn published_ports_carry_clients_with_their_addresses_and_go_with_the_container(
         "outside → -p 8080: {status}\n{}",
         d.log()
     );
+    // A client reusing its port: the container sees the client's own
+    // 4-tuple, and its server closed first, so each new connection meets
+    // the container's TIME_WAIT of the last one. Linux lets it in only for
+    // a SYN with a newer TCP timestamp (or, half the time, a higher
+    // sequence number); without timestamps the gateway's SYN got a
+    // challenge ACK and waited for its 1 s retransmission.
+    // (A client that reads to the end and closes after the server, as
+    // connrate does: curl closes first and keeps the port in TIME_WAIT.)
+    let local_port = (41_000 + std::process::id() % 1000).to_string();
+    let client = format!(
+        "import socket,sys,time\n\
+         s=socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+         s.bind(('0.0.0.0',{local_port}))\n\
+         t=time.monotonic()\n\
+         s.connect(('{daemon_addr}',8080))\n\
+         s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n\
+         got=b''\n\
+         while True:\n\
+         \x20   b=s.recv(65536)\n\
+         \x20   if not b: break\n\
+         \x20   got+=b\n\
+         s.close()\n\
+         print(got.split(b' ')[1].decode(), round(time.monotonic()-t,3))\n"
+    );
+    for round in 0..6 {
+        let (ok, out) = t.in_ns(&t.outside_ns, &["python3", "-c", &client]);
+        let (status, took) = out.trim().split_once(' ').unwrap_or((&out, "nan"));
+        let took: f64 = took.parse().unwrap_or(f64::NAN);
+        assert!(
+            ok && status == "200" && took < 0.5,
+            "round {round} from outside port {local_port}: {out:?} (a reused client port \
+             must not wait for a SYN retransmission)"
+        );
+    }
     // From the daemon's loopback: seen as the gateway address.
     let (ok, status) = t.in_ns(&t.daemon_ns, &curl_status("http://127.0.0.1:8080/"));
     assert!(ok && status == "200", "loopback → -p 8080: {status}");

@@ -161,6 +161,8 @@ fuzz_target!(|data: &[u8]| {
     let config = IpamConfig {
         v4_pools: vec!["base=10.0.0.0/27,size=29".parse().unwrap()],
         v6_pools: vec!["base=fd00::/124,size=126".parse().unwrap()],
+        global_v4_pools: vec!["base=10.1.0.0/27,size=29".parse().unwrap()],
+        global_v6_pools: Vec::new(),
     };
     let mut ipam = Ipam::new(config);
     let mut models: BTreeMap<PoolId, Model> = BTreeMap::new();

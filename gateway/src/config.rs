@@ -83,6 +83,11 @@ pub struct GatewayConfig {
     pub offload: bool,
     /// Bytes of each relayed TCP connection's receive and send buffer.
     pub tcp_buffer: usize,
+    /// Added to the gateway's clock (in ms) for the TCP timestamps it
+    /// sends (RFC 7323). Real mode passes the system's boot-relative
+    /// monotonic time at the daemon's start, so timestamps keep growing
+    /// across daemon restarts; the simulator leaves it at 0.
+    pub tcp_timestamp_base_ms: u32,
     /// Flow limits.
     pub limits: Limits,
     /// Idle timeouts.
@@ -107,6 +112,7 @@ impl GatewayConfig {
             isolated: Vec::new(),
             offload: false,
             tcp_buffer: 256 * 1024,
+            tcp_timestamp_base_ms: 0,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
         }
@@ -175,6 +181,11 @@ pub struct GatewayCounters {
     pub bytes_out: u64,
     /// Bytes relayed from the outside to containers.
     pub bytes_in: u64,
+    /// Datagrams and echo replies for a container whose MAC was still
+    /// being resolved, dropped because too many were waiting or the
+    /// container never answered within two sweeps (1–2 s).
+    #[serde(default)]
+    pub unresolved_dropped: u64,
 }
 
 /// One container's flows through a gateway.

@@ -138,6 +138,14 @@ pub struct Gateway {
     /// (container target, client as seen) -> (published flow, real client).
     published_seen: HashMap<(SocketAddr, SocketAddr), (FlowId, SocketAddr)>,
     neighbors: HashMap<IpAddr, [u8; 6]>,
+    /// Frames for containers whose MAC is being resolved (the first
+    /// datagram to a container the gateway has not heard from yet, such as
+    /// a published UDP port's first client): sent once the container
+    /// answers, as a kernel's neighbour queue does, instead of lost.
+    awaiting: Vec<Awaiting>,
+    /// Sweeps done so far: an awaiting frame older than one full sweep
+    /// period is dropped.
+    sweeps: u64,
     host_gateway: HashSet<IpAddr>,
     usage: HashMap<IpAddr, ContainerFlows>,
     counters: GatewayCounters,
@@ -151,6 +159,18 @@ pub struct Gateway {
     /// budget ran out): poll again at once, not at the next event.
     unfinished: bool,
 }
+
+/// A frame waiting for its destination's MAC: built with a zero
+/// destination, patched when the container answers.
+struct Awaiting {
+    ip: IpAddr,
+    frame: Vec<u8>,
+    sweep: u64,
+}
+
+/// Frames waiting for MACs at most, in all and per container.
+const MAX_AWAITING: usize = 64;
+const MAX_AWAITING_PER_CONTAINER: usize = 4;
 
 fn smol(now: Instant) -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_micros((now.as_nanos() / 1000) as i64)
@@ -207,6 +227,8 @@ impl Gateway {
             ping_index: HashMap::new(),
             published_seen: HashMap::new(),
             neighbors: HashMap::new(),
+            awaiting: Vec::new(),
+            sweeps: 0,
             host_gateway: HashSet::new(),
             usage: HashMap::new(),
             counters: GatewayCounters::default(),
@@ -375,7 +397,7 @@ impl Gateway {
                 return false;
             };
             if self.config.serves(IpAddr::V4(spa)) {
-                self.neighbors.insert(IpAddr::V4(spa), sha);
+                self.learn(IpAddr::V4(spa), sha);
             }
             if !self.config.is_own(IpAddr::V4(tpa)) {
                 return false;
@@ -389,7 +411,7 @@ impl Gateway {
         if ip.end > frame.len() || !self.config.serves(ip.src) {
             return false;
         }
-        self.neighbors.insert(ip.src, src_mac);
+        self.learn(ip.src, src_mac);
         let trusted = offload.needs_csum || offload.data_valid;
         match ip.proto {
             6 => {
@@ -725,11 +747,56 @@ impl Gateway {
         true
     }
 
-    /// The MAC of a container, or a solicitation for it (the frame that
-    /// needed it is dropped; its sender retries).
+    /// Records a container's MAC and sends what waited for it.
+    fn learn(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        self.neighbors.insert(ip, mac);
+        if self.awaiting.iter().any(|a| a.ip == ip) {
+            let mut i = 0;
+            while i < self.awaiting.len() {
+                if self.awaiting[i].ip == ip {
+                    let mut waiting = self.awaiting.swap_remove(i);
+                    waiting.frame[0..6].copy_from_slice(&mac);
+                    self.device.tx.push(waiting.frame, Offload::NONE);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// Sends a frame built for `ip` with a zero destination MAC: at once
+    /// when the MAC is known, after the container answers a solicitation
+    /// otherwise (a bounded number wait; the rest are dropped and counted).
+    fn send_to_container(&mut self, ip: IpAddr, mut frame: Vec<u8>) {
+        if let Some(mac) = self.neighbor(ip) {
+            frame[0..6].copy_from_slice(&mac);
+            self.device.tx.push(frame, Offload::NONE);
+            return;
+        }
+        let mine = self.awaiting.iter().filter(|a| a.ip == ip).count();
+        if mine >= MAX_AWAITING_PER_CONTAINER || self.awaiting.len() >= MAX_AWAITING {
+            self.counters.unresolved_dropped += 1;
+            return;
+        }
+        self.awaiting.push(Awaiting {
+            ip,
+            frame,
+            sweep: self.sweeps,
+        });
+    }
+
+    /// The MAC of a container, or `None` after sending a solicitation for
+    /// it (once per sweep period while frames wait for it).
     fn neighbor(&mut self, ip: IpAddr) -> Option<[u8; 6]> {
         if let Some(mac) = self.neighbors.get(&ip) {
             return Some(*mac);
+        }
+        if self
+            .awaiting
+            .iter()
+            .any(|a| a.ip == ip && a.sweep == self.sweeps)
+        {
+            return None;
         }
         let mut buf = self.device.tx.buffer();
         match (ip, self.own(ip.is_ipv6())) {
@@ -746,36 +813,30 @@ impl Gateway {
     }
 
     fn emit_udp(&mut self, from: SocketAddr, to: SocketAddr, len: usize) -> bool {
-        let Some(mac) = self.neighbor(to.ip()) else {
-            return false;
-        };
         let mut buf = self.device.tx.buffer();
         packet::build_udp(
             &mut buf,
-            (self.config.mac.0, mac),
+            (self.config.mac.0, [0; 6]),
             from,
             to,
             &self.scratch[..len],
         );
-        self.device.tx.push(buf, Offload::NONE);
+        self.send_to_container(to.ip(), buf);
         true
     }
 
     fn emit_echo_reply(&mut self, from: IpAddr, to: IpAddr, ident: u16, seq: u16, data: &[u8]) {
-        let Some(mac) = self.neighbor(to) else {
-            return;
-        };
         let mut buf = self.device.tx.buffer();
         packet::build_echo_reply(
             &mut buf,
-            (self.config.mac.0, mac),
+            (self.config.mac.0, [0; 6]),
             from,
             to,
             ident,
             seq,
             data,
         );
-        self.device.tx.push(buf, Offload::NONE);
+        self.send_to_container(to, buf);
     }
 
     /// The outside says what a flow's socket can do now.
@@ -797,6 +858,8 @@ impl Gateway {
     /// and the outside, until nothing moves.
     pub fn poll(&mut self, now: Instant, outside: &mut dyn Outside) {
         self.unfinished = true;
+        let ms = (now.as_nanos() / 1_000_000) as u32;
+        TCP_TSVAL.with(|t| t.set(ms.wrapping_add(self.config.tcp_timestamp_base_ms)));
         for _ in 0..8 {
             self.iface
                 .poll(smol(now), &mut self.device, &mut self.sockets);
@@ -991,6 +1054,11 @@ impl Gateway {
 
     /// Closes idle mappings and connects that never finished.
     fn sweep(&mut self, now: Instant, outside: &mut dyn Outside) {
+        let before = self.awaiting.len();
+        let current = self.sweeps;
+        self.awaiting.retain(|a| a.sweep == current);
+        self.counters.unresolved_dropped += (before - self.awaiting.len()) as u64;
+        self.sweeps += 1;
         let t = self.config.timeouts;
         let older = |at: Instant, d: std::time::Duration| {
             now.as_nanos().saturating_sub(at.as_nanos()) > d.as_nanos() as u64
@@ -1118,9 +1186,27 @@ impl Gateway {
     }
 }
 
+thread_local! {
+    /// The TCP timestamp value (RFC 7323, ms) the sockets polled on this
+    /// thread send: smoltcp asks a plain `fn() -> u32`, so the gateway
+    /// stores its clock here before each poll. Per thread, so simulated
+    /// worlds on parallel test threads never see each other's time.
+    static TCP_TSVAL: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn tcp_tsval() -> u32 {
+    TCP_TSVAL.with(std::cell::Cell::get)
+}
+
 /// A relayed connection's smoltcp socket: its buffers (allocated once per
-/// connection), no Nagle (the far side does its own), and a bound on how
-/// long unacknowledged data may wait.
+/// connection), no Nagle (the far side does its own), a bound on how long
+/// unacknowledged data may wait, and TCP timestamps. Timestamps matter for
+/// published ports: the container sees the real client's address and port,
+/// so a client that reuses its port meets the container's TIME_WAIT of
+/// the last connection on that 4-tuple, which Linux reopens only for a
+/// SYN with a newer timestamp (or a higher sequence number than smoltcp's
+/// random one has, half the time); without them every such reuse cost a
+/// challenge ACK, a reset and the SYN's 1 s retransmission.
 fn new_tcp_socket(buffer: usize, timeout: std::time::Duration) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0u8; buffer]),
@@ -1128,6 +1214,7 @@ fn new_tcp_socket(buffer: usize, timeout: std::time::Duration) -> tcp::Socket<'s
     );
     s.set_nagle_enabled(false);
     s.set_timeout(Some(timeout.into()));
+    s.set_tsval_generator(Some(tcp_tsval));
     s
 }
 

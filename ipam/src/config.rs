@@ -137,13 +137,39 @@ impl FromStr for DefaultPool {
     }
 }
 
-/// The default pools IPAM draws from, per family, in the order they are tried.
+/// The default pools IPAM draws from, per address space and family, in the
+/// order they are tried.
+///
+/// The `local` space (single-host networks) uses `v4_pools`/`v6_pools`; the
+/// `global` space (networks shared by every host of a cluster, such as
+/// overlays) has its own, so the two never hand out the same subnet by
+/// default: IPv4 from [`GLOBAL_V4_DEFAULT`] as /24s (Docker Swarm's
+/// default), IPv6 from the upper half of the first local IPv6 entry when
+/// `global_v6_pools` is empty (so a store written before the global space
+/// existed gets it without a migration).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpamConfig {
-    /// IPv4 entries, tried first to last.
+    /// IPv4 entries of the local space, tried first to last.
     pub v4_pools: Vec<DefaultPool>,
-    /// IPv6 entries, tried first to last.
+    /// IPv6 entries of the local space, tried first to last.
     pub v6_pools: Vec<DefaultPool>,
+    /// IPv4 entries of the global space.
+    #[serde(default = "global_v4_default")]
+    pub global_v4_pools: Vec<DefaultPool>,
+    /// IPv6 entries of the global space (empty: derived from the local one).
+    #[serde(default)]
+    pub global_v6_pools: Vec<DefaultPool>,
+}
+
+/// The global space's IPv4 default: 10.0.0.0/8 cut into /24s.
+pub const GLOBAL_V4_DEFAULT: (Ipv4Addr, u8, u8) = (Ipv4Addr::new(10, 0, 0, 0), 8, 24);
+
+fn global_v4_default() -> Vec<DefaultPool> {
+    let (base, prefix, size) = GLOBAL_V4_DEFAULT;
+    vec![DefaultPool {
+        base: IpNetwork::V4(v4net(base, prefix)),
+        size,
+    }]
 }
 
 impl IpamConfig {
@@ -168,10 +194,12 @@ impl IpamConfig {
                 base: ula,
                 size: 64,
             }],
+            global_v4_pools: global_v4_default(),
+            global_v6_pools: Vec::new(),
         }
     }
 
-    /// The entries for one family.
+    /// The entries of the local space for one family.
     pub fn pools(&self, family: Family) -> &[DefaultPool] {
         match family {
             Family::V4 => &self.v4_pools,
@@ -179,12 +207,48 @@ impl IpamConfig {
         }
     }
 
+    /// The entries of `space` (`local` or `global`) for one family. The
+    /// global IPv6 default, when none is configured, is the upper half of
+    /// each local IPv6 entry's base, cut the same way (local networks are
+    /// handed out from the bottom of it).
+    pub fn pools_in(&self, space: &str, family: Family) -> Vec<DefaultPool> {
+        if space != crate::GLOBAL {
+            return self.pools(family).to_vec();
+        }
+        match family {
+            Family::V4 => self.global_v4_pools.clone(),
+            Family::V6 if !self.global_v6_pools.is_empty() => self.global_v6_pools.clone(),
+            Family::V6 => self
+                .v6_pools
+                .iter()
+                .filter_map(|p| match p.base {
+                    IpNetwork::V6(base) if base.prefix() < p.size => {
+                        let prefix = base.prefix() + 1;
+                        let upper = u128::from(base.network()) | (1u128 << (128 - prefix));
+                        Ipv6Network::new(upper.into(), prefix)
+                            .ok()
+                            .map(|b| DefaultPool {
+                                base: IpNetwork::V6(b),
+                                size: p.size,
+                            })
+                    }
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
     /// Checks every entry, and that each list holds only its own family, so
     /// a daemon can refuse a bad configuration at start rather than at the
     /// first network that needs it.
     pub fn validate(&self) -> Result<(), IpamError> {
-        for family in [Family::V4, Family::V6] {
-            for pool in self.pools(family) {
+        for (family, pools) in [
+            (Family::V4, &self.v4_pools),
+            (Family::V6, &self.v6_pools),
+            (Family::V4, &self.global_v4_pools),
+            (Family::V6, &self.global_v6_pools),
+        ] {
+            for pool in pools {
                 if pool.family() != family {
                     return Err(IpamError::InvalidDefaultPool {
                         text: pool.to_string(),

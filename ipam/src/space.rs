@@ -217,13 +217,13 @@ impl Ipam {
     /// The first subnet of the default pools, in order, that overlaps no pool
     /// of `space`.
     fn next_default_subnet(&self, space: &str, family: Family) -> Result<IpNetwork, IpamError> {
-        let defaults = self.config.pools(family);
+        let defaults = self.config.pools_in(space, family);
         if defaults.is_empty() {
             return Err(IpamError::NoDefaultPool { family });
         }
         // A broken configuration fails loudly at first use, not silently.
         self.config.validate()?;
-        for dp in defaults {
+        for dp in &defaults {
             let step = addr::span_last(u32::from(family.bits() - dp.size));
             let end = addr::last(dp.base);
             let mut start = addr::first(dp.base);

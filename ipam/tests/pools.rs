@@ -53,6 +53,57 @@ fn thirty_one_default_pools_then_exhaustion_tells_user_what_to_do() {
 }
 
 #[test]
+fn the_global_space_cuts_10_slash_8_into_slash_24s_apart_from_the_local_defaults() {
+    let mut ipam = ipam();
+    let global = |owner: &str, family| PoolRequest {
+        space: GLOBAL.to_string(),
+        owner: owner.to_string(),
+        family,
+        ..PoolRequest::default()
+    };
+    let a = ipam.request_pool(global("o1", Family::V4)).unwrap();
+    let b = ipam.request_pool(global("o2", Family::V4)).unwrap();
+    assert_eq!(a.subnet.to_string(), "10.0.0.0/24");
+    assert_eq!(b.subnet.to_string(), "10.0.1.0/24");
+    assert_eq!(subnets_of_defaults(&mut ipam, 1), ["172.17.0.0/16"]);
+    // IPv6: the upper half of the local ULA /48, in /64s; local networks
+    // are cut from its bottom.
+    let g6 = ipam.request_pool(global("o3", Family::V6)).unwrap();
+    let l6 = ipam
+        .request_pool(PoolRequest {
+            owner: "l6".into(),
+            family: Family::V6,
+            ..PoolRequest::default()
+        })
+        .unwrap();
+    let ula: ipnetwork::Ipv6Network = ULA.parse().unwrap();
+    let upper = u128::from(ula.network()) | (1u128 << 79);
+    assert_eq!(
+        g6.subnet.to_string(),
+        format!("{}/64", std::net::Ipv6Addr::from(upper))
+    );
+    assert_eq!(l6.subnet.to_string(), format!("{}/64", ula.network()));
+}
+
+#[test]
+fn a_stored_configuration_without_global_pools_gets_the_defaults() {
+    let mut stored =
+        serde_json::to_value(IpamConfig::docker_defaults(ULA.parse().unwrap())).unwrap();
+    let obj = stored.as_object_mut().unwrap();
+    obj.remove("global_v4_pools");
+    obj.remove("global_v6_pools");
+    let config: IpamConfig = serde_json::from_value(stored).unwrap();
+    assert_eq!(
+        config.pools_in(GLOBAL, Family::V4),
+        vec![DefaultPool {
+            base: net("10.0.0.0/8"),
+            size: 24
+        }]
+    );
+    assert_eq!(config.pools_in(GLOBAL, Family::V6).len(), 1);
+}
+
+#[test]
 fn default_pool_skips_a_subnet_taken_by_a_named_network() {
     let mut ipam = ipam();
     create(&mut ipam, "pinned", "172.18.0.0/16");
@@ -81,6 +132,8 @@ fn configured_default_pools_in_docker_syntax_are_cut_in_order() {
     let config = IpamConfig {
         v4_pools: vec!["base=10.10.0.0/16,size=24".parse().unwrap()],
         v6_pools: vec![],
+        global_v4_pools: Vec::new(),
+        global_v6_pools: Vec::new(),
     };
     let mut ipam = Ipam::new(config);
     assert_eq!(
@@ -97,6 +150,8 @@ fn an_invalid_configured_pool_is_reported_when_reached() {
             size: 8,
         }],
         v6_pools: vec![],
+        global_v4_pools: Vec::new(),
+        global_v6_pools: Vec::new(),
     };
     let mut ipam = Ipam::new(config);
     let err = ipam.request_pool(default_req("x")).unwrap_err();
@@ -138,6 +193,8 @@ fn v6_without_a_configured_pool_asks_for_a_subnet() {
     let mut ipam = Ipam::new(IpamConfig {
         v4_pools: vec![],
         v6_pools: vec![],
+        global_v4_pools: Vec::new(),
+        global_v6_pools: Vec::new(),
     });
     let err = ipam
         .request_pool(PoolRequest {

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 use switchyard_ipam::{
-    Family, IpNetwork, Ipam, IpamConfig, IpamError, PoolId, PoolRequest, GLOBAL, LOCAL,
+    DefaultPool, Family, IpNetwork, Ipam, IpamConfig, IpamError, PoolId, PoolRequest, GLOBAL, LOCAL,
 };
 
 /// Named subnets a request may ask for; small and overlapping on purpose,
@@ -28,13 +28,19 @@ const SUBNETS: &[&str] = &[
     "fd00::/127",
 ];
 
+/// Small pools that exhaust quickly; the global space is given the same
+/// ones, so the model's one list of defaults serves both spaces.
 fn config() -> IpamConfig {
+    let v4: Vec<DefaultPool> = vec![
+        "base=10.0.0.0/27,size=29".parse().unwrap(),
+        "base=10.0.0.32/28,size=30".parse().unwrap(),
+    ];
+    let v6: Vec<DefaultPool> = vec!["base=fd00::/124,size=126".parse().unwrap()];
     IpamConfig {
-        v4_pools: vec![
-            "base=10.0.0.0/27,size=29".parse().unwrap(),
-            "base=10.0.0.32/28,size=30".parse().unwrap(),
-        ],
-        v6_pools: vec!["base=fd00::/124,size=126".parse().unwrap()],
+        v4_pools: v4.clone(),
+        v6_pools: v6.clone(),
+        global_v4_pools: v4,
+        global_v6_pools: v6,
     }
 }
 

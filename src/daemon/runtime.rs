@@ -864,6 +864,7 @@ impl Runtime {
                     let mut config = GatewayConfig::new(&name, g.mac, g.ipv4, g.ipv6, g.mtu);
                     config.offload = self.opts.offload;
                     config.tcp_buffer = RELAY_TCP_BUFFER;
+                    config.tcp_timestamp_base_ms = switchyard_linux::clock::boot_millis_at_start();
                     config.isolated = isolated_subnets(controller, network_id);
                     let seed = {
                         use rand_chacha::rand_core::{RngCore, SeedableRng};

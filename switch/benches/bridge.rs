@@ -1,6 +1,8 @@
 //! Decisions per second of the switch core: known unicast (2 and 64 ports,
 //! and with a million FDB entries), floods, an overlay network's tunnel
-//! mesh (split horizon, static entries), and garbage being dropped.
+//! mesh (split horizon, static entries), garbage being dropped, and the
+//! neighbour table answering ARP and neighbour solicitations (hit, miss,
+//! and the ordinary traffic it lets by).
 //!
 //! Every iteration processes a batch of pre-built frames, so the numbers
 //! are the core's own cost, not frame construction. Run with
@@ -10,13 +12,16 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use switchyard_switch::neighbor::MAX_REPLY_LEN;
+use switchyard_switch::wire::ipv6::{multicast_mac, solicited_node};
 use switchyard_switch::wire::{
-    EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Icmpv6Packet,
+    Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
 };
 use switchyard_switch::{
-    Bridge, BridgeConfig, Egress, HorizonGroup, Instant, MacAddr, PortBinding, PortConfig, PortId,
-    SegmentId,
+    Answer, Bridge, BridgeConfig, Egress, HorizonGroup, Instant, MacAddr, NeighborTable,
+    PortBinding, PortConfig, PortId, SegmentId,
 };
 
 /// 64-byte frames, as the classic packet-rate benchmarks use.
@@ -284,7 +289,9 @@ fn overlay(c: &mut Criterion) {
     for k in 0..BATCH as u32 {
         let r = 1000 + k % 64;
         // From the tunnel its static entry names, as the peer database says.
-        from_tunnels.ingress.push(tunnels[(r % 16) as usize]);
+        from_tunnels
+            .ingress
+            .push(tunnels[((r - 1000) % 16) as usize]);
         from_tunnels.frames.push(ipv4_frame(
             MacAddr::BROADCAST,
             mac(1, r),
@@ -346,5 +353,138 @@ fn garbage(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, known_unicast, flood, overlay, garbage);
+/// "Who has `target`?" from `asker` (station `n` of its segment).
+fn arp_request(asker: MacAddr, asker_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut buf = vec![0u8; 42];
+    EthernetRepr {
+        src_addr: asker,
+        dst_addr: MacAddr::BROADCAST,
+        vlan: None,
+        ethertype: EtherType::ARP,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+    ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: asker,
+        source_protocol_addr: asker_ip,
+        target_hardware_addr: MacAddr::ZERO,
+        target_protocol_addr: target,
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut buf[14..]));
+    buf
+}
+
+/// A Neighbor Solicitation for `target` to its solicited-node group.
+fn ns_request(asker: MacAddr, asker_ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let group = solicited_node(target);
+    let msg = Icmpv6Repr::NeighborSolicit {
+        target,
+        lladdr: Some(asker),
+    };
+    let mut buf = vec![0u8; 14 + 40 + msg.buffer_len()];
+    EthernetRepr {
+        src_addr: asker,
+        dst_addr: multicast_mac(group),
+        vlan: None,
+        ethertype: EtherType::IPV6,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+    Ipv6Repr {
+        src_addr: asker_ip,
+        dst_addr: group,
+        next_header: IpProtocol::ICMPV6,
+        payload_len: msg.buffer_len(),
+        hop_limit: 255,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut buf[14..54]));
+    let mut icmp = Icmpv6Packet::new_unchecked(&mut buf[54..]);
+    msg.emit(&mut icmp);
+    icmp.fill_checksum(asker_ip, group);
+    buf
+}
+
+fn ip6(seg: u32, n: u32) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0, 0, seg as u16, 0, 0, (n >> 16) as u16, n as u16)
+}
+
+/// 16 segments of 1024 endpoints, each with an IPv4 and an IPv6 entry
+/// (32 768 entries), and a batch of requests from random askers for
+/// random targets: known ones, or addresses nobody has (`hit` false).
+fn neighbor(c: &mut Criterion) {
+    const SEGMENTS: u32 = 16;
+    const STATIONS: u32 = 1024;
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut table = NeighborTable::new(rng.next_u64());
+    for s in 0..SEGMENTS {
+        for n in 1..=STATIONS {
+            table
+                .add(SegmentId(s), IpAddr::V4(ip(s, n)), mac(s, n))
+                .unwrap();
+            table
+                .add(SegmentId(s), IpAddr::V6(ip6(s, n)), mac(s, n))
+                .unwrap();
+        }
+    }
+    let mut batch = |ns: bool, hit: bool| -> Vec<(SegmentId, Vec<u8>)> {
+        (0..BATCH)
+            .map(|_| {
+                let s = rng.next_u32() % SEGMENTS;
+                let asker = 1 + rng.next_u32() % STATIONS;
+                let mut target = 1 + rng.next_u32() % STATIONS;
+                if target == asker {
+                    target = target % STATIONS + 1;
+                }
+                if !hit {
+                    target += STATIONS;
+                }
+                let frame = if ns {
+                    ns_request(mac(s, asker), ip6(s, asker), ip6(s, target))
+                } else {
+                    arp_request(mac(s, asker), ip(s, asker), ip(s, target))
+                };
+                (SegmentId(s), frame)
+            })
+            .collect()
+    };
+    let cases = [
+        ("arp_hit", batch(false, true), true),
+        ("arp_miss", batch(false, false), false),
+        ("ns_hit", batch(true, true), true),
+        ("ns_miss", batch(true, false), false),
+    ];
+    let udp: Vec<(SegmentId, Vec<u8>)> = (0..BATCH as u32)
+        .map(|k| {
+            let f = ipv4_frame(mac(1, 2), mac(1, 1), ip(1, 1), ip(1, k % 1000 + 2));
+            (SegmentId(1), f.to_vec())
+        })
+        .collect();
+    let mut group = c.benchmark_group("neighbor");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut out = [0u8; MAX_REPLY_LEN];
+    for (name, frames, hit) in &cases {
+        // The batch is what its name says.
+        let replied = frames
+            .iter()
+            .filter(|(s, f)| matches!(table.answer(*s, f, &mut out), Answer::Reply(_)))
+            .count();
+        assert_eq!(replied, if *hit { BATCH } else { 0 }, "{name}");
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                for (s, f) in frames {
+                    black_box(table.answer(*s, black_box(f), &mut out));
+                }
+            })
+        });
+    }
+    group.bench_function("ipv4_udp_passes", |b| {
+        b.iter(|| {
+            for (s, f) in &udp {
+                black_box(table.answer(*s, black_box(f), &mut out));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, known_unicast, flood, neighbor, overlay, garbage);
 criterion_main!(benches);

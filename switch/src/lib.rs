@@ -11,6 +11,7 @@ pub mod bridge;
 pub mod fdb;
 pub mod gso;
 pub mod mac;
+pub mod neighbor;
 pub mod port;
 pub mod time;
 pub mod vxlan;
@@ -22,6 +23,7 @@ pub use bridge::{
 };
 pub use fdb::FdbEntry;
 pub use mac::MacAddr;
+pub use neighbor::{Answer, NeighborCounters, NeighborError, NeighborTable};
 pub use port::{
     DropReason, HorizonGroup, PortBinding, PortConfig, PortCounters, PortId, SegmentId,
 };

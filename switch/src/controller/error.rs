@@ -57,6 +57,20 @@ impl fmt::Display for Shown<'_> {
 /// Why a controller operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
+    /// `network create -d overlay -o vni=N` with a VNI another network has.
+    #[error("VNI {vni} is already used by network {}; choose another with -o vni=N, or leave it out to get a free one", shown(.network))]
+    VniInUse {
+        /// The VNI asked for.
+        vni: u32,
+        /// The network that has it.
+        network: String,
+    },
+    /// Every VNI from the first automatic one up is taken.
+    #[error("no free VNI is left between {first} and 16777215; remove unused overlay networks or pick a lower one with -o vni=N")]
+    VnisExhausted {
+        /// Where automatic allocation starts.
+        first: u32,
+    },
     /// `network create` with a name in use.
     #[error("network with name {n} already exists; choose another name or remove it first (switchyard network rm {n})", n = shown(.name))]
     NetworkExists {

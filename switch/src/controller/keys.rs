@@ -16,6 +16,9 @@
 //!   writers creating the same name conflict (created with a "missing"
 //!   compare).
 //! - `endpoints/<id>`: an [`Endpoint`], naming the host that holds it.
+//! - `vnis/<N>`: the id of the network whose wire identity (VXLAN VNI) is
+//!   N, so two writers picking the same VNI conflict (created with a
+//!   "missing" compare).
 //!
 //! Host-local, written only by the controller configured with that host id:
 //! - `local/<host>/meta`: `{"next_segment": N}`, the host's segment counter.
@@ -81,6 +84,10 @@ pub(super) fn network_key(id: &str) -> String {
 
 pub(super) fn network_name_key(name: &str) -> String {
     format!("names/networks/{name}")
+}
+
+pub(super) fn vni_key(vni: u32) -> String {
+    format!("vnis/{vni}")
 }
 
 pub(super) fn endpoint_key(id: &str) -> String {
@@ -151,6 +158,7 @@ pub(super) fn decode_state(contents: &StoreContents, host: &str) -> Result<State
     let mut pools = Vec::new();
     let mut spaces: BTreeMap<String, SpaceIndex> = BTreeMap::new();
     let mut network_names = BTreeMap::new();
+    let mut vnis = BTreeMap::new();
     let mut sandbox_names = BTreeMap::new();
     let mut networks = BTreeMap::new();
     let mut endpoints = BTreeMap::new();
@@ -177,6 +185,8 @@ pub(super) fn decode_state(contents: &StoreContents, host: &str) -> Result<State
             networks.insert(id.to_string(), decode::<Network>(key, value)?);
         } else if let Some(name) = key.strip_prefix("names/networks/") {
             network_names.insert(name.to_string(), decode::<String>(key, value)?);
+        } else if let Some(vni) = key.strip_prefix("vnis/") {
+            vnis.insert(vni.to_string(), decode::<String>(key, value)?);
         } else if let Some(id) = key.strip_prefix("endpoints/") {
             endpoints.insert(id.to_string(), decode::<Endpoint>(key, value)?);
         } else if let Some(rest) = key.strip_prefix(&local_prefix) {
@@ -201,6 +211,15 @@ pub(super) fn decode_state(contents: &StoreContents, host: &str) -> Result<State
         networks
             .values()
             .map(|n: &Network| (n.id.as_str(), n.name.as_str())),
+    )?;
+    let with_vni: Vec<(String, &str)> = networks
+        .values()
+        .filter_map(|n: &Network| n.global_segment.map(|v| (v.to_string(), n.id.as_str())))
+        .collect();
+    check_names(
+        "vnis/",
+        &vnis,
+        with_vni.iter().map(|(vni, id)| (*id, vni.as_str())),
     )?;
     check_names(
         &format!("{local_prefix}names/sandboxes/"),

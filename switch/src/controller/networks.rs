@@ -1,13 +1,15 @@
 //! Network operations: create (with IPAM), list, remove, and the rules for
 //! subnets that cannot work.
 
-use super::model::{Network, NetworkFilter, NetworkSpec, SubnetConfig};
+use super::model::{Network, NetworkFilter, NetworkSpec, Scope, SubnetConfig};
 use super::names::{validate_aux_name, validate_name};
 use super::{Change, Controller, ControllerError, Ctx, Dirty, State};
+use crate::driver::FIRST_AUTO_VNI;
+use crate::wire::vxlan::MAX_VNI;
 use ipnetwork::IpNetwork;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use switchyard_ipam::{Family, PoolRequest, LOCAL};
+use switchyard_ipam::{Family, PoolRequest, GLOBAL, LOCAL};
 
 impl Controller {
     /// Creates a network, with Docker's rules: a unique valid name, a known
@@ -60,6 +62,9 @@ impl Controller {
             state.networks.remove(&id);
             dirty.networks.insert(id.clone());
             dirty.network_names.insert(network.name.clone(), None);
+            if let Some(vni) = network.global_segment {
+                dirty.vnis.insert(vni, None);
+            }
             ctx.changes.push(Change::NetworkRemoved {
                 network: Box::new(network.clone()),
             });
@@ -129,12 +134,25 @@ fn create(
         )));
     }
 
+    let global_segment = if caps.global_segment {
+        Some(allocate_vni(
+            state,
+            driver.requested_global_segment(&spec)?,
+        )?)
+    } else {
+        None
+    };
+    let space = match caps.scope {
+        Scope::Local => LOCAL,
+        Scope::Global => GLOBAL,
+    };
     let id = ctx.new_id();
     let (ipv4, ipv6) = if caps.uses_ipam {
         let ipv4 = Some(request_subnet(
             state,
             dirty,
             &spec.name,
+            space,
             Family::V4,
             plan.v4,
         )?);
@@ -143,6 +161,7 @@ fn create(
                 state,
                 dirty,
                 &spec.name,
+                space,
                 Family::V6,
                 plan.v6,
             )?)
@@ -163,7 +182,7 @@ fn create(
         name: spec.name.clone(),
         driver: driver_name.to_string(),
         scope: caps.scope,
-        global_segment: None,
+        global_segment,
         ipv4,
         ipv6,
         internal: spec.internal,
@@ -174,6 +193,9 @@ fn create(
         labels: spec.labels,
         mtu,
     };
+    if let Some(vni) = global_segment {
+        dirty.vnis.insert(vni, Some(id.clone()));
+    }
     state.networks.insert(id.clone(), network.clone());
     dirty.networks.insert(id.clone());
     dirty
@@ -277,15 +299,42 @@ impl SubnetPlan {
     }
 }
 
+/// The VNI for a new network: the one asked for, if no network has it, or
+/// the lowest free one from [`FIRST_AUTO_VNI`]. Two hosts picking at once
+/// both claim `vnis/<N>` (created with a "missing" compare), so one of
+/// them conflicts and picks again.
+fn allocate_vni(state: &State, asked: Option<u32>) -> Result<u32, ControllerError> {
+    let taken: BTreeMap<u32, &str> = state
+        .networks
+        .values()
+        .filter_map(|n| n.global_segment.map(|v| (v, n.name.as_str())))
+        .collect();
+    match asked {
+        Some(vni) => match taken.get(&vni) {
+            Some(network) => Err(ControllerError::VniInUse {
+                vni,
+                network: network.to_string(),
+            }),
+            None => Ok(vni),
+        },
+        None => (FIRST_AUTO_VNI..=MAX_VNI)
+            .find(|v| !taken.contains_key(v))
+            .ok_or(ControllerError::VnisExhausted {
+                first: FIRST_AUTO_VNI,
+            }),
+    }
+}
+
 fn request_subnet(
     state: &mut State,
     dirty: &mut Dirty,
     owner: &str,
+    space: &str,
     family: Family,
     plan: FamilyPlan,
 ) -> Result<SubnetConfig, ControllerError> {
     let pool_id = state.ipam.request_pool(PoolRequest {
-        space: LOCAL.to_string(),
+        space: space.to_string(),
         owner: owner.to_string(),
         family,
         subnet: plan.subnet,

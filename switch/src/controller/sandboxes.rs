@@ -341,8 +341,14 @@ fn join(
         }
         (None, true) => next_ifname(&existing),
     };
-    let default_route =
-        has_interface && !network.internal && !existing.iter().any(|e| e.default_route);
+    let routes_out = ctx
+        .drivers
+        .get(&network.driver)
+        .is_ok_and(|d| d.capabilities().routes_out);
+    let default_route = has_interface
+        && routes_out
+        && !network.internal
+        && !existing.iter().any(|e| e.default_route);
 
     let endpoint = Endpoint {
         id: ctx.new_id(),
@@ -400,13 +406,16 @@ fn leave(
         sandbox.endpoints.retain(|id| id != endpoint_id);
         dirty.sandboxes.insert(sandbox.id.clone());
         if endpoint.default_route {
+            let drivers = ctx.drivers;
             let next = sandbox.endpoints.iter().find(|id| {
                 state.endpoints.get(*id).is_some_and(|e| {
                     !e.ifname.is_empty()
-                        && state
-                            .networks
-                            .get(&e.network_id)
-                            .is_some_and(|n| !n.internal)
+                        && state.networks.get(&e.network_id).is_some_and(|n| {
+                            !n.internal
+                                && drivers
+                                    .get(&n.driver)
+                                    .is_ok_and(|d| d.capabilities().routes_out)
+                        })
                 })
             });
             if let Some(next) = next.cloned() {

@@ -15,20 +15,20 @@ type Hook = Box<dyn FnOnce() + Send>;
 /// before a commit: the other host's write lands between this controller's
 /// reads and its commit, as it would on a shared etcd.
 #[derive(Clone)]
-struct Interleaved {
+pub(super) struct Interleaved {
     inner: MemoryStore,
     hooks: Arc<Mutex<VecDeque<Hook>>>,
 }
 
 impl Interleaved {
-    fn new(inner: &MemoryStore) -> Interleaved {
+    pub(super) fn new(inner: &MemoryStore) -> Interleaved {
         Interleaved {
             inner: inner.clone(),
             hooks: Arc::new(Mutex::new(VecDeque::new())),
         }
     }
 
-    fn before_next_commit(&self, hook: impl FnOnce() + Send + 'static) {
+    pub(super) fn before_next_commit(&self, hook: impl FnOnce() + Send + 'static) {
         self.hooks.lock().unwrap().push_back(Box::new(hook));
     }
 }
@@ -271,7 +271,7 @@ fn an_operation_that_keeps_conflicting_gives_up_and_changes_nothing() {
     assert_eq!(
         err.to_string(),
         "the state changed concurrently (ipam/local/10.1.0.0/24 was changed by another host or \
-         process in each of 5 attempts); nothing was changed, try again"
+         process in each of 16 attempts); nothing was changed, try again"
     );
     assert!(!err.is_user_error());
     assert_eq!(a.conflicts(), u64::from(MAX_ATTEMPTS));
@@ -382,6 +382,8 @@ impl crate::driver::Driver for NoIpamDriver {
             uses_segment: true,
             user_creatable: true,
             exclusive: false,
+            routes_out: true,
+            global_segment: false,
         }
     }
 

@@ -4,8 +4,8 @@
 //! switch is a direct cable (the simulator's), planned as a trunk port.
 
 use super::{
-    mtu_option, BackendPlan, Driver, DriverCapabilities, GatewayPlan, InterfacePlan, PeerHost,
-    PeerVia, PortOwner, PortPlan, MTU_OPTION,
+    mtu_option, peer_trunk_port, sandbox_interface_port, BackendPlan, Driver, DriverCapabilities,
+    GatewayPlan, PeerHost, PeerVia, PortOwner, PortPlan, MTU_OPTION,
 };
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::{shown, ControllerError};
@@ -46,6 +46,8 @@ impl Driver for BridgeDriver {
             uses_segment: true,
             user_creatable: true,
             exclusive: false,
+            routes_out: true,
+            global_segment: false,
         }
     }
 
@@ -73,41 +75,7 @@ impl Driver for BridgeDriver {
         segment: Option<SegmentId>,
         endpoint: &Endpoint,
     ) -> Option<PortPlan> {
-        let segment = segment?;
-        let mac = endpoint.mac?;
-        let binding = PortBinding::Endpoint {
-            mac,
-            ipv4: endpoint.ipv4.map(|n| n.ip()),
-            ipv6: endpoint.ipv6.map(|n| n.ip()),
-        };
-        let gateway4 = network.ipv4.as_ref().and_then(|s| match s.gateway {
-            IpAddr::V4(g) => Some(g),
-            IpAddr::V6(_) => None,
-        });
-        let gateway6 = network.ipv6.as_ref().and_then(|s| match s.gateway {
-            IpAddr::V6(g) => Some(g),
-            IpAddr::V4(_) => None,
-        });
-        Some(PortPlan {
-            owner: PortOwner::Endpoint(endpoint.id.clone()),
-            port: PortConfig {
-                segment,
-                binding,
-                label: format!("{}/{}", endpoint.name, endpoint.ifname),
-                mtu: network.mtu,
-                horizon: None,
-            },
-            backend: BackendPlan::SandboxInterface(InterfacePlan {
-                ifname: endpoint.ifname.clone(),
-                mac: endpoint.mac.unwrap_or(MacAddr::ZERO),
-                ipv4: endpoint.ipv4,
-                ipv6: endpoint.ipv6,
-                gateway4,
-                gateway6,
-                default_route: endpoint.default_route,
-                mtu: network.mtu,
-            }),
-        })
+        sandbox_interface_port(network, segment, endpoint, true)
     }
 
     /// A network that is not `--internal` has a gateway: the router its
@@ -181,22 +149,15 @@ impl Driver for BridgeDriver {
         let (Some(segment), PeerVia::Cable) = (segment, &peer.via) else {
             return Vec::new();
         };
-        vec![PortPlan {
-            owner: PortOwner::Peer {
-                network_id: network.id.clone(),
-                peer: peer.name.clone(),
-                link: peer.link.clone(),
-            },
-            port: PortConfig {
-                segment,
-                binding: PortBinding::Trunk,
-                label: format!("cable:{}", peer.link),
-                mtu: network.mtu,
-                horizon: None,
-            },
-            backend: BackendPlan::PeerLink {
+        vec![peer_trunk_port(
+            network,
+            segment,
+            peer,
+            format!("cable:{}", peer.link),
+            None,
+            BackendPlan::PeerLink {
                 peer: peer.name.clone(),
             },
-        }]
+        )]
     }
 }

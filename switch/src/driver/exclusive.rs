@@ -34,6 +34,8 @@ impl Driver for ExclusiveDriver {
             uses_segment: false,
             user_creatable: false,
             exclusive: true,
+            routes_out: false,
+            global_segment: false,
         }
     }
 

@@ -11,16 +11,18 @@
 //! VTEP). Drivers never do I/O themselves, so the same driver serves real
 //! mode and the simulator, and both get every port through them.
 //!
-//! `bridge`, `host` and `null` are here; `overlay` (a tunnel port per
-//! remote VTEP, in one horizon group) and `macvlan` (an uplink port per
-//! network on a parent link and VLAN) plug in as new [`BackendPlan`] kinds
+//! `bridge`, `host`, `null` and `overlay` (a tunnel port per remote VTEP,
+//! in one horizon group) are here; `macvlan` (an uplink port per network
+//! on a parent link and VLAN) plugs in as a new [`BackendPlan`] kind
 //! without changing the trait.
 
 mod bridge;
 mod exclusive;
+mod overlay;
 
 pub use bridge::BridgeDriver;
 pub use exclusive::ExclusiveDriver;
+pub use overlay::{OverlayDriver, DEFAULT_VXLAN_PORT, FIRST_AUTO_VNI};
 
 use crate::controller::model::{Endpoint, Network, NetworkSpec, Scope};
 use crate::controller::ControllerError;
@@ -45,6 +47,14 @@ pub struct DriverCapabilities {
     pub user_creatable: bool,
     /// A sandbox on such a network may join no other network.
     pub exclusive: bool,
+    /// Networks have a gateway on the host that routes to the outside, so
+    /// an endpoint may carry its sandbox's default route (false for
+    /// overlays, which reach only each other; as with Docker, a container
+    /// reaches the outside through a second, bridge network).
+    pub routes_out: bool,
+    /// Networks carry a cluster-wide identity on the wire (a VNI), which
+    /// the controller allocates uniquely across every host of the store.
+    pub global_segment: bool,
 }
 
 /// How the backend should realise an endpoint's interface.
@@ -84,6 +94,14 @@ pub enum BackendPlan {
     /// the gateway addresses and relays containers' traffic to the host's
     /// own sockets (NAT out, published ports in).
     Gateway(GatewayPlan),
+    /// A VXLAN tunnel to a peer host's VTEP: the network's frames,
+    /// encapsulated with its VNI, over the host's underlay socket.
+    Tunnel {
+        /// The network's VNI.
+        vni: u32,
+        /// The peer's VTEP address.
+        remote: std::net::IpAddr,
+    },
 }
 
 /// What a network's gateway port is: its identity on the segment and the
@@ -159,7 +177,9 @@ impl PortPlan {
     pub fn interface(&self) -> Option<&InterfacePlan> {
         match &self.backend {
             BackendPlan::SandboxInterface(iface) => Some(iface),
-            BackendPlan::PeerLink { .. } | BackendPlan::Gateway(_) => None,
+            BackendPlan::PeerLink { .. } | BackendPlan::Gateway(_) | BackendPlan::Tunnel { .. } => {
+                None
+            }
         }
     }
 }
@@ -175,6 +195,16 @@ pub trait Driver: Send + Sync {
     /// Checks `-o` options and anything else driver-specific; returns the
     /// interface MTU the network's endpoints get.
     fn validate(&self, spec: &NetworkSpec) -> Result<u32, ControllerError>;
+
+    /// The cluster-wide segment (VNI) the user asked for with `-o`, for
+    /// drivers with [`DriverCapabilities::global_segment`]; `None` lets
+    /// the controller pick one.
+    fn requested_global_segment(
+        &self,
+        _spec: &NetworkSpec,
+    ) -> Result<Option<u32>, ControllerError> {
+        Ok(None)
+    }
 
     /// Plans the port for an endpoint of this host, or `None` when
     /// endpoints of this driver have no data-plane port (host, null).
@@ -211,8 +241,10 @@ pub struct DriverRegistry {
     drivers: BTreeMap<&'static str, Box<dyn Driver>>,
 }
 
-/// Drivers that are part of the design but not built yet, so users get
-/// "not available yet" rather than "unknown".
+/// Drivers that are part of the design but not available to users yet
+/// (the daemon does not register `overlay` until it runs with a shared
+/// store and a VTEP), so users get "not available yet" rather than
+/// "unknown".
 pub const PLANNED_DRIVERS: [&str; 2] = ["overlay", "macvlan"];
 
 impl DriverRegistry {
@@ -229,6 +261,15 @@ impl DriverRegistry {
         r.register(Box::new(BridgeDriver));
         r.register(Box::new(ExclusiveDriver::HOST));
         r.register(Box::new(ExclusiveDriver::NULL));
+        r
+    }
+
+    /// The built-in drivers and `overlay`, for a controller whose store is
+    /// shared by several hosts and whose host has a VTEP; `underlay_mtu`
+    /// is the MTU of the link the VXLAN packets leave by.
+    pub fn with_overlay(underlay_mtu: u32, ipv6_underlay: bool) -> Self {
+        let mut r = Self::builtin();
+        r.register(Box::new(OverlayDriver::new(underlay_mtu, ipv6_underlay)));
         r
     }
 
@@ -262,6 +303,88 @@ impl DriverRegistry {
 impl Default for DriverRegistry {
     fn default() -> Self {
         Self::builtin()
+    }
+}
+
+/// The port of an endpoint that is an interface in its sandbox, one
+/// station on the network's segment: what `bridge` and `overlay` plan
+/// alike. `routes` says whether the interface gets the network's gateways
+/// (and so may carry the default route).
+pub(crate) fn sandbox_interface_port(
+    network: &Network,
+    segment: Option<SegmentId>,
+    endpoint: &Endpoint,
+    routes: bool,
+) -> Option<PortPlan> {
+    let segment = segment?;
+    let mac = endpoint.mac?;
+    let binding = crate::port::PortBinding::Endpoint {
+        mac,
+        ipv4: endpoint.ipv4.map(|n| n.ip()),
+        ipv6: endpoint.ipv6.map(|n| n.ip()),
+    };
+    let gateway4 = network
+        .ipv4
+        .as_ref()
+        .and_then(|s| match s.gateway {
+            std::net::IpAddr::V4(g) => Some(g),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .filter(|_| routes);
+    let gateway6 = network
+        .ipv6
+        .as_ref()
+        .and_then(|s| match s.gateway {
+            std::net::IpAddr::V6(g) => Some(g),
+            std::net::IpAddr::V4(_) => None,
+        })
+        .filter(|_| routes);
+    Some(PortPlan {
+        owner: PortOwner::Endpoint(endpoint.id.clone()),
+        port: PortConfig {
+            segment,
+            binding,
+            label: format!("{}/{}", endpoint.name, endpoint.ifname),
+            mtu: network.mtu,
+            horizon: None,
+        },
+        backend: BackendPlan::SandboxInterface(InterfacePlan {
+            ifname: endpoint.ifname.clone(),
+            mac,
+            ipv4: endpoint.ipv4,
+            ipv6: endpoint.ipv6,
+            gateway4,
+            gateway6,
+            default_route: endpoint.default_route && routes,
+            mtu: network.mtu,
+        }),
+    })
+}
+
+/// The trunk port that joins a network's segment to a peer host, many
+/// stations behind it: a cable for `bridge`, a tunnel for `overlay`.
+pub(crate) fn peer_trunk_port(
+    network: &Network,
+    segment: SegmentId,
+    peer: &PeerHost,
+    label: String,
+    horizon: Option<crate::port::HorizonGroup>,
+    backend: BackendPlan,
+) -> PortPlan {
+    PortPlan {
+        owner: PortOwner::Peer {
+            network_id: network.id.clone(),
+            peer: peer.name.clone(),
+            link: peer.link.clone(),
+        },
+        port: PortConfig {
+            segment,
+            binding: crate::port::PortBinding::Trunk,
+            label,
+            mtu: network.mtu,
+            horizon,
+        },
+        backend,
     }
 }
 

@@ -6,10 +6,18 @@
 //! # Data model (etcd v3's)
 //! - Keys are `/`-separated paths (`networks/<id>`, `ipam/local/10.1.0.0/24`,
 //!   ...); values are JSON documents.
-//! - The store has a [`Revision`] that grows by one with every committed
-//!   transaction that writes something. Each key carries the revision that
-//!   created it (`create_revision`) and the one that last wrote it
-//!   (`mod_revision`). A fresh store is at revision 0.
+//! - The store has a [`Revision`]: every committed transaction that writes
+//!   something moves it to exactly one past the revision before it, and all
+//!   its writes carry that new revision. Other writers move it too, so the
+//!   revisions one writer sees are increasing but not consecutive: on etcd
+//!   the revision is the whole cluster's (writes outside our key prefix and
+//!   deletions by lease expiry count), and the change feed skips the
+//!   revisions that wrote nothing of ours. A writer may conclude "nobody
+//!   wrote in between" only when its commit's revision is exactly one past
+//!   the revision of its view (the controller does just that, and reloads
+//!   otherwise). Each key carries the revision that created it
+//!   (`create_revision`) and the one that last wrote it (`mod_revision`).
+//!   A fresh store is at revision 0 (a fresh etcd at 1).
 //! - [`Store::load`] returns every key with its revisions, and the store
 //!   revision they were read at ([`StoreContents`]).
 //! - A [`Transaction`] holds [`Compare`] clauses and writes (puts and
@@ -29,14 +37,18 @@
 //! the state after it, never half of both; its compares make a concurrent
 //! change by another writer a conflict instead of a lost update.
 //!
-//! # Not modelled yet: leases
-//! etcd's leases (keys deleted when their owner stops renewing, used for host
-//! liveness) are not needed while every key is written by a controller that
-//! outlives it. When multi-host liveness arrives, a lease id becomes an
-//! optional attribute of a put ([`Transaction::put`] gains a sibling
-//! `put_with_lease`), and the trait gains `grant`/`keep_alive`/`revoke`;
-//! deletions by expiry then appear in the change feed like any delete. No
-//! key written today depends on expiry.
+//! # Session leases
+//! [`Transaction::put_leased`] writes a key that belongs to the writer's
+//! session: a store shared between hosts (etcd) attaches its session lease,
+//! kept alive by the store itself, so the key disappears when the writer
+//! dies (stops renewing for the lease's TTL), and that deletion appears in
+//! the change feed like any delete. A store nobody else shares
+//! ([`FileStore`], [`MemoryStore`]) has no sessions: there a leased put is a
+//! plain put and the key stays until deleted. When a store finds its
+//! session lost (expired while it could not reach the cluster), its next
+//! commit fails with [`StoreError::LeaseLost`] and writes nothing: the keys
+//! of the old session are gone, and the writer must write them again (the
+//! store has started a new session by then).
 
 mod file;
 mod keyspace;
@@ -50,8 +62,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
-/// A point in the store's history: the number of write transactions
-/// committed so far. Revision 0 is the empty store.
+/// A point in the store's history. Every write transaction moves it one
+/// past the revision before it (other writers' transactions included, so
+/// one writer sees gaps). Revision 0 is the empty store.
 pub type Revision = u64;
 
 /// How many revisions of history a store keeps for
@@ -153,6 +166,9 @@ pub struct Transaction {
     pub puts: BTreeMap<String, Value>,
     /// Keys to delete (deleting a missing key is not an error).
     pub deletes: BTreeSet<String>,
+    /// The keys of `puts` that belong to the writer's session
+    /// ([`Transaction::put_leased`]); always a subset of `puts`' keys.
+    pub leased: BTreeSet<String>,
 }
 
 impl Transaction {
@@ -166,17 +182,36 @@ impl Transaction {
         self.compares.push(compare);
     }
 
-    /// Records a write of `value` under `key` (cancels an earlier delete).
+    /// Records a write of `value` under `key` (cancels an earlier delete
+    /// or leased put of it).
     pub fn put(&mut self, key: impl Into<String>, value: Value) {
         let key = key.into();
         self.deletes.remove(&key);
+        self.leased.remove(&key);
         self.puts.insert(key, value);
+    }
+
+    /// Records a write of `value` under `key` that belongs to the writer's
+    /// session: the key disappears when the session dies (see "Session
+    /// leases" in the module docs). [`FileStore`] and [`MemoryStore`] have
+    /// no sessions and store it as a plain [`Transaction::put`].
+    pub fn put_leased(&mut self, key: impl Into<String>, value: Value) {
+        let key = key.into();
+        self.deletes.remove(&key);
+        self.leased.insert(key.clone());
+        self.puts.insert(key, value);
+    }
+
+    /// True when the put of `key` is a [`Transaction::put_leased`].
+    pub fn is_leased(&self, key: &str) -> bool {
+        self.leased.contains(key)
     }
 
     /// Records a delete of `key` (cancels an earlier write).
     pub fn delete(&mut self, key: impl Into<String>) {
         let key = key.into();
         self.puts.remove(&key);
+        self.leased.remove(&key);
         self.deletes.insert(key);
     }
 
@@ -386,5 +421,45 @@ pub enum StoreError {
         requested: Revision,
         /// The store's current revision.
         current: Revision,
+    },
+    /// A shared store (etcd) did not answer in time: nothing is known to
+    /// have changed (a commit that timed out may still have been applied;
+    /// reload to find out).
+    #[error(
+        "the etcd cluster at {endpoints} cannot be reached ({detail}); check that etcd is \
+         running and listening there (etcdctl --endpoints {endpoints} endpoint health), \
+         that this host can reach it (firewall, TLS, address), and that the endpoints \
+         configured for switchyard are right"
+    )]
+    Unreachable {
+        /// The endpoints tried, comma-separated.
+        endpoints: String,
+        /// What failed (no answer within 2 s, connection refused, ...).
+        detail: String,
+    },
+    /// The writer's session lease expired (typically while the store could
+    /// not reach the cluster for longer than its TTL): every key it wrote
+    /// with [`Transaction::put_leased`] has been deleted. Nothing of the
+    /// failed commit was written; the store has a new session, so the
+    /// writer re-registers (writes its leased keys again) and goes on.
+    #[error(
+        "the session lease {lease:x} of this host expired ({detail}): the cluster deleted \
+         the keys it held; write them again (re-register) under the new session"
+    )]
+    LeaseLost {
+        /// The lost lease's id.
+        lease: i64,
+        /// How the loss was noticed.
+        detail: String,
+    },
+    /// A shared store refused a request it understood (too many operations
+    /// in one transaction, a request too large, missing permissions, a bad
+    /// configuration): retrying the same request will not help.
+    #[error("{store} refused the request: {detail}")]
+    Rejected {
+        /// The store (`etcd at http://...`).
+        store: String,
+        /// The store's reason and what to change.
+        detail: String,
     },
 }

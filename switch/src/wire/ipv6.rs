@@ -545,6 +545,47 @@ pub const fn is_link_local(addr: &Ipv6Addr) -> bool {
     addr.segments()[0] & 0xffc0 == 0xfe80
 }
 
+/// The solicited-node multicast group of `addr` (RFC 4291 section
+/// 2.7.1): `ff02::1:ff` followed by the address's low 24 bits. A Neighbor
+/// Solicitation that resolves `addr` is sent there, and only the stations
+/// whose addresses end in those bits listen.
+pub const fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
+    let o = addr.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        u16::from_be_bytes([0xff, o[13]]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+/// True when `addr` is a solicited-node multicast group (ff02::1:ff00:0/104).
+pub const fn is_solicited_node(addr: &Ipv6Addr) -> bool {
+    let o = addr.octets();
+    let mut i = 0;
+    while i < 13 {
+        if o[i] != SOLICITED_NODE_PREFIX[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The first 13 bytes of every solicited-node group.
+const SOLICITED_NODE_PREFIX: [u8; 13] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff];
+
+/// The Ethernet group address an IPv6 multicast packet to `group` is sent
+/// to (RFC 2464 section 7): `33:33` followed by the group's low 32 bits.
+pub const fn multicast_mac(group: Ipv6Addr) -> MacAddr {
+    let o = group.octets();
+    MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
+}
+
 fn addr16(b: &[u8]) -> [u8; 16] {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[..16]);
@@ -569,6 +610,25 @@ mod tests {
         let mut buf = vec![0u8; 44];
         repr().emit(&mut Packet::new_unchecked(&mut buf[..]));
         buf
+    }
+
+    #[test]
+    fn solicited_node_groups_keep_the_low_24_bits() {
+        let target: Ipv6Addr = "fd00::42:ac12:3".parse().unwrap();
+        let group = solicited_node(target);
+        assert_eq!(group, "ff02::1:ff12:3".parse::<Ipv6Addr>().unwrap());
+        assert!(is_solicited_node(&group));
+        assert!(!is_solicited_node(&"ff02::1".parse().unwrap()));
+        assert!(!is_solicited_node(&"ff02::2:ff12:3".parse().unwrap()));
+        assert!(!is_solicited_node(&target));
+        assert_eq!(
+            multicast_mac(group),
+            MacAddr([0x33, 0x33, 0xff, 0x12, 0x00, 0x03])
+        );
+        assert_eq!(
+            multicast_mac("ff02::1".parse().unwrap()),
+            MacAddr([0x33, 0x33, 0, 0, 0, 1])
+        );
     }
 
     #[test]
