@@ -198,7 +198,6 @@ impl Overlay {
             "vx0",
             "nodad",
         ]);
-        kernel.ip(&["link", "set", "vx0", "up"]);
 
         let cs = container.session();
         let tap = cs
@@ -269,6 +268,10 @@ impl Overlay {
                 KERNEL.parse().unwrap(),
             )
             .expect("tunnel port");
+        // Only now: what vx0 sends as it comes up (IPv6 MLD and neighbour
+        // solicitations) would otherwise reach an endpoint without its
+        // tunnel yet, as a foreign VNI.
+        kernel.ip(&["link", "set", "vx0", "up"]);
         Overlay {
             dp,
             tunnel,
