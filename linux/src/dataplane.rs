@@ -24,7 +24,10 @@
 //!   port that was sent to is flushed (for backends that batch writes).
 //! - Deadlines: the loop sleeps until the earliest thing due — the FDB
 //!   ageing sweep, a backend's deadline, the end of a busy-poll window —
-//!   never on a fixed tick.
+//!   never on a fixed tick; and never while a backend says frames wait
+//!   that no descriptor will announce ([`PortBackend::rx_pending`]: the
+//!   gateway's stack answering what the switch just sent it), which is
+//!   read again first.
 //! - Offloads: with virtio-net headers (`IFF_VNET_HDR` + `TUNSETOFFLOAD`),
 //!   a TCP sender's 64 KiB GSO frames and partial checksums cross the
 //!   switch untouched: the receiving kernel segments or checksums only if
@@ -73,6 +76,9 @@ pub const BATCH: usize = 64;
 const BATCH_BYTES: usize = 2 * MAX_FRAME;
 /// How often aged FDB entries are swept.
 const EXPIRE_EVERY: Duration = Duration::from_secs(5);
+/// Rounds of reading backends with frames waiting (`rx_pending`) before
+/// the loop looks at its other events again.
+const PENDING_ROUNDS: usize = 4;
 /// Event-loop token of the command waker.
 const WAKE_TOKEN: u64 = u64::MAX;
 /// Event-loop token of the tunnel endpoint's socket.
@@ -335,6 +341,8 @@ struct Worker {
     ports: hashbrown::HashMap<u32, PortEntry>,
     /// Ports whose backends have deadlines (the only ones asked).
     timed: Vec<u32>,
+    /// Of those, the ones with frames waiting this round (reused).
+    pending: Vec<u32>,
     /// Ports sent to in the current batch, to flush after it.
     to_flush: Vec<u32>,
     batch_no: u64,
@@ -362,6 +370,7 @@ impl Worker {
             commands,
             ports: hashbrown::HashMap::new(),
             timed: Vec::new(),
+            pending: Vec::new(),
             to_flush: Vec::with_capacity(64),
             batch_no: 0,
             egress: Egress::with_capacity(64),
@@ -395,8 +404,9 @@ impl Worker {
         let mut spin_until = Instant::ZERO;
         let mut now = self.now();
         let mut ready: Vec<u64> = Vec::with_capacity(64);
+        let mut waiting = false;
         loop {
-            let timeout = if now < spin_until {
+            let timeout = if waiting || now < spin_until {
                 Duration::ZERO
             } else {
                 self.next_deadline().saturating_duration_since(now)
@@ -426,7 +436,39 @@ impl Worker {
                 }
             }
             self.run_deadlines(now);
+            // Still more waiting after a few rounds: look at the other
+            // events without sleeping, then read again.
+            waiting = self.drain_pending(now);
         }
+    }
+
+    /// Reads the backends that say frames wait without a readiness event
+    /// (the gateway, after it was sent to or hit a deadline), a few rounds
+    /// at most so one busy backend cannot starve the others' events; true
+    /// when some are still waiting.
+    fn drain_pending(&mut self, now: Instant) -> bool {
+        for _ in 0..PENDING_ROUNDS {
+            self.pending.clear();
+            for id in &self.timed {
+                if let Some(PortEntry {
+                    backend: PortKind::Own(b),
+                    ..
+                }) = self.ports.get(id)
+                {
+                    if b.rx_pending() {
+                        self.pending.push(*id);
+                    }
+                }
+            }
+            if self.pending.is_empty() {
+                return false;
+            }
+            for i in 0..self.pending.len() {
+                let id = self.pending[i];
+                self.drain_port(now, id);
+            }
+        }
+        true
     }
 
     fn run_deadlines(&mut self, now: Instant) {

@@ -3,11 +3,13 @@
 //!
 //! The data plane sees one descriptor: a nested epoll ([`HostSockets`]'s
 //! loop) that watches every host socket (edge-triggered, token = flow id),
-//! each published port's listener, an eventfd raised while frames for the
-//! switch wait, and the eventfd of the control channel. When it is
-//! readable the data plane calls [`PortBackend::recv_batch`], which takes
-//! the events, lets the gateway move bytes, and hands over the frames the
-//! stack produced (as many as the batch holds; the rest stay signalled).
+//! each published port's listener and the eventfd of the control channel.
+//! When it is readable the data plane calls [`PortBackend::recv_batch`],
+//! which takes the events, lets the gateway move bytes, and hands over the
+//! frames the stack produced, as many as the batch holds. Frames that wait
+//! without an event (made while the switch sent to the gateway, or more
+//! than a batch) are announced by [`PortBackend::rx_pending`], which the
+//! data plane asks after each round: no eventfd round trip per cycle.
 //! Frames from the switch go in through [`PortBackend::send`] and are
 //! acted on once per ingress batch, in [`PortBackend::flush`]. The
 //! gateway's timers (retransmissions, idle timeouts) are the port's
@@ -35,7 +37,6 @@ use switchyard_gateway::{
 use switchyard_switch::time::Instant;
 
 const COMMAND_TOKEN: u64 = u64::MAX;
-const PENDING_TOKEN: u64 = u64::MAX - 1;
 /// Listener tokens: this bit plus the listener's number.
 const LISTENER_TOKEN: u64 = FLOW_TOKENS;
 /// How long a reply from the data plane may take before the control
@@ -192,9 +193,6 @@ enum Published {
 pub struct GatewayPort {
     gateway: Gateway,
     sockets: HostSockets,
-    pending: Waker,
-    /// Pending is raised (so the next turn reads the rest).
-    pending_raised: bool,
     commands: Receiver<Command>,
     command_wake: std::sync::Arc<Waker>,
     listeners: HashMap<u64, Listener>,
@@ -222,13 +220,7 @@ impl GatewayPort {
     /// it. `seed` seeds its TCP initial sequence numbers.
     pub fn new(config: GatewayConfig, seed: u64) -> io::Result<(GatewayPort, GatewayControl)> {
         let sockets = HostSockets::new()?;
-        let pending = Waker::new()?;
         let command_wake = std::sync::Arc::new(Waker::new()?);
-        sockets.events.add(
-            pending.as_raw_fd(),
-            PENDING_TOKEN,
-            crate::event_loop::Interest::Readable,
-        )?;
         sockets.events.add(
             command_wake.as_raw_fd(),
             COMMAND_TOKEN,
@@ -238,8 +230,6 @@ impl GatewayPort {
         let port = GatewayPort {
             gateway: Gateway::new(config, seed, clock::now()),
             sockets,
-            pending,
-            pending_raised: false,
             commands: rx,
             command_wake: command_wake.clone(),
             listeners: HashMap::new(),
@@ -396,7 +386,6 @@ impl GatewayPort {
                 let ev = self.events[i];
                 match ev.token {
                     COMMAND_TOKEN => self.handle_commands(),
-                    PENDING_TOKEN => {}
                     t if t >= LISTENER_TOKEN => self.accept(t),
                     t => {
                         self.gateway.ready(
@@ -417,8 +406,9 @@ impl GatewayPort {
         }
     }
 
-    /// Runs the gateway if anything changed, and keeps the pending signal
-    /// and the deadline in step with it.
+    /// Runs the gateway if anything changed, and keeps the deadline in
+    /// step with it. Frames it made wait for the data plane, which asks
+    /// [`PortBackend::rx_pending`] after each round (no eventfd round trip).
     fn run(&mut self, now: Instant, force: bool) {
         if self.dirty || force {
             self.dirty = false;
@@ -428,14 +418,6 @@ impl GatewayPort {
             Some(retry) => d.min(retry),
             None => d,
         });
-        let waiting = self.gateway.pending_frames() > 0;
-        if waiting && !self.pending_raised {
-            self.pending.wake();
-            self.pending_raised = true;
-        } else if !waiting && self.pending_raised {
-            self.pending.drain();
-            self.pending_raised = false;
-        }
     }
 }
 
@@ -492,6 +474,10 @@ impl PortBackend for GatewayPort {
 
     fn next_deadline(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    fn rx_pending(&self) -> bool {
+        self.gateway.pending_frames() > 0
     }
 
     fn on_deadline(&mut self, now: Instant, _counters: &mut IoCounters) {

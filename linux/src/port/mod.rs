@@ -262,6 +262,15 @@ pub trait PortBackend: Send {
 
     /// Called once `now` has reached the backend's deadline.
     fn on_deadline(&mut self, _now: Instant, _counters: &mut IoCounters) {}
+
+    /// True when frames wait that no readiness event will announce (an
+    /// in-process stack made them while it was sent to, or a batch had no
+    /// room for all of them): the data plane reads this backend again
+    /// before it sleeps. Asked only of backends with deadlines, after each
+    /// round; the default never asks for a read.
+    fn rx_pending(&self) -> bool {
+        false
+    }
 }
 
 /// Completes a partial transport checksum in place, as a NIC with
