@@ -1127,22 +1127,12 @@ mod tests {
     /// A TCP/IPv4 GSO super-frame of `payload` bytes as a TAP with TSO
     /// hands it over: virtio-net header, one header set, partial checksum.
     fn tso_frame(payload: usize, mss: u16) -> Vec<u8> {
-        let mut f = frame(MacAddr([2, 0, 0, 0, 0, 0xe]), MacAddr([2, 0, 0, 0, 0, 0xa]));
-        f.truncate(12);
-        f.extend_from_slice(&[0x08, 0x00]);
-        let mut ip = [0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((40 + payload) as u16).to_be_bytes());
-        ip[8] = 64;
-        ip[9] = 6;
-        ip[12..16].copy_from_slice(&[10, 9, 0, 1]);
-        ip[16..20].copy_from_slice(&[10, 9, 0, 2]);
-        f.extend_from_slice(&ip);
-        let mut tcp = [0u8; 20];
-        tcp[12] = 0x50;
-        tcp[13] = 0x18;
-        f.extend_from_slice(&tcp);
-        f.extend((0..payload).map(|i| i as u8));
+        let f = crate::test_frames::tcp4_superframe(
+            [2, 0, 0, 0, 0, 0xe],
+            [2, 0, 0, 0, 0, 0xa],
+            payload,
+            |i| i as u8,
+        );
         let mut hdr = [0u8; VNET_HDR_LEN];
         hdr[0] = 1; // NEEDS_CSUM
         hdr[1] = 1; // TCPv4

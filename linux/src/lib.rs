@@ -53,6 +53,8 @@ mod nsenter;
 pub mod port;
 pub mod portowner;
 mod tap;
+#[cfg(test)]
+mod test_frames;
 
 pub use caps::{last_cap, Capabilities};
 pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError, DataplaneReport, PortReport};

@@ -907,21 +907,9 @@ mod tests {
     /// A TCP/IPv4 super-frame of `payload` bytes (ACK, PSH), headers only
     /// once, checksum field zero.
     fn superframe(payload: usize) -> Vec<u8> {
-        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-        let mut ip = [0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((40 + payload) as u16).to_be_bytes());
-        ip[8] = 64;
-        ip[9] = 6;
-        ip[12..16].copy_from_slice(&[10, 9, 0, 1]);
-        ip[16..20].copy_from_slice(&[10, 9, 0, 2]);
-        f.extend_from_slice(&ip);
-        let mut tcp = [0u8; 20];
-        tcp[12] = 0x50;
-        tcp[13] = 0x18;
-        f.extend_from_slice(&tcp);
-        f.extend((0..payload).map(|i| (i * 3) as u8));
-        f
+        crate::test_frames::tcp4_superframe([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], payload, |i| {
+            (i * 3) as u8
+        })
     }
 
     fn endpoint(coalesce_tcp: bool) -> (TunnelEndpoint, UdpSocket) {
