@@ -52,7 +52,8 @@
 
 use crate::event_loop::{EventLoop, Interest, Waker};
 use crate::port::{
-    IoCounters, PortBackend, RxBatch, TunnelEndpoint, TunnelPortError, TunnelReport, MAX_FRAME,
+    IoCounters, Offload, PortBackend, RxBatch, TunnelEndpoint, TunnelPortError, TunnelReport,
+    MAX_FRAME,
 };
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
@@ -61,9 +62,15 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use switchyard_switch::bridge::{Bridge, BridgeConfig, BridgeStats, Egress, FrameMeta};
+use switchyard_switch::bridge::{
+    Bridge, BridgeConfig, BridgeStats, Egress, FrameMeta, StaticEntryError,
+};
 use switchyard_switch::fdb::FdbEntry;
-use switchyard_switch::port::{PortConfig, PortCounters, PortId};
+use switchyard_switch::mac::MacAddr;
+use switchyard_switch::neighbor::{
+    Answer, NeighborCounters, NeighborError, NeighborTable, MAX_REPLY_LEN,
+};
+use switchyard_switch::port::{PortBinding, PortConfig, PortCounters, PortId, SegmentId};
 use switchyard_switch::time::Instant;
 use switchyard_switch::wire::vnet_hdr::GsoType;
 
@@ -125,6 +132,9 @@ pub struct DataplaneReport {
     /// The tunnel endpoint, if one is set: its tunnels, decapsulation
     /// drops by reason and send counters.
     pub tunnel: Option<TunnelReport>,
+    /// ARP requests and neighbour solicitations answered for remote
+    /// stations (and what was passed on).
+    pub neighbors: NeighborCounters,
 }
 
 enum Command {
@@ -149,6 +159,21 @@ enum Command {
         vni: u32,
         remote: IpAddr,
         reply: Sender<Result<PortId, DataplaneError>>,
+    },
+    /// Programs (`Some`) or removes (`None`) the MAC answered for `ip` on
+    /// `segment`.
+    Neighbor {
+        segment: SegmentId,
+        ip: IpAddr,
+        mac: Option<MacAddr>,
+        reply: Sender<Result<(), DataplaneError>>,
+    },
+    /// Programs (`Some(port)`) or removes (`None`) a static FDB entry.
+    StaticEntry {
+        segment: SegmentId,
+        mac: MacAddr,
+        port: Option<PortId>,
+        reply: Sender<Result<bool, DataplaneError>>,
     },
     Report {
         reply: Sender<DataplaneReport>,
@@ -176,6 +201,12 @@ pub enum DataplaneError {
     /// The event loop refused the port's descriptor.
     #[error("cannot watch the port's descriptor: {0}")]
     Register(#[source] io::Error),
+    /// The controller's neighbour entry was refused.
+    #[error(transparent)]
+    Neighbor(#[from] NeighborError),
+    /// The controller's static FDB entry was refused.
+    #[error(transparent)]
+    StaticEntry(#[from] StaticEntryError),
     /// A tunnel port needs the tunnel endpoint to be set first.
     #[error("no tunnel endpoint: set the data plane's VXLAN socket before adding tunnel ports")]
     NoTunnelEndpoint,
@@ -243,6 +274,77 @@ impl Dataplane {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Command::RemovePort { port, reply })?;
         rx.recv().map_err(|_| DataplaneError::Stopped)
+    }
+
+    /// Answers ARP requests and neighbour solicitations for `ip` on
+    /// `segment` with `mac`, from the switch itself, for frames of
+    /// endpoint ports: what an overlay programs for stations on other
+    /// hosts, so nobody floods to find them.
+    pub fn set_neighbor(
+        &self,
+        segment: SegmentId,
+        ip: IpAddr,
+        mac: MacAddr,
+    ) -> Result<(), DataplaneError> {
+        self.neighbor_command(segment, ip, Some(mac))
+    }
+
+    /// Stops answering for `ip` on `segment` (absent is fine).
+    pub fn remove_neighbor(&self, segment: SegmentId, ip: IpAddr) -> Result<(), DataplaneError> {
+        self.neighbor_command(segment, ip, None)
+    }
+
+    fn neighbor_command(
+        &self,
+        segment: SegmentId,
+        ip: IpAddr,
+        mac: Option<MacAddr>,
+    ) -> Result<(), DataplaneError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Neighbor {
+            segment,
+            ip,
+            mac,
+            reply,
+        })?;
+        rx.recv().map_err(|_| DataplaneError::Stopped)?
+    }
+
+    /// Puts `mac` on `port` for good (`Bridge::add_static_entry`): a
+    /// station the controller knows, such as one behind a tunnel.
+    pub fn add_static_entry(
+        &self,
+        segment: SegmentId,
+        mac: MacAddr,
+        port: PortId,
+    ) -> Result<(), DataplaneError> {
+        self.static_entry_command(segment, mac, Some(port))
+            .map(|_| ())
+    }
+
+    /// Removes a static entry; false if there was none.
+    pub fn remove_static_entry(
+        &self,
+        segment: SegmentId,
+        mac: MacAddr,
+    ) -> Result<bool, DataplaneError> {
+        self.static_entry_command(segment, mac, None)
+    }
+
+    fn static_entry_command(
+        &self,
+        segment: SegmentId,
+        mac: MacAddr,
+        port: Option<PortId>,
+    ) -> Result<bool, DataplaneError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::StaticEntry {
+            segment,
+            mac,
+            port,
+            reply,
+        })?;
+        rx.recv().map_err(|_| DataplaneError::Stopped)?
     }
 
     /// Hands the data plane its VXLAN socket: one endpoint serves every
@@ -349,6 +451,12 @@ struct Worker {
     egress: Egress,
     batch: RxBatch,
     tunnel: Option<TunnelSlot>,
+    /// Stations of other hosts whose ARP and neighbour solicitations the
+    /// switch answers itself (empty unless an overlay programs it, and then
+    /// only frames of endpoint ports are offered).
+    neighbors: NeighborTable,
+    /// Where an answer is written before it goes back out of its port.
+    reply: [u8; MAX_REPLY_LEN],
     next_expire: Instant,
     /// Keep polling (without sleeping) this long after the last event;
     /// zero (the default) never spins.
@@ -363,6 +471,8 @@ impl Worker {
         commands: Receiver<Command>,
         busy_poll: Duration,
     ) -> Worker {
+        // The FDB's seed, turned, so the two tables' hashes differ.
+        let neighbor_seed = config.bridge.hash_seed.rotate_left(17) ^ 0x6e65_6967_6862_6f72;
         Worker {
             bridge: Bridge::new(config.bridge),
             events,
@@ -376,6 +486,8 @@ impl Worker {
             egress: Egress::with_capacity(64),
             batch: RxBatch::new(BATCH, BATCH_BYTES),
             tunnel: None,
+            neighbors: NeighborTable::new(neighbor_seed),
+            reply: [0; MAX_REPLY_LEN],
             next_expire: crate::clock::now() + EXPIRE_EVERY,
             busy_poll,
         }
@@ -528,6 +640,37 @@ impl Worker {
                 } => {
                     let _ = reply.send(self.add_tunnel_port(config, vni, remote));
                 }
+                Command::Neighbor {
+                    segment,
+                    ip,
+                    mac,
+                    reply,
+                } => {
+                    let done = match mac {
+                        Some(mac) => self.neighbors.add(segment, ip, mac).map(|_| ()),
+                        None => {
+                            self.neighbors.remove(segment, ip);
+                            Ok(())
+                        }
+                    };
+                    let _ = reply.send(done.map_err(DataplaneError::from));
+                }
+                Command::StaticEntry {
+                    segment,
+                    mac,
+                    port,
+                    reply,
+                } => {
+                    let done = match port {
+                        Some(port) => self
+                            .bridge
+                            .add_static_entry(self.now(), segment, mac, port)
+                            .map(|()| true)
+                            .map_err(DataplaneError::from),
+                        None => Ok(self.bridge.remove_static_entry(segment, mac).is_some()),
+                    };
+                    let _ = reply.send(done);
+                }
                 Command::Report { reply } => {
                     let _ = reply.send(self.report());
                 }
@@ -649,6 +792,7 @@ impl Worker {
             stats: self.bridge.stats().clone(),
             now_nanos: self.now().as_nanos(),
             tunnel: self.tunnel.as_ref().map(|t| t.endpoint.report()),
+            neighbors: self.neighbors.counters(),
         }
     }
 
@@ -701,6 +845,37 @@ impl Worker {
                 .process_with(now, ingress, frame, meta, &mut self.egress);
             if !decision.is_forwarded() {
                 continue;
+            }
+            // A request for a station the controller placed on another host
+            // is answered here, back out of its port, instead of flooded
+            // over every tunnel (only once port security let it through).
+            if !self.neighbors.is_empty() {
+                if let Some(segment) = self.bridge.port(ingress).and_then(|p| match p.binding {
+                    PortBinding::Endpoint { .. } => Some(p.segment),
+                    _ => None,
+                }) {
+                    if let Answer::Reply(len) =
+                        self.neighbors.answer(segment, frame, &mut self.reply)
+                    {
+                        if let Some(PortEntry {
+                            backend: PortKind::Own(b),
+                            counters,
+                            sent_in,
+                        }) = self.ports.get_mut(&ingress.0)
+                        {
+                            if *sent_in != self.batch_no {
+                                *sent_in = self.batch_no;
+                                self.to_flush.push(ingress.0);
+                            }
+                            if b.send(&self.reply[..len], &Offload::NONE, counters)
+                                .is_err()
+                            {
+                                counters.tx_errors += 1;
+                            }
+                        }
+                        continue;
+                    }
+                }
             }
             for &dst in self.egress.ports() {
                 let Some(out) = self.ports.get_mut(&dst.0) else {
@@ -763,7 +938,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     use switchyard_switch::mac::MacAddr;
-    use switchyard_switch::port::{PortBinding, SegmentId};
+    use switchyard_switch::port::PortBinding;
     use switchyard_switch::wire::vnet_hdr::HEADER_LEN as VNET_HDR_LEN;
 
     fn frame(dst: MacAddr, src: MacAddr) -> Vec<u8> {
@@ -813,6 +988,83 @@ mod tests {
         dp.add_port(trunk(1), tap(fa, vnet_a)).unwrap();
         dp.add_port(trunk(1), tap(fb, vnet_b)).unwrap();
         (dp, a, b)
+    }
+
+    /// "Who has `target`? Tell `ip` (at `mac`)": an ARP request.
+    fn arp_request(mac: MacAddr, ip: [u8; 4], target: [u8; 4]) -> Vec<u8> {
+        let mut f = Vec::with_capacity(42);
+        f.extend_from_slice(&MacAddr::BROADCAST.0);
+        f.extend_from_slice(&mac.0);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+        f.extend_from_slice(&mac.0);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target);
+        f
+    }
+
+    #[test]
+    fn requests_for_programmed_neighbours_are_answered_back_out_of_their_port() {
+        let dp = Dataplane::start(DataplaneConfig::default()).unwrap();
+        let (fa, a) = port_pair();
+        let (fb, b) = port_pair();
+        let ma = MacAddr([2, 0, 0, 0, 0, 0xa]);
+        let remote = MacAddr([2, 0, 0, 0, 0, 0x99]);
+        let endpoint = PortConfig {
+            binding: PortBinding::Endpoint {
+                mac: ma,
+                ipv4: Some([10, 9, 0, 1].into()),
+                ipv6: None,
+            },
+            ..trunk(1)
+        };
+        dp.add_port(endpoint, tap(fa, false)).unwrap();
+        let tunnel_like = dp.add_port(trunk(1), tap(fb, false)).unwrap();
+        let ask = arp_request(ma, [10, 9, 0, 1], [10, 9, 0, 9]);
+        // Nothing programmed: the request floods as usual.
+        a.send(&ask).unwrap();
+        assert_eq!(recv_timeout(&b).unwrap(), ask);
+
+        dp.set_neighbor(SegmentId(1), [10, 9, 0, 9].into(), remote)
+            .unwrap();
+        a.send(&ask).unwrap();
+        let answer = recv_timeout(&a).expect("an answer on the asking port");
+        assert_eq!(&answer[0..6], &ma.0, "to the asker");
+        assert_eq!(&answer[6..12], &remote.0, "from the remote station");
+        assert_eq!(&answer[20..22], &[0, 2], "an ARP reply");
+        assert_eq!(&answer[22..28], &remote.0);
+        assert_eq!(&answer[28..32], &[10, 9, 0, 9]);
+        assert!(recv_timeout(&b).is_none(), "nothing flooded");
+        // The same request from a port that is not an endpoint's is
+        // switched as usual: only local stations are answered for.
+        b.send(&arp_request(
+            MacAddr([2, 0, 0, 0, 0, 0xb]),
+            [10, 9, 0, 2],
+            [10, 9, 0, 9],
+        ))
+        .unwrap();
+        assert!(recv_timeout(&a).is_some(), "flooded from the trunk");
+        let report = dp.report().unwrap();
+        assert_eq!(report.neighbors.arp_answered, 1);
+
+        dp.remove_neighbor(SegmentId(1), [10, 9, 0, 9].into())
+            .unwrap();
+        a.send(&ask).unwrap();
+        assert_eq!(recv_timeout(&b).unwrap(), ask, "flooded again");
+
+        // A static entry sends unicast for the remote station to its port
+        // before anything was learned from it.
+        dp.add_static_entry(SegmentId(1), remote, tunnel_like)
+            .unwrap();
+        a.send(&frame(remote, ma)).unwrap();
+        assert_eq!(recv_timeout(&b).unwrap(), frame(remote, ma));
+        assert!(dp.remove_static_entry(SegmentId(1), remote).unwrap());
+        assert!(!dp.remove_static_entry(SegmentId(1), remote).unwrap());
+        let err = dp
+            .set_neighbor(SegmentId(1), [10, 9, 0, 9].into(), MacAddr::BROADCAST)
+            .unwrap_err();
+        assert!(err.to_string().contains("not a unicast MAC"), "{err}");
+        dp.stop();
     }
 
     #[test]
