@@ -751,14 +751,13 @@ impl Gateway {
     fn learn(&mut self, ip: IpAddr, mac: [u8; 6]) {
         self.neighbors.insert(ip, mac);
         if self.awaiting.iter().any(|a| a.ip == ip) {
-            let mut i = 0;
-            while i < self.awaiting.len() {
-                if self.awaiting[i].ip == ip {
-                    let mut waiting = self.awaiting.swap_remove(i);
+            // In the order they came: datagrams of one flow stay in order.
+            for mut waiting in std::mem::take(&mut self.awaiting) {
+                if waiting.ip == ip {
                     waiting.frame[0..6].copy_from_slice(&mac);
                     self.device.tx.push(waiting.frame, Offload::NONE);
                 } else {
-                    i += 1;
+                    self.awaiting.push(waiting);
                 }
             }
         }
@@ -1183,6 +1182,7 @@ impl Gateway {
         self.usage.remove(&ip);
         self.host_gateway.remove(&ip);
         self.neighbors.remove(&ip);
+        self.awaiting.retain(|a| a.ip != ip);
     }
 }
 
