@@ -249,6 +249,14 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Sends the command `make` builds around a reply channel and waits for
+    /// the thread's answer.
+    fn request<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, DataplaneError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.send(make(reply))?;
+        rx.recv().map_err(|_| DataplaneError::Stopped)
+    }
+
     /// Adds a port backed by `backend`. When this returns, frames flow; if
     /// its descriptor cannot be watched, the port is not added.
     pub fn add_port(
@@ -256,24 +264,19 @@ impl Dataplane {
         config: PortConfig,
         backend: Box<dyn PortBackend>,
     ) -> Result<PortId, DataplaneError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::AddPort {
+        self.request(|reply| Command::AddPort {
             config,
             backend,
             reply,
-        })?;
-        rx.recv()
-            .map_err(|_| DataplaneError::Stopped)?
-            .map_err(DataplaneError::Register)
+        })?
+        .map_err(DataplaneError::Register)
     }
 
     /// Removes a port and drops its backend (closing its descriptor). When
     /// this returns, no frame reaches it or comes from it any more. False
     /// if it did not exist.
     pub fn remove_port(&self, port: PortId) -> Result<bool, DataplaneError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::RemovePort { port, reply })?;
-        rx.recv().map_err(|_| DataplaneError::Stopped)
+        self.request(|reply| Command::RemovePort { port, reply })
     }
 
     /// Answers ARP requests and neighbour solicitations for `ip` on
@@ -300,14 +303,12 @@ impl Dataplane {
         ip: IpAddr,
         mac: Option<MacAddr>,
     ) -> Result<(), DataplaneError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::Neighbor {
+        self.request(|reply| Command::Neighbor {
             segment,
             ip,
             mac,
             reply,
-        })?;
-        rx.recv().map_err(|_| DataplaneError::Stopped)?
+        })?
     }
 
     /// Puts `mac` on `port` for good (`Bridge::add_static_entry`): a
@@ -337,33 +338,27 @@ impl Dataplane {
         mac: MacAddr,
         port: Option<PortId>,
     ) -> Result<bool, DataplaneError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::StaticEntry {
+        self.request(|reply| Command::StaticEntry {
             segment,
             mac,
             port,
             reply,
-        })?;
-        rx.recv().map_err(|_| DataplaneError::Stopped)?
+        })?
     }
 
     /// Hands the data plane its VXLAN socket: one endpoint serves every
     /// tunnel port. Refused if it has one.
     pub fn set_tunnel_endpoint(&self, endpoint: TunnelEndpoint) -> Result<(), DataplaneError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::SetTunnelEndpoint {
+        self.request(|reply| Command::SetTunnelEndpoint {
             endpoint: Box::new(endpoint),
             reply,
-        })?;
-        rx.recv().map_err(|_| DataplaneError::Stopped)?
+        })?
     }
 
     /// Removes the tunnel endpoint and every tunnel port with it (closing
     /// the socket). False if there was none.
     pub fn remove_tunnel_endpoint(&self) -> Result<bool, DataplaneError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::RemoveTunnelEndpoint { reply })?;
-        rx.recv().map_err(|_| DataplaneError::Stopped)
+        self.request(|reply| Command::RemoveTunnelEndpoint { reply })
     }
 
     /// Adds a tunnel port: frames of `vni` from `remote` enter the switch
@@ -375,21 +370,17 @@ impl Dataplane {
         vni: u32,
         remote: IpAddr,
     ) -> Result<PortId, DataplaneError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::AddTunnelPort {
+        self.request(|reply| Command::AddTunnelPort {
             config,
             vni,
             remote,
             reply,
-        })?;
-        rx.recv().map_err(|_| DataplaneError::Stopped)?
+        })?
     }
 
     /// A copy of ports, counters and the FDB.
     pub fn report(&self) -> Result<DataplaneReport, DataplaneError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::Report { reply })?;
-        rx.recv().map_err(|_| DataplaneError::Stopped)
+        self.request(|reply| Command::Report { reply })
     }
 
     /// Stops the thread and drops every backend (persistent TAPs stay, with
