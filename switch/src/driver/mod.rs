@@ -323,22 +323,15 @@ pub(crate) fn sandbox_interface_port(
         ipv4: endpoint.ipv4.map(|n| n.ip()),
         ipv6: endpoint.ipv6.map(|n| n.ip()),
     };
-    let gateway4 = network
-        .ipv4
-        .as_ref()
-        .and_then(|s| match s.gateway {
-            std::net::IpAddr::V4(g) => Some(g),
-            std::net::IpAddr::V6(_) => None,
-        })
-        .filter(|_| routes);
-    let gateway6 = network
-        .ipv6
-        .as_ref()
-        .and_then(|s| match s.gateway {
-            std::net::IpAddr::V6(g) => Some(g),
-            std::net::IpAddr::V4(_) => None,
-        })
-        .filter(|_| routes);
+    let (mut gateway4, mut gateway6) = (None, None);
+    if routes {
+        for subnet in network.ipv4.iter().chain(network.ipv6.iter()) {
+            match subnet.gateway {
+                std::net::IpAddr::V4(g) => gateway4 = Some(g),
+                std::net::IpAddr::V6(g) => gateway6 = Some(g),
+            }
+        }
+    }
     Some(PortPlan {
         owner: PortOwner::Endpoint(endpoint.id.clone()),
         port: PortConfig {
